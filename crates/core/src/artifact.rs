@@ -1,0 +1,86 @@
+//! The model artifact (everything serving needs, deterministic bytes) and its card (metadata).
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::drift::Reference;
+use crate::error::CoreError;
+use crate::features::FittedFeatures;
+use crate::frame::Frame;
+use crate::metrics::Metrics;
+use crate::models::Model;
+use crate::spec::{ColumnSpec, Metric, Spec, Task};
+use crate::target::TargetEncoder;
+
+/// Version of the artifact layout; older layouts are refused with a clear message.
+pub const ARTIFACT_FORMAT: u32 = 1;
+
+/// A trained candidate with its fitted features, target classes, spec and drift reference.
+/// The same data and spec give the same bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    pub format: u32,
+    /// The spec the model was trained with, as TOML (its schema validates requests).
+    pub spec_toml: String,
+    pub candidate: String,
+    pub features: FittedFeatures,
+    pub target: TargetEncoder,
+    pub model: Model,
+    pub reference: Reference,
+}
+
+impl ModelArtifact {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("an artifact always serialises")
+    }
+
+    /// Reads an artifact; `key` names it in errors.
+    pub fn from_bytes(bytes: &[u8], key: &str) -> Result<ModelArtifact, CoreError> {
+        let artifact: ModelArtifact =
+            postcard::from_bytes(bytes).map_err(|e| CoreError::Corrupt { key: key.to_string(), message: format!("not a model artifact: {e}") })?;
+        if artifact.format != ARTIFACT_FORMAT {
+            return Err(CoreError::Corrupt {
+                key: key.to_string(),
+                message: format!("artifact format {} is not the supported {ARTIFACT_FORMAT}", artifact.format),
+            });
+        }
+        Ok(artifact)
+    }
+
+    /// The spec the model was trained with.
+    pub fn spec(&self) -> Result<Spec, CoreError> {
+        Spec::parse(&self.spec_toml, "the artifact's spec")
+    }
+
+    /// Predictions for every row: the value, or one probability per class.
+    pub fn predict(&self, frame: &Frame) -> Result<Array2<f64>, String> {
+        let x = self.features.transform(frame, self.model.encoding())?;
+        Ok(self.model.predict(&x))
+    }
+}
+
+/// Metadata of a registered version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelCard {
+    pub version: String,
+    pub dataset: String,
+    pub candidate: String,
+    pub kind: String,
+    /// The candidate's hyperparameters as the spec gave them.
+    pub params: serde_json::Value,
+    pub task: Task,
+    pub metric: Metric,
+    /// Holdout metrics at training time.
+    pub metrics: Metrics,
+    pub run_id: String,
+    pub created_at: String,
+    pub spec_hash: String,
+    pub data_hash: String,
+    pub artifact_sha256: String,
+    pub rows_train: usize,
+    pub rows_holdout: usize,
+    /// Encoded features with their importance (tree models), most important first.
+    pub top_features: Vec<(String, f64)>,
+    pub schema: Vec<ColumnSpec>,
+    pub classes: Vec<String>,
+}

@@ -1,0 +1,508 @@
+//! Feature engineering, fitted once on training rows and saved inside the model artifact, so
+//! that serving applies exactly the transform training used, through this same code.
+//!
+//! Two encodings of the same fitted features: [`Encoding::Ordinal`] for trees (categories as
+//! integer codes ordered by their mean target, raw numbers, missing values kept as NaN) and
+//! [`Encoding::OneHot`] for linear models (one-hot categories and calendar parts, standardised
+//! and imputed numbers, sine/cosine of cyclical parts).
+
+use std::collections::{BTreeMap, HashMap};
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{Column, Frame};
+use crate::spec::{ColumnType, NumericTransform, Spec, TimePart};
+use crate::time::{self, TimeSource};
+
+/// How fitted features are laid out for a model family.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Encoding {
+    /// One column per feature; for trees.
+    Ordinal,
+    /// One-hot categories, standardised numbers; for linear models.
+    OneHot,
+}
+
+/// Unfitted feature parameters, taken from a spec.
+#[derive(Debug, Clone)]
+pub struct FeatureParams {
+    time: Option<TimeSource>,
+    columns: Vec<(String, ColumnType)>,
+    transforms: BTreeMap<String, Vec<NumericTransform>>,
+    time_parts: Vec<TimePart>,
+    cyclical: Vec<TimePart>,
+    crosses: Vec<[String; 2]>,
+    max_levels: usize,
+}
+
+/// Features fitted on training rows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FittedFeatures {
+    time: Option<TimeSource>,
+    inputs: Vec<Input>,
+    crosses: Vec<Cross>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+enum Input {
+    Numeric { column: String, transforms: Vec<NumericTransform>, scale: Scale, missing_indicator: bool, discrete: bool },
+    Categorical { column: String, levels: Levels },
+    Time { part: TimePart, cyclical: bool, scale: Scale },
+}
+
+/// Training statistics of a number: median for imputation, mean and deviation for scaling.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Scale {
+    median: f64,
+    mean: f64,
+    std: f64,
+}
+
+/// Known levels in code order; values outside them share the `other` code when training saw
+/// too many levels.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Levels {
+    levels: Vec<String>,
+    other: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Cross {
+    inputs: [usize; 2],
+    levels: Levels,
+}
+
+impl Levels {
+    /// Levels ordered by mean target (then name), the rarest folded into "other" beyond `max`.
+    fn fit(keys: &[Option<String>], target: Option<&[f64]>, max: usize) -> Levels {
+        let mut stats: HashMap<&str, (usize, f64)> = HashMap::new();
+        for (row, key) in keys.iter().enumerate() {
+            if let Some(key) = key {
+                let entry = stats.entry(key.as_str()).or_default();
+                entry.0 += 1;
+                entry.1 += target.map_or(0.0, |t| t[row]);
+            }
+        }
+        let mut by_count: Vec<(&str, usize, f64)> = stats.into_iter().map(|(k, (n, sum))| (k, n, sum / n as f64)).collect();
+        by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let other = by_count.len() > max;
+        by_count.truncate(if other { max - 1 } else { max });
+        by_count.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(b.0)));
+        Levels { levels: by_count.into_iter().map(|(k, _, _)| k.to_string()).collect(), other }
+    }
+
+    /// Code of a key: its level, the "other" level, or `None` when missing or unknown.
+    fn code(&self, index: &HashMap<&str, usize>, key: Option<&str>) -> Option<usize> {
+        let key = key?;
+        index.get(key).copied().or(self.other.then_some(self.levels.len()))
+    }
+
+    fn index(&self) -> HashMap<&str, usize> {
+        self.levels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect()
+    }
+
+    fn n_codes(&self) -> usize {
+        self.levels.len() + usize::from(self.other)
+    }
+
+    fn name(&self, code: usize) -> &str {
+        self.levels.get(code).map_or("other", String::as_str)
+    }
+}
+
+impl Scale {
+    fn fit(values: &[f64]) -> Scale {
+        let mut present: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if present.is_empty() {
+            return Scale { median: 0.0, mean: 0.0, std: 1.0 };
+        }
+        present.sort_unstable_by(f64::total_cmp);
+        let n = present.len() as f64;
+        let mean = present.iter().sum::<f64>() / n;
+        let std = (present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        Scale { median: present[present.len() / 2], mean, std: if std > 1e-12 { std } else { 1.0 } }
+    }
+
+    fn standardise(&self, value: f64) -> f64 {
+        let value = if value.is_finite() { value } else { self.median };
+        (value - self.mean) / self.std
+    }
+}
+
+fn apply_transforms(value: f64, transforms: &[NumericTransform]) -> f64 {
+    transforms.iter().fold(value, |v, t| match t {
+        NumericTransform::Log1p => v.ln_1p(),
+        NumericTransform::Sqrt => v.sqrt(),
+    })
+}
+
+/// Text of a discrete number as used in level names: `3`, not `3.0`.
+pub fn number_key(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{}", value as i64) } else { format!("{value}") }
+}
+
+fn one_hot_domain(part: TimePart) -> Option<std::ops::RangeInclusive<i64>> {
+    match part {
+        TimePart::Hour => Some(0..=23),
+        TimePart::Weekday => Some(0..=6),
+        TimePart::Month => Some(1..=12),
+        _ => None,
+    }
+}
+
+impl FeatureParams {
+    pub fn new(spec: &Spec) -> FeatureParams {
+        FeatureParams {
+            time: spec.time.as_ref().map(|t| TimeSource::new(t).expect("a checked spec has a valid time")),
+            columns: spec.feature_columns().map(|c| (c.name.clone(), c.kind)).collect(),
+            transforms: spec.features.transforms.clone(),
+            time_parts: spec.features.time_parts.clone(),
+            cyclical: spec.features.cyclical.clone(),
+            crosses: spec.features.crosses.clone(),
+            max_levels: spec.features.max_levels,
+        }
+    }
+
+    /// Fits on training rows; `target` (numeric, or class index) orders categorical levels.
+    pub fn fit(&self, frame: &Frame, target: Option<&[f64]>) -> Result<FittedFeatures, String> {
+        let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
+        let mut inputs = Vec::new();
+        let mut keys: Vec<Vec<Option<String>>> = Vec::new();
+        for (name, kind) in &self.columns {
+            let column = frame.column(name).ok_or_else(|| format!("feature column '{name}' is missing"))?;
+            match column {
+                Column::Numeric(raw) => {
+                    let transforms = self.transforms.get(name).cloned().unwrap_or_default();
+                    let values: Vec<f64> = raw.iter().map(|&v| apply_transforms(v, &transforms)).collect();
+                    let discrete = matches!(kind, ColumnType::Integer | ColumnType::Boolean);
+                    keys.push(raw.iter().map(|v| v.is_finite().then(|| number_key(*v))).collect());
+                    inputs.push(Input::Numeric {
+                        column: name.clone(),
+                        scale: Scale::fit(&values),
+                        missing_indicator: values.iter().any(|v| !v.is_finite()),
+                        transforms,
+                        discrete,
+                    });
+                }
+                Column::Categorical { .. } => {
+                    let row_keys: Vec<Option<String>> = (0..frame.n_rows()).map(|r| column.text(r).map(str::to_string)).collect();
+                    inputs.push(Input::Categorical { column: name.clone(), levels: Levels::fit(&row_keys, target, self.max_levels) });
+                    keys.push(row_keys);
+                }
+            }
+        }
+        for &part in &self.time_parts {
+            let times = times.as_ref().expect("time parts need a time (checked with the spec)");
+            let values: Vec<f64> = times.iter().map(|&t| time::part(t, part)).collect();
+            keys.push(values.iter().map(|v| v.is_finite().then(|| number_key(*v))).collect());
+            inputs.push(Input::Time { part, cyclical: self.cyclical.contains(&part), scale: Scale::fit(&values) });
+        }
+        let names: Vec<String> = inputs.iter().map(Input::name).collect();
+        let crosses = self
+            .crosses
+            .iter()
+            .map(|[a, b]| {
+                let position = |name: &String| names.iter().position(|n| n == name).ok_or_else(|| format!("cross input '{name}' is not a feature"));
+                let (a, b) = (position(a)?, position(b)?);
+                let cross_keys: Vec<Option<String>> =
+                    keys[a].iter().zip(&keys[b]).map(|(x, y)| Some(format!("{}|{}", x.as_ref()?, y.as_ref()?))).collect();
+                Ok(Cross { inputs: [a, b], levels: Levels::fit(&cross_keys, target, self.max_levels) })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(FittedFeatures { time: self.time.clone(), inputs, crosses })
+    }
+}
+
+impl Input {
+    fn name(&self) -> String {
+        match self {
+            Input::Numeric { column, .. } | Input::Categorical { column, .. } => column.clone(),
+            Input::Time { part, .. } => part.name().to_string(),
+        }
+    }
+}
+
+/// Values of one input over the rows of a frame, before encoding.
+enum Values<'a> {
+    Numeric(Vec<f64>),
+    Categorical(&'a Column),
+}
+
+impl FittedFeatures {
+    /// Output column names for an encoding.
+    pub fn names(&self, encoding: Encoding) -> Vec<String> {
+        let mut names = Vec::new();
+        for input in &self.inputs {
+            let name = input.name();
+            match (input, encoding) {
+                (Input::Categorical { levels, .. }, Encoding::OneHot) => {
+                    names.extend((0..levels.n_codes()).map(|c| format!("{name}={}", levels.name(c))));
+                }
+                (Input::Time { part, cyclical, .. }, Encoding::OneHot) => {
+                    match one_hot_domain(*part) {
+                        Some(domain) => names.extend(domain.map(|v| format!("{name}={v}"))),
+                        None => names.push(name.clone()),
+                    }
+                    if *cyclical {
+                        names.extend([format!("{name}.sin"), format!("{name}.cos")]);
+                    }
+                }
+                (Input::Numeric { missing_indicator: true, .. }, Encoding::OneHot) => {
+                    names.extend([name.clone(), format!("{name}.missing")]);
+                }
+                _ => names.push(name),
+            }
+        }
+        for cross in &self.crosses {
+            let name = format!("{}×{}", self.inputs[cross.inputs[0]].name(), self.inputs[cross.inputs[1]].name());
+            match encoding {
+                Encoding::Ordinal => names.push(name),
+                Encoding::OneHot => names.extend((0..cross.levels.n_codes()).map(|c| format!("{name}={}", cross.levels.name(c)))),
+            }
+        }
+        names
+    }
+
+    /// The raw input columns the features read (the time's sources included).
+    pub fn input_columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = self
+            .inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Numeric { column, .. } | Input::Categorical { column, .. } => Some(column.clone()),
+                Input::Time { .. } => None,
+            })
+            .collect();
+        if let Some(time) = &self.time {
+            columns.extend(time.columns());
+        }
+        columns.sort();
+        columns.dedup();
+        columns
+    }
+
+    /// Encodes every row of `frame`.
+    pub fn transform(&self, frame: &Frame, encoding: Encoding) -> Result<Array2<f64>, String> {
+        let n = frame.n_rows();
+        let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
+        let values: Vec<Values> = self
+            .inputs
+            .iter()
+            .map(|input| match input {
+                Input::Numeric { column, transforms, .. } => match frame.column(column) {
+                    Some(Column::Numeric(raw)) => Ok(Values::Numeric(raw.iter().map(|&v| apply_transforms(v, transforms)).collect())),
+                    _ => Err(format!("numeric feature column '{column}' is missing")),
+                },
+                Input::Categorical { column, .. } => match frame.column(column) {
+                    Some(c @ Column::Categorical { .. }) => Ok(Values::Categorical(c)),
+                    _ => Err(format!("categorical feature column '{column}' is missing")),
+                },
+                Input::Time { part, .. } => {
+                    let times = times.as_ref().expect("a fitted time part has a time");
+                    Ok(Values::Numeric(times.iter().map(|&t| time::part(t, *part)).collect()))
+                }
+            })
+            .collect::<Result<_, String>>()?;
+        let codes: Vec<Option<Vec<Option<usize>>>> = self
+            .inputs
+            .iter()
+            .zip(&values)
+            .map(|(input, values)| match (input, values) {
+                (Input::Categorical { levels, .. }, Values::Categorical(column)) => {
+                    let index = levels.index();
+                    Some((0..n).map(|r| levels.code(&index, column.text(r))).collect())
+                }
+                _ => None,
+            })
+            .collect();
+        let width = self.names(encoding).len();
+        let mut x = Array2::zeros((n, width));
+        let mut at = 0;
+        for ((input, values), codes) in self.inputs.iter().zip(&values).zip(&codes) {
+            match (input, values, encoding) {
+                (Input::Categorical { .. }, _, Encoding::Ordinal) => {
+                    let codes = codes.as_ref().expect("categorical inputs have codes");
+                    x.column_mut(at).iter_mut().zip(codes).for_each(|(slot, c)| *slot = c.map_or(f64::NAN, |c| c as f64));
+                    at += 1;
+                }
+                (Input::Categorical { levels, .. }, _, Encoding::OneHot) => {
+                    let codes = codes.as_ref().expect("categorical inputs have codes");
+                    for (row, code) in codes.iter().enumerate() {
+                        if let Some(code) = code {
+                            x[[row, at + code]] = 1.0;
+                        }
+                    }
+                    at += levels.n_codes();
+                }
+                (_, Values::Numeric(v), Encoding::Ordinal) => {
+                    x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { *v } else { f64::NAN });
+                    at += 1;
+                }
+                (Input::Numeric { scale, missing_indicator, .. }, Values::Numeric(v), Encoding::OneHot) => {
+                    x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = scale.standardise(*v));
+                    at += 1;
+                    if *missing_indicator {
+                        x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { 0.0 } else { 1.0 });
+                        at += 1;
+                    }
+                }
+                (Input::Time { part, cyclical, scale }, Values::Numeric(v), Encoding::OneHot) => {
+                    match one_hot_domain(*part) {
+                        Some(domain) => {
+                            let (first, size) = (*domain.start(), domain.count());
+                            for (row, value) in v.iter().enumerate() {
+                                let offset = *value as i64 - first;
+                                if value.is_finite() && (0..size as i64).contains(&offset) {
+                                    x[[row, at + offset as usize]] = 1.0;
+                                }
+                            }
+                            at += size;
+                        }
+                        None => {
+                            x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = scale.standardise(*v));
+                            at += 1;
+                        }
+                    }
+                    if *cyclical {
+                        let angle = |v: f64| 2.0 * std::f64::consts::PI * v / time::period(*part);
+                        x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).sin() } else { 0.0 });
+                        x.column_mut(at + 1).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).cos() } else { 0.0 });
+                        at += 2;
+                    }
+                }
+                (_, Values::Categorical(_), _) => unreachable!("only categorical inputs have categorical values"),
+            }
+        }
+        for cross in &self.crosses {
+            let index = cross.levels.index();
+            let key = |input: usize, row: usize| -> Option<String> {
+                match &values[input] {
+                    Values::Numeric(v) => v[row].is_finite().then(|| number_key(v[row])),
+                    Values::Categorical(column) => column.text(row).map(str::to_string),
+                }
+            };
+            for row in 0..n {
+                let joined = key(cross.inputs[0], row).zip(key(cross.inputs[1], row)).map(|(a, b)| format!("{a}|{b}"));
+                let code = cross.levels.code(&index, joined.as_deref());
+                match encoding {
+                    Encoding::Ordinal => x[[row, at]] = code.map_or(f64::NAN, |c| c as f64),
+                    Encoding::OneHot => {
+                        if let Some(code) = code {
+                            x[[row, at + code]] = 1.0;
+                        }
+                    }
+                }
+            }
+            at += match encoding {
+                Encoding::Ordinal => 1,
+                Encoding::OneHot => cross.levels.n_codes(),
+            };
+        }
+        debug_assert_eq!(at, width);
+        Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec::parse(
+            r#"
+name = "toy"
+[target]
+column = "y"
+task = "regression"
+[time]
+origin = "2024-01-01"
+offsets = [{ column = "hours", unit = "hours" }]
+[features]
+exclude = ["hours"]
+time_parts = ["hour", "weekday"]
+cyclical = ["hour"]
+transforms = { size = ["log1p"] }
+crosses = [["hour", "colour"]]
+max_levels = 3
+[[columns]]
+name = "hours"
+type = "integer"
+[[columns]]
+name = "size"
+type = "float"
+nullable = true
+[[columns]]
+name = "colour"
+type = "categorical"
+[[columns]]
+name = "y"
+type = "float"
+[models.lm]
+kind = "linear"
+"#,
+            "toy",
+        )
+        .unwrap()
+    }
+
+    fn frame(hours: &[f64], size: &[f64], colour: &[Option<&str>]) -> Frame {
+        Frame::new(vec![
+            ("hours".into(), Column::Numeric(hours.to_vec())),
+            ("size".into(), Column::Numeric(size.to_vec())),
+            ("colour".into(), Column::categorical(colour.iter().copied())),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn ordinal_encoding_orders_levels_by_target_and_folds_rare_ones() {
+        let train = frame(
+            &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+            &[0.0, 1.0, f64::NAN, 3.0, 4.0, 5.0],
+            &[Some("red"), Some("red"), Some("blue"), Some("blue"), Some("green"), Some("pink")],
+        );
+        let target = [10.0, 10.0, 1.0, 1.0, 5.0, 7.0];
+        let fitted = FeatureParams::new(&spec()).fit(&train, Some(&target)).unwrap();
+        assert_eq!(fitted.names(Encoding::Ordinal), ["size", "colour", "hour", "weekday", "hour×colour"]);
+        let x = fitted.transform(&train, Encoding::Ordinal).unwrap();
+        // Two levels kept (blue mean 1 < red mean 10), green and pink share "other" (code 2).
+        assert_eq!(x.column(1).to_vec(), [1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
+        assert!(x[[2, 0]].is_nan(), "missing numbers stay missing for trees");
+        assert_eq!(x[[1, 0]], 2f64.ln());
+        assert_eq!(x.column(2).to_vec(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        // 2024-01-01 was a Monday.
+        assert_eq!(x[[0, 3]], 0.0);
+    }
+
+    #[test]
+    fn one_hot_encoding_standardises_imputes_and_expands() {
+        let train = frame(&[0.0, 25.0, 49.0], &[1.0, f64::NAN, 3.0], &[Some("a"), Some("b"), None]);
+        let fitted = FeatureParams::new(&spec()).fit(&train, Some(&[1.0, 2.0, 3.0])).unwrap();
+        let names = fitted.names(Encoding::OneHot);
+        assert!(names.contains(&"size.missing".to_string()) && names.contains(&"hour=23".to_string()) && names.contains(&"hour.sin".to_string()));
+        let x = fitted.transform(&train, Encoding::OneHot).unwrap();
+        assert_eq!(x.ncols(), names.len());
+        let column = |name: &str| x.column(names.iter().position(|n| n == name).unwrap()).to_vec();
+        assert_eq!(column("size.missing"), [0.0, 1.0, 0.0]);
+        assert_eq!(column("hour=1"), [0.0, 1.0, 1.0]);
+        assert_eq!(column("colour=a"), [1.0, 0.0, 0.0]);
+        // Unseen level at serving time: no level set, no error.
+        let serving = frame(&[3.0], &[2.0], &[Some("mauve")]);
+        let row = fitted.transform(&serving, Encoding::OneHot).unwrap();
+        assert_eq!(row.row(0).iter().zip(&names).filter(|(v, n)| n.starts_with("colour=") && **v != 0.0).count(), 0);
+    }
+
+    #[test]
+    fn serving_one_row_gives_the_same_encoding_as_the_batch() {
+        let train = frame(&[0.0, 5.0, 30.0, 31.0], &[1.0, 2.0, 3.0, 4.0], &[Some("a"), Some("b"), Some("a"), Some("c")]);
+        let fitted = FeatureParams::new(&spec()).fit(&train, Some(&[1.0, 2.0, 3.0, 4.0])).unwrap();
+        for encoding in [Encoding::Ordinal, Encoding::OneHot] {
+            let batch = fitted.transform(&train, encoding).unwrap();
+            let single = fitted.transform(&train.take(&[2]), encoding).unwrap();
+            assert_eq!(single.row(0), batch.row(2));
+        }
+        let missing = Frame::new(vec![("hours".into(), Column::Numeric(vec![1.0]))]).unwrap();
+        assert!(fitted.transform(&missing, Encoding::Ordinal).unwrap_err().contains("'size'"));
+    }
+}

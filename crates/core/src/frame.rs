@@ -1,0 +1,121 @@
+//! A small columnar table: what prep hands to training and what a /predict request becomes, so
+//! both go through the same feature code.
+
+use serde::{Deserialize, Serialize};
+
+/// Code of a missing categorical value.
+pub const MISSING_CODE: u32 = u32::MAX;
+
+/// One column of values.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Column {
+    /// Integers, floats, booleans (0/1) and datetimes (seconds since the epoch); NaN is missing.
+    Numeric(Vec<f64>),
+    /// Text values as codes into `levels`; [`MISSING_CODE`] is missing.
+    Categorical { levels: Vec<String>, codes: Vec<u32> },
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Numeric(values) => values.len(),
+            Column::Categorical { codes, .. } => codes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Builds a categorical column from optional strings, levels in order of first appearance.
+    pub fn categorical<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Column {
+        let mut levels: Vec<String> = Vec::new();
+        let mut index: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        let codes = values
+            .into_iter()
+            .map(|value| match value {
+                None => MISSING_CODE,
+                Some(text) => *index.entry(text.to_string()).or_insert_with(|| {
+                    levels.push(text.to_string());
+                    levels.len() as u32 - 1
+                }),
+            })
+            .collect();
+        Column::Categorical { levels, codes }
+    }
+
+    /// The text of row `row` of a categorical column (`None` when missing or numeric).
+    pub fn text(&self, row: usize) -> Option<&str> {
+        match self {
+            Column::Categorical { levels, codes } if codes[row] != MISSING_CODE => Some(&levels[codes[row] as usize]),
+            _ => None,
+        }
+    }
+
+    /// Keeps the given rows, in the given order.
+    pub fn take(&self, rows: &[usize]) -> Column {
+        match self {
+            Column::Numeric(values) => Column::Numeric(rows.iter().map(|&r| values[r]).collect()),
+            Column::Categorical { levels, codes } => {
+                Column::Categorical { levels: levels.clone(), codes: rows.iter().map(|&r| codes[r]).collect() }
+            }
+        }
+    }
+}
+
+/// Named columns of equal length.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Frame {
+    names: Vec<String>,
+    columns: Vec<Column>,
+}
+
+impl Frame {
+    /// Builds a frame; every column must have the same length.
+    pub fn new(columns: Vec<(String, Column)>) -> Result<Frame, String> {
+        let n_rows = columns.first().map_or(0, |(_, c)| c.len());
+        if let Some((name, column)) = columns.iter().find(|(_, c)| c.len() != n_rows) {
+            return Err(format!("column '{name}' has {} rows, expected {n_rows}", column.len()));
+        }
+        let (names, columns) = columns.into_iter().unzip();
+        Ok(Frame { names, columns })
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.columns.first().map_or(0, Column::len)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.names.iter().position(|n| n == name).map(|i| &self.columns[i])
+    }
+
+    /// Keeps the given rows, in the given order.
+    pub fn take(&self, rows: &[usize]) -> Frame {
+        Frame { names: self.names.clone(), columns: self.columns.iter().map(|c| c.take(rows)).collect() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categorical_columns_code_levels_in_order_of_appearance() {
+        let column = Column::categorical([Some("b"), None, Some("a"), Some("b")]);
+        assert_eq!(column, Column::Categorical { levels: vec!["b".into(), "a".into()], codes: vec![0, MISSING_CODE, 1, 0] });
+        assert_eq!(column.text(2), Some("a"));
+        assert_eq!(column.text(1), None);
+    }
+
+    #[test]
+    fn frames_refuse_ragged_columns_and_take_rows() {
+        let ragged = Frame::new(vec![("a".into(), Column::Numeric(vec![1.0])), ("b".into(), Column::Numeric(vec![]))]);
+        assert!(ragged.unwrap_err().contains("'b'"));
+        let frame = Frame::new(vec![("a".into(), Column::Numeric(vec![1.0, 2.0, 3.0]))]).unwrap();
+        assert_eq!(frame.take(&[2, 0]).column("a"), Some(&Column::Numeric(vec![3.0, 1.0])));
+    }
+}

@@ -1,0 +1,23 @@
+//! The pure core of the pipeline: spec and schema, features, models, metrics, registry rules and
+//! drift statistics, over a storage trait. No AWS and no async runtime: the CLI and the Lambda
+//! functions call this same code.
+
+pub mod artifact;
+pub mod drift;
+pub mod error;
+pub mod features;
+pub mod frame;
+pub mod hash;
+pub mod metrics;
+pub mod models;
+pub mod registry;
+pub mod spec;
+pub mod split;
+pub mod store;
+pub mod target;
+pub mod time;
+pub mod train;
+
+pub use error::CoreError;
+pub use spec::Spec;
+pub use store::{FsStore, Keys, Store};

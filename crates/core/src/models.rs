@@ -1,0 +1,259 @@
+//! Candidate models: linfa's linear and logistic regression, and this project's tree learners.
+
+use linfa::ParamGuard;
+use linfa::prelude::*;
+use linfa_linear::{Link, TweedieRegressor};
+use linfa_logistic::{FittedLogisticRegression, LogisticRegression, MultiFittedLogisticRegression, MultiLogisticRegression};
+use mlops_trees::{EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams, TreeEnsemble};
+use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use crate::features::Encoding;
+use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, Task};
+
+/// A fitted model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Model {
+    /// Ridge regression: a Normal GLM with an L2 penalty.
+    Ridge(TweedieRegressor<f64>),
+    Logistic(FittedLogisticRegression<f64, usize>),
+    /// Multinomial logistic regression; `n_classes` counts classes absent from training too.
+    MultiLogistic { model: MultiFittedLogisticRegression<f64, usize>, n_classes: usize },
+    Trees(TreeEnsemble),
+}
+
+/// What a model is fitted for.
+#[derive(Debug, Clone, Copy)]
+pub struct Problem {
+    pub task: Task,
+    /// Number of classes (1 for regression).
+    pub n_classes: usize,
+    pub seed: u64,
+}
+
+/// Checks a candidate's hyperparameters for a task without fitting.
+pub fn check_model_spec(spec: &ModelSpec, task: Task) -> Result<(), String> {
+    let problem = Problem { task, n_classes: if task == Task::Multiclass { 3 } else { 2 }, seed: 0 };
+    match spec {
+        ModelSpec::Linear { alpha } if !(*alpha >= 0.0 && alpha.is_finite()) => Err("alpha must be non-negative".into()),
+        ModelSpec::Linear { .. } => Ok(()),
+        ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } => forest_params(spec, problem).check().map(drop).map_err(|e| e.to_string()),
+        ModelSpec::GradientBoosting { loss: Some(_), .. } if task.is_classification() => {
+            Err("loss only applies to regression; classification uses log-loss".into())
+        }
+        ModelSpec::GradientBoosting { .. } => boosting_params(spec, problem).check().map(drop).map_err(|e| e.to_string()),
+    }
+}
+
+/// The feature encoding a candidate is fitted on.
+pub fn encoding_of(spec: &ModelSpec) -> Encoding {
+    match spec {
+        ModelSpec::Linear { .. } => Encoding::OneHot,
+        _ => Encoding::Ordinal,
+    }
+}
+
+fn forest_task(problem: Problem) -> ForestTask {
+    match problem.task {
+        Task::Regression => ForestTask::Regression,
+        _ => ForestTask::Classification { n_classes: problem.n_classes },
+    }
+}
+
+fn forest_params(spec: &ModelSpec, problem: Problem) -> RandomForestParams {
+    match *spec {
+        ModelSpec::DecisionTree { max_depth, min_samples_leaf } => RandomForestParams::single_tree(forest_task(problem))
+            .max_depth(max_depth)
+            .min_samples_leaf(min_samples_leaf)
+            .seed(problem.seed),
+        ModelSpec::RandomForest { trees, max_depth, min_samples_leaf, max_features, max_samples } => {
+            let params = RandomForestParams::new(forest_task(problem))
+                .n_trees(trees)
+                .max_depth(max_depth)
+                .min_samples_leaf(min_samples_leaf)
+                .max_samples(max_samples)
+                .seed(problem.seed);
+            match max_features {
+                Some(fraction) => params.max_features(MaxFeatures::Fraction(fraction)),
+                None => params,
+            }
+        }
+        _ => unreachable!("only tree specs have forest parameters"),
+    }
+}
+
+fn boosting_params(spec: &ModelSpec, problem: Problem) -> GradientBoostingParams {
+    let ModelSpec::GradientBoosting {
+        loss,
+        learning_rate,
+        max_iter,
+        max_leaf_nodes,
+        max_depth,
+        min_samples_leaf,
+        l2_regularization,
+        early_stopping,
+    } = *spec
+    else {
+        unreachable!("only boosting specs have boosting parameters")
+    };
+    let loss = match (problem.task, loss) {
+        (Task::Regression, Some(RegressionLoss::Poisson)) => Loss::Poisson,
+        (Task::Regression, _) => Loss::SquaredError,
+        (Task::Binary, _) => Loss::LogLoss,
+        (Task::Multiclass, _) => Loss::Softmax { n_classes: problem.n_classes },
+    };
+    GradientBoostingParams::new(loss)
+        .learning_rate(learning_rate)
+        .max_iter(max_iter)
+        .max_leaf_nodes(Some(max_leaf_nodes))
+        .max_depth(max_depth)
+        .min_samples_leaf(min_samples_leaf)
+        .l2_regularization(l2_regularization)
+        .early_stopping(match early_stopping {
+            EarlyStoppingSpec::Auto => EarlyStopping::Auto,
+            EarlyStoppingSpec::On => EarlyStopping::On,
+            EarlyStoppingSpec::Off => EarlyStopping::Off,
+        })
+        .seed(problem.seed)
+}
+
+/// Fits a candidate on encoded features `x` and targets `y` (class indices for classification).
+pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) -> Result<Model, String> {
+    let targets = Array1::from(y.to_vec());
+    match (spec, problem.task) {
+        (ModelSpec::Linear { alpha }, Task::Regression) => {
+            let model = TweedieRegressor::params()
+                .alpha(*alpha)
+                .power(0.0)
+                .link(Link::Identity)
+                .max_iter(500)
+                .fit(&Dataset::new(x.to_owned(), targets))
+                .map_err(|e| e.to_string())?;
+            Ok(Model::Ridge(model))
+        }
+        (ModelSpec::Linear { alpha }, task) => {
+            let classes: Array1<usize> = y.iter().map(|&c| c as usize).collect();
+            let data = Dataset::new(x.to_owned(), classes);
+            if task == Task::Binary {
+                let model = LogisticRegression::default().alpha(*alpha).max_iterations(300).fit(&data).map_err(|e| e.to_string())?;
+                Ok(Model::Logistic(model))
+            } else {
+                let model = MultiLogisticRegression::default().alpha(*alpha).max_iterations(300).fit(&data).map_err(|e| e.to_string())?;
+                Ok(Model::MultiLogistic { model, n_classes: problem.n_classes })
+            }
+        }
+        (ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. }, _) => {
+            let model = forest_params(spec, problem).fit(&DatasetBase::new(x, targets.view())).map_err(|e| e.to_string())?;
+            Ok(Model::Trees(model))
+        }
+        (ModelSpec::GradientBoosting { .. }, _) => {
+            let model = boosting_params(spec, problem).fit(&DatasetBase::new(x, targets.view())).map_err(|e| e.to_string())?;
+            Ok(Model::Trees(model))
+        }
+    }
+}
+
+impl Model {
+    /// The feature encoding this model reads.
+    pub fn encoding(&self) -> Encoding {
+        match self {
+            Model::Trees(_) => Encoding::Ordinal,
+            _ => Encoding::OneHot,
+        }
+    }
+
+    /// Predictions, one row per input row: the value for regression, else one probability per
+    /// class.
+    pub fn predict(&self, x: &Array2<f64>) -> Array2<f64> {
+        match self {
+            Model::Ridge(model) => model.predict(x).insert_axis(ndarray::Axis(1)),
+            Model::Logistic(model) => {
+                let positive = model.predict_probabilities(x);
+                let mut out = Array2::zeros((x.nrows(), 2));
+                // linfa's positive class is the larger label, class 1.
+                out.column_mut(1).assign(&positive);
+                out.column_mut(0).assign(&positive.mapv(|p| 1.0 - p));
+                out
+            }
+            Model::MultiLogistic { model, n_classes } => {
+                let probabilities = model.predict_probabilities(x);
+                let mut out = Array2::zeros((x.nrows(), *n_classes));
+                for (column, &class) in model.classes().iter().enumerate() {
+                    out.column_mut(class).assign(&probabilities.column(column));
+                }
+                out
+            }
+            Model::Trees(model) => model.predict(x),
+        }
+    }
+
+    /// Normalised importance per encoded feature, for tree models.
+    pub fn importances(&self) -> Option<&[f64]> {
+        match self {
+            Model::Trees(model) => Some(model.importances()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> (Array2<f64>, Vec<f64>) {
+        let x = Array2::from_shape_fn((300, 2), |(i, j)| ((i * (j + 3)) % 17) as f64 / 17.0);
+        let y = x.rows().into_iter().map(|r| 3.0 * r[0] - 2.0 * r[1] + 1.0).collect();
+        (x, y)
+    }
+
+    #[test]
+    fn every_kind_fits_a_regression() {
+        let (x, y) = data();
+        let problem = Problem { task: Task::Regression, n_classes: 1, seed: 1 };
+        let specs: Vec<ModelSpec> = toml::from_str::<std::collections::BTreeMap<String, ModelSpec>>(
+            r#"
+lm = { kind = "linear", alpha = 0.0001 }
+tree = { kind = "decision_tree" }
+forest = { kind = "random_forest", trees = 20 }
+gbm = { kind = "gradient_boosting" }
+"#,
+        )
+        .unwrap()
+        .into_values()
+        .collect();
+        for spec in specs {
+            let model = fit(&spec, problem, x.view(), &y).unwrap();
+            let predicted = model.predict(&x);
+            let rmse = (predicted.column(0).iter().zip(&y).map(|(p, t)| (p - t).powi(2)).sum::<f64>() / 300.0).sqrt();
+            assert!(rmse < 0.3, "{}: rmse {rmse}", spec.kind());
+        }
+    }
+
+    #[test]
+    fn classifiers_give_one_probability_per_class() {
+        let (x, y) = data();
+        let classes: Vec<f64> = y.iter().map(|v| if *v < 0.5 { 0.0 } else if *v < 2.0 { 1.0 } else { 2.0 }).collect();
+        let problem = Problem { task: Task::Multiclass, n_classes: 4, seed: 1 };
+        for spec in [ModelSpec::Linear { alpha: 0.01 }, toml::from_str("kind = \"gradient_boosting\"\nmax_iter = 20").unwrap()] {
+            let model = fit(&spec, problem, x.view(), &classes).unwrap();
+            let p = model.predict(&x);
+            assert_eq!(p.ncols(), 4);
+            assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-9));
+        }
+        let binary: Vec<f64> = classes.iter().map(|c| f64::from(*c > 0.0)).collect();
+        let model = fit(&ModelSpec::Linear { alpha: 0.01 }, Problem { task: Task::Binary, n_classes: 2, seed: 0 }, x.view(), &binary).unwrap();
+        let p = model.predict(&x);
+        let correct = p.rows().into_iter().zip(&binary).filter(|(r, c)| (r[1] > 0.5) == (**c == 1.0)).count();
+        assert!(correct > 270, "{correct} of 300");
+    }
+
+    #[test]
+    fn bad_hyperparameters_are_caught_before_fitting() {
+        let spec: ModelSpec = toml::from_str("kind = \"gradient_boosting\"\nlearning_rate = -1.0").unwrap();
+        assert!(check_model_spec(&spec, Task::Regression).unwrap_err().contains("learning_rate"));
+        let spec: ModelSpec = toml::from_str("kind = \"gradient_boosting\"\nloss = \"poisson\"").unwrap();
+        assert!(check_model_spec(&spec, Task::Binary).is_err());
+        let spec: ModelSpec = toml::from_str("kind = \"random_forest\"\nmax_features = 1.5").unwrap();
+        assert!(check_model_spec(&spec, Task::Regression).unwrap_err().contains("max_features"));
+    }
+}

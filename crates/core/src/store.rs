@@ -1,0 +1,326 @@
+//! Object storage behind a small trait: the local filesystem here, S3 in `mlops-aws`, with the
+//! same key layout ([`Keys`]).
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use crate::hash::sha256_hex;
+
+/// A store failure, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the object in another state than expected.
+    #[error("{key}: the object changed since it was read (conditional write refused)")]
+    PreconditionFailed { key: String },
+    #[error("{key}: {message}")]
+    Backend { key: String, message: String, retryable: bool },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Backend { retryable: true, .. })
+    }
+
+    fn io(key: &str, error: std::io::Error) -> StoreError {
+        let retryable = matches!(error.kind(), ErrorKind::Interrupted | ErrorKind::TimedOut | ErrorKind::WouldBlock);
+        StoreError::Backend { key: key.to_string(), message: error.to_string(), retryable }
+    }
+}
+
+/// The state a conditional write expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// The key does not exist yet (S3 `If-None-Match: *`).
+    Absent,
+    /// The object still has this etag (S3 `If-Match`).
+    Matches(String),
+}
+
+/// An object and its etag.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+}
+
+/// Keyed object storage with conditional writes.
+pub trait Store: Send + Sync {
+    /// Reads an object; `None` when absent.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Reads an object with its etag.
+    fn get_tagged(&self, key: &str) -> Result<Option<Tagged>, StoreError>;
+    /// The etag alone (a cheap check for changes).
+    fn etag(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Writes an object, replacing any previous one.
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Writes an object only if `condition` holds; returns the new etag.
+    fn put_if(&self, key: &str, bytes: &[u8], condition: Condition) -> Result<String, StoreError>;
+    /// Keys under a prefix, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Where the store is, for messages (`/path/to/root`, `s3://bucket`).
+    fn location(&self) -> String;
+}
+
+/// A store in a local directory: one file per key, atomic replacement by rename, conditional
+/// writes under an exclusive file lock.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    pub fn new(root: impl Into<PathBuf>) -> FsStore {
+        FsStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file of a key.
+    pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let bad = key.is_empty() || key.starts_with('/') || key.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+        if bad {
+            return Err(StoreError::Backend { key: key.to_string(), message: "invalid key".into(), retryable: false });
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn write_atomically(&self, key: &str, path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
+        let parent = path.parent().expect("a key's file has a directory");
+        fs::create_dir_all(parent).map_err(|e| StoreError::io(key, e))?;
+        let temporary = parent.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), uuid::Uuid::new_v4()));
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::File::create(&temporary)?;
+            file.write_all(bytes)?;
+            if sync {
+                file.sync_all()?;
+            }
+            fs::rename(&temporary, path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&temporary);
+            StoreError::io(key, e)
+        })
+    }
+}
+
+impl Store for FsStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match fs::read(self.path(key)?) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(key, e)),
+        }
+    }
+
+    fn get_tagged(&self, key: &str) -> Result<Option<Tagged>, StoreError> {
+        Ok(self.get(key)?.map(|bytes| Tagged { etag: sha256_hex(&bytes), bytes }))
+    }
+
+    fn etag(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get_tagged(key)?.map(|t| t.etag))
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_atomically(key, &self.path(key)?, bytes, false)
+    }
+
+    fn put_if(&self, key: &str, bytes: &[u8], condition: Condition) -> Result<String, StoreError> {
+        let path = self.path(key)?;
+        let locks = self.root.join(".locks");
+        fs::create_dir_all(&locks).map_err(|e| StoreError::io(key, e))?;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(locks.join(format!("{}.lock", &sha256_hex(key.as_bytes())[..16])))
+            .map_err(|e| StoreError::io(key, e))?;
+        lock.lock().map_err(|e| StoreError::io(key, e))?;
+        let current = self.etag(key)?;
+        let holds = match (&condition, &current) {
+            (Condition::Absent, None) => true,
+            (Condition::Matches(expected), Some(actual)) => expected == actual,
+            _ => false,
+        };
+        if !holds {
+            return Err(StoreError::PreconditionFailed { key: key.to_string() });
+        }
+        self.write_atomically(key, &path, bytes, true)?;
+        Ok(sha256_hex(bytes))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let directory = match prefix.rfind('/') {
+            Some(end) => self.root.join(&prefix[..end]),
+            None => self.root.clone(),
+        };
+        let mut keys = Vec::new();
+        let mut pending = vec![directory];
+        while let Some(directory) = pending.pop() {
+            let entries = match fs::read_dir(&directory) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io(prefix, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::io(prefix, e))?;
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let path = entry.path();
+                if entry.file_type().map_err(|e| StoreError::io(prefix, e))?.is_dir() {
+                    pending.push(path);
+                } else if let Ok(relative) = path.strip_prefix(&self.root) {
+                    let key = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                    if key.starts_with(prefix) {
+                        keys.push(key);
+                    }
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+/// The key layout of one dataset, shared by every store.
+#[derive(Debug, Clone, Copy)]
+pub struct Keys<'a> {
+    pub dataset: &'a str,
+}
+
+impl Keys<'_> {
+    pub fn spec(&self) -> String {
+        format!("specs/{}.toml", self.dataset)
+    }
+    /// Prefix of the raw files, as uploaded; never modified or deleted.
+    pub fn raw_prefix(&self) -> String {
+        format!("raw/{}/", self.dataset)
+    }
+    pub fn raw(&self, name: &str) -> String {
+        format!("raw/{}/{name}", self.dataset)
+    }
+    /// Which raw files prep has already handled.
+    pub fn prep_manifest(&self) -> String {
+        format!("processed/{}/manifest.json", self.dataset)
+    }
+    pub fn processed_prefix(&self) -> String {
+        format!("processed/{}/", self.dataset)
+    }
+    pub fn processed_data(&self, batch: &str) -> String {
+        format!("processed/{}/{batch}/data.parquet", self.dataset)
+    }
+    pub fn processed_success(&self, batch: &str) -> String {
+        format!("processed/{}/{batch}/_SUCCESS", self.dataset)
+    }
+    pub fn quarantine_rows(&self, batch: &str) -> String {
+        format!("quarantine/{}/{batch}/rows.csv", self.dataset)
+    }
+    pub fn quarantine_report(&self, batch: &str) -> String {
+        format!("quarantine/{}/{batch}/report.json", self.dataset)
+    }
+    /// The merged, split training data of a run, with its fitted features.
+    pub fn features(&self, run: &str) -> String {
+        format!("features/{}/{run}/features.bin", self.dataset)
+    }
+    pub fn candidate(&self, run: &str, name: &str) -> String {
+        format!("runs/{}/{run}/candidates/{name}.bin", self.dataset)
+    }
+    pub fn run_record(&self, run: &str) -> String {
+        format!("runs/{}/{run}/run.json", self.dataset)
+    }
+    pub fn runs_prefix(&self) -> String {
+        format!("runs/{}/", self.dataset)
+    }
+    pub fn models_prefix(&self) -> String {
+        format!("models/{}/", self.dataset)
+    }
+    pub fn model(&self, version: &str) -> String {
+        format!("models/{}/{version}/model.bin", self.dataset)
+    }
+    pub fn card(&self, version: &str) -> String {
+        format!("models/{}/{version}/card.json", self.dataset)
+    }
+    /// The production pointer, with the full promotion history.
+    pub fn production(&self) -> String {
+        format!("registry/{}/production.json", self.dataset)
+    }
+    pub fn inference_prefix(&self) -> String {
+        format!("inference/{}/", self.dataset)
+    }
+    pub fn inference(&self, date: &str, batch: &str) -> String {
+        format!("inference/{}/{date}/{batch}.jsonl", self.dataset)
+    }
+    pub fn feedback_prefix(&self) -> String {
+        format!("feedback/{}/", self.dataset)
+    }
+    pub fn feedback(&self, name: &str) -> String {
+        format!("feedback/{}/{name}", self.dataset)
+    }
+    pub fn monitor_state(&self) -> String {
+        format!("monitor/{}/state.json", self.dataset)
+    }
+    pub fn drift_report(&self, stamp: &str, extension: &str) -> String {
+        format!("monitor/{}/reports/{stamp}.{extension}", self.dataset)
+    }
+    pub fn drift_reports_prefix(&self) -> String {
+        format!("monitor/{}/reports/", self.dataset)
+    }
+    pub fn alert(&self, stamp: &str) -> String {
+        format!("monitor/{}/alerts/{stamp}.json", self.dataset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_round_trip_and_list_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        assert_eq!(store.get("raw/a/x.csv").unwrap(), None);
+        store.put("raw/a/x.csv", b"1").unwrap();
+        store.put("raw/a/sub/y.csv", b"2").unwrap();
+        store.put("raw/ab/z.csv", b"3").unwrap();
+        assert_eq!(store.get("raw/a/x.csv").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(store.list("raw/a/").unwrap(), ["raw/a/sub/y.csv", "raw/a/x.csv"]);
+        assert_eq!(store.list("raw/a").unwrap().len(), 3);
+        assert!(store.put("../escape", b"x").is_err());
+    }
+
+    #[test]
+    fn conditional_writes_refuse_stale_etags() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        let first = store.put_if("registry/p.json", b"v1", Condition::Absent).unwrap();
+        assert!(matches!(store.put_if("registry/p.json", b"v1", Condition::Absent), Err(StoreError::PreconditionFailed { .. })));
+        let second = store.put_if("registry/p.json", b"v2", Condition::Matches(first.clone())).unwrap();
+        assert!(matches!(store.put_if("registry/p.json", b"v3", Condition::Matches(first)), Err(StoreError::PreconditionFailed { .. })));
+        assert_eq!(store.etag("registry/p.json").unwrap(), Some(second));
+    }
+
+    #[test]
+    fn of_many_racing_conditional_writers_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        let start = store.put_if("p", b"start", Condition::Absent).unwrap();
+        let wins: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (store, start) = (&store, start.clone());
+                    scope.spawn(move || store.put_if("p", format!("writer {i}").as_bytes(), Condition::Matches(start)).is_ok())
+                })
+                .collect();
+            handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(wins, 1);
+    }
+}

@@ -1,0 +1,153 @@
+//! Row times: parsing datetimes, building a time from an origin and offsets, calendar parts.
+//!
+//! Times are civil (no time zone) and held as seconds since 1970-01-01T00:00:00 in an `f64`.
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{Column, Frame};
+use crate::spec::{TimePart, TimeSpec};
+
+/// Parses a time origin, `YYYY-MM-DDTHH:MM:SS` or `YYYY-MM-DD`.
+pub fn parse_origin(text: &str) -> Result<f64, String> {
+    let datetime: DateTime = text
+        .parse()
+        .or_else(|_| text.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        .map_err(|e| format!("'{text}' is not a date or datetime: {e}"))?;
+    Ok(seconds_of(datetime))
+}
+
+/// Parses a datetime value with a strftime `format` into seconds since the epoch.
+pub fn parse_datetime(text: &str, format: &str) -> Result<f64, String> {
+    let datetime = DateTime::strptime(format, text)
+        .or_else(|_| jiff::civil::Date::strptime(format, text).map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        .map_err(|_| format!("'{text}' does not match the datetime format '{format}'"))?;
+    Ok(seconds_of(datetime))
+}
+
+fn seconds_of(datetime: DateTime) -> f64 {
+    let timestamp = TimeZone::UTC.to_timestamp(datetime).expect("every civil datetime exists in UTC");
+    timestamp.as_millisecond() as f64 / 1000.0
+}
+
+/// The calendar part of a time (NaN stays NaN).
+pub fn part(seconds: f64, part: TimePart) -> f64 {
+    if !seconds.is_finite() {
+        return f64::NAN;
+    }
+    let Ok(timestamp) = Timestamp::from_millisecond((seconds * 1000.0).round() as i64) else {
+        return f64::NAN;
+    };
+    let datetime = TimeZone::UTC.to_datetime(timestamp);
+    f64::from(match part {
+        TimePart::Minute => datetime.minute() as i16,
+        TimePart::Hour => datetime.hour() as i16,
+        TimePart::Weekday => datetime.weekday().to_monday_zero_offset() as i16,
+        TimePart::DayOfMonth => datetime.day() as i16,
+        TimePart::DayOfYear => datetime.day_of_year(),
+        TimePart::Month => datetime.month() as i16,
+    })
+}
+
+/// The period of a part, for its sine and cosine encoding.
+pub fn period(part: TimePart) -> f64 {
+    match part {
+        TimePart::Minute => 60.0,
+        TimePart::Hour => 24.0,
+        TimePart::Weekday => 7.0,
+        TimePart::DayOfMonth => 31.0,
+        TimePart::DayOfYear => 366.0,
+        TimePart::Month => 12.0,
+    }
+}
+
+/// Where row times come from, compiled from a [`TimeSpec`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum TimeSource {
+    /// A datetime column (seconds since the epoch in the frame).
+    Column(String),
+    /// `origin + sum((value + shift) * unit)` over the offset columns.
+    Offsets { origin: f64, offsets: Vec<(String, f64, f64)> },
+}
+
+impl TimeSource {
+    pub fn new(time: &TimeSpec) -> Result<TimeSource, String> {
+        match &time.column {
+            Some(column) => Ok(TimeSource::Column(column.clone())),
+            None => Ok(TimeSource::Offsets {
+                origin: parse_origin(time.origin.as_deref().unwrap_or_default())?,
+                offsets: time.offsets.iter().map(|o| (o.column.clone(), o.unit.seconds(), o.shift)).collect(),
+            }),
+        }
+    }
+
+    /// The columns a time is built from.
+    pub fn columns(&self) -> Vec<String> {
+        match self {
+            TimeSource::Column(column) => vec![column.clone()],
+            TimeSource::Offsets { offsets, .. } => offsets.iter().map(|(column, _, _)| column.clone()).collect(),
+        }
+    }
+
+    /// Each row's time; a missing input gives NaN.
+    pub fn row_times(&self, frame: &Frame) -> Result<Vec<f64>, String> {
+        match self {
+            TimeSource::Column(name) => match frame.column(name) {
+                Some(Column::Numeric(values)) => Ok(values.clone()),
+                _ => Err(format!("time column '{name}' is missing or not a datetime")),
+            },
+            TimeSource::Offsets { origin, offsets } => {
+                let mut times = vec![*origin; frame.n_rows()];
+                for (name, unit, shift) in offsets {
+                    let Some(Column::Numeric(values)) = frame.column(name) else {
+                        return Err(format!("time offset column '{name}' is missing or not numeric"));
+                    };
+                    for (time, value) in times.iter_mut().zip(values) {
+                        *time += (value + shift) * unit;
+                    }
+                }
+                Ok(times)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{TimeOffset, TimeUnit};
+
+    #[test]
+    fn datetimes_parse_with_their_format_and_name_the_value_when_not() {
+        assert_eq!(parse_datetime("1970-01-02 01:00:00", "%Y-%m-%d %H:%M:%S"), Ok(90_000.0));
+        assert_eq!(parse_datetime("02/01/1970", "%d/%m/%Y"), Ok(86_400.0));
+        let error = parse_datetime("yesterday", "%Y-%m-%d").unwrap_err();
+        assert!(error.contains("'yesterday'") && error.contains("%Y-%m-%d"));
+    }
+
+    #[test]
+    fn bikeshare_times_come_from_day_and_hour() {
+        let time = TimeSpec {
+            column: None,
+            origin: Some("2011-01-01T00:00:00".into()),
+            offsets: vec![
+                TimeOffset { column: "day".into(), unit: TimeUnit::Days, shift: -1.0 },
+                TimeOffset { column: "hr".into(), unit: TimeUnit::Hours, shift: 0.0 },
+            ],
+        };
+        let frame = Frame::new(vec![
+            ("day".into(), Column::Numeric(vec![1.0, 32.0, 365.0])),
+            ("hr".into(), Column::Numeric(vec![0.0, 17.0, 23.0])),
+        ])
+        .unwrap();
+        let times = TimeSource::new(&time).unwrap().row_times(&frame).unwrap();
+        assert_eq!(times[0], parse_origin("2011-01-01").unwrap());
+        // 2011-02-01 was a Tuesday; 2011-12-31 a Saturday.
+        assert_eq!([part(times[1], TimePart::Month), part(times[1], TimePart::Hour), part(times[1], TimePart::Weekday)], [2.0, 17.0, 1.0]);
+        assert_eq!([part(times[2], TimePart::DayOfYear), part(times[2], TimePart::Weekday)], [365.0, 5.0]);
+        assert!(part(f64::NAN, TimePart::Hour).is_nan());
+    }
+}

@@ -1,0 +1,145 @@
+//! Training: target encoding, the split, feature fitting, candidates and their evaluation.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{ARTIFACT_FORMAT, ModelArtifact};
+use crate::drift::{Distribution, Reference, feature_distributions};
+use crate::error::CoreError;
+use crate::features::{FeatureParams, FittedFeatures};
+use crate::frame::Frame;
+use crate::hash::sha256_hex;
+use crate::metrics::{Metrics, evaluate};
+use crate::models::{self, Problem};
+use crate::spec::{ColumnType, ModelSpec, Spec, SplitMethod, Task};
+use crate::split::{self, Split};
+use crate::target::TargetEncoder;
+use crate::time;
+
+/// Fewer usable rows than this cannot be split and evaluated.
+pub const MIN_ROWS: usize = 10;
+
+/// Rows ready for training: the columns used, numeric targets and the split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingSet {
+    pub frame: Frame,
+    pub y: Vec<f64>,
+    pub target: TargetEncoder,
+    pub split: Split,
+    /// Hash of the rows and targets; the same data gives the same hash.
+    pub data_hash: String,
+}
+
+impl TrainingSet {
+    /// Builds the set from merged, validated rows.
+    pub fn new(spec: &Spec, frame: &Frame) -> Result<TrainingSet, CoreError> {
+        let target_name = &spec.target.column;
+        let column = frame.column(target_name).ok_or_else(|| CoreError::Data(format!("the data has no target column '{target_name}'")))?;
+        let target = TargetEncoder::fit(spec.target.task, column, spec.target.positive.as_deref())
+            .map_err(|e| CoreError::Data(format!("target '{target_name}': {e}")))?;
+        let encoded = target.encode(column);
+        let rows: Vec<usize> = (0..frame.n_rows()).filter(|&r| encoded[r].is_some()).collect();
+        if rows.len() < MIN_ROWS {
+            return Err(CoreError::Data(format!("{} rows have a target; at least {MIN_ROWS} are needed to train and evaluate", rows.len())));
+        }
+        let kept: Vec<(String, crate::frame::Column)> = spec
+            .columns
+            .iter()
+            .filter(|c| !spec.ignore.contains(&c.name) && c.kind != ColumnType::String)
+            .filter_map(|c| frame.column(&c.name).map(|column| (c.name.clone(), column.take(&rows))))
+            .collect();
+        let frame = Frame::new(kept).map_err(CoreError::Data)?;
+        let y: Vec<f64> = rows.iter().map(|&r| encoded[r].expect("kept rows have a target")).collect();
+        let split = match spec.split_method() {
+            SplitMethod::Time => {
+                let time_spec = spec.time.as_ref().expect("a time split has a time (checked with the spec)");
+                let times = time::TimeSource::new(time_spec).and_then(|t| t.row_times(&frame)).map_err(CoreError::Data)?;
+                split::by_time(&times, spec.split.holdout)
+            }
+            SplitMethod::Random => {
+                split::random(y.len(), spec.split.holdout, spec.split.seed, spec.target.task.is_classification().then_some(&y[..]))
+            }
+        };
+        let data_hash = sha256_hex(&postcard::to_stdvec(&(&frame, &y)).expect("frames serialise"));
+        Ok(TrainingSet { frame, y, target, split, data_hash })
+    }
+
+    fn rows(&self, rows: &[usize]) -> (Frame, Vec<f64>) {
+        (self.frame.take(rows), rows.iter().map(|&r| self.y[r]).collect())
+    }
+
+    fn problem(&self, spec: &Spec) -> Problem {
+        Problem { task: spec.target.task, n_classes: self.target.n_classes(), seed: spec.split.seed }
+    }
+
+    /// Fits the features on the training rows.
+    pub fn fit_features(&self, spec: &Spec) -> Result<FittedFeatures, CoreError> {
+        let (train, y) = self.rows(&self.split.train);
+        let ordering = match spec.target.task {
+            Task::Multiclass => None,
+            _ => Some(&y[..]),
+        };
+        FeatureParams::new(spec).fit(&train, ordering).map_err(|e| CoreError::Data(format!("features: {e}")))
+    }
+}
+
+/// A trained candidate and how it did on the holdout.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    pub name: String,
+    pub metrics: Metrics,
+    pub seconds: f64,
+    pub artifact: ModelArtifact,
+}
+
+/// Trains one candidate on the training rows and evaluates it on the holdout.
+pub fn train_candidate(spec: &Spec, name: &str, model: &ModelSpec, set: &TrainingSet, features: &FittedFeatures) -> Result<Trained, CoreError> {
+    let started = Instant::now();
+    let failed = |message: String| CoreError::Model { name: name.to_string(), message };
+    let encoding = models::encoding_of(model);
+    let (train, y_train) = set.rows(&set.split.train);
+    let x_train = features.transform(&train, encoding).map_err(failed)?;
+    let fitted = models::fit(model, set.problem(spec), x_train.view(), &y_train).map_err(failed)?;
+    let mut artifact = ModelArtifact {
+        format: ARTIFACT_FORMAT,
+        spec_toml: spec.to_toml(),
+        candidate: name.to_string(),
+        features: features.clone(),
+        target: set.target.clone(),
+        model: fitted,
+        reference: Reference {
+            features: feature_distributions(spec, &train, spec.split.seed),
+            predictions: Distribution::numeric("prediction", &[], 0),
+            metric: spec.metric(),
+            baseline: f64::NAN,
+        },
+    };
+    let (metrics, predictions) = evaluate_on_holdout(&artifact, set)?;
+    artifact.reference.baseline = metrics[&spec.metric()];
+    artifact.reference.predictions = prediction_distribution(spec.target.task, &artifact.target, &predictions, spec.split.seed);
+    Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), artifact })
+}
+
+/// Metrics of any artifact (a champion too) on the set's holdout, and its predictions.
+pub fn evaluate_on_holdout(artifact: &ModelArtifact, set: &TrainingSet) -> Result<(Metrics, ndarray::Array2<f64>), CoreError> {
+    let (holdout, y) = set.rows(&set.split.holdout);
+    let predictions = artifact.predict(&holdout).map_err(|message| CoreError::Model { name: artifact.candidate.clone(), message })?;
+    let task = if artifact.target.n_classes() == 1 { Task::Regression } else if artifact.target.n_classes() == 2 { Task::Binary } else { Task::Multiclass };
+    Ok((evaluate(task, &y, &predictions), predictions))
+}
+
+/// What prediction drift compares: predicted values, or predicted classes.
+pub fn prediction_distribution(task: Task, target: &TargetEncoder, predictions: &ndarray::Array2<f64>, seed: u64) -> Distribution {
+    match task {
+        Task::Regression => Distribution::numeric("prediction", &predictions.column(0).to_vec(), seed),
+        _ => {
+            let labels = target.labels();
+            let classes = predictions.rows().into_iter().map(|row| {
+                let best = (0..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best });
+                Some(labels[best].as_str())
+            });
+            Distribution::of("prediction", &crate::frame::Column::categorical(classes), seed)
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The JSON passed between stages: the input and output of each Lambda and state of the state
+//! machine, and what `mlops run --json` prints.
+
+use std::collections::BTreeMap;
+
+use mlops_core::metrics::Metrics;
+use serde::{Deserialize, Serialize};
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Started by hand (`mlops run`, or `{"dataset": NAME}` in the Step Functions console).
+    #[default]
+    Manual,
+    /// A file arrived under raw/.
+    Upload,
+    /// The drift check asked for a retrain.
+    Drift,
+}
+
+/// The input of a run: only `dataset` is required.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRequest {
+    pub dataset: String,
+    /// Raw keys to prepare; every raw file not yet processed when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub trigger: Trigger,
+}
+
+/// What prep did with one raw file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileOutcome {
+    pub key: String,
+    pub status: FileStatus,
+    #[serde(default)]
+    pub rows: usize,
+    #[serde(default)]
+    pub quarantined: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Processed,
+    Rejected,
+    /// Already processed (the same content).
+    Skipped,
+}
+
+/// Output of prep.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrepOutput {
+    pub dataset: String,
+    pub trigger: Trigger,
+    /// The processed batch written, if any file had valid rows.
+    pub batch: Option<String>,
+    pub files: Vec<FileOutcome>,
+    pub rows_in: usize,
+    pub rows_out: usize,
+    pub quarantined: usize,
+    pub duplicates: usize,
+    pub seconds: f64,
+}
+
+/// The `_SUCCESS` marker that closes a processed batch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SuccessMarker {
+    pub batch: String,
+    pub files: Vec<FileOutcome>,
+    pub rows_in: usize,
+    pub rows_out: usize,
+    pub quarantined: usize,
+    pub duplicates: usize,
+    /// SHA-256 of `data.parquet`.
+    pub content_sha256: String,
+    pub spec_hash: String,
+    pub created_at: String,
+}
+
+/// Output of features: the run's merged data, split and fitted features are stored at
+/// `features_key`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeaturesOutput {
+    pub dataset: String,
+    pub trigger: Trigger,
+    pub run_id: String,
+    pub started_at: String,
+    pub features_key: String,
+    pub data_hash: String,
+    pub batches: usize,
+    pub rows: usize,
+    pub rows_train: usize,
+    pub rows_holdout: usize,
+    /// Rows repeated across batches, removed.
+    pub duplicates: usize,
+    pub features: Vec<String>,
+    pub prep: Option<PrepOutput>,
+    pub seconds: f64,
+}
+
+/// One trained candidate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CandidateSummary {
+    pub name: String,
+    pub kind: String,
+    /// Holdout metrics under their usual names (rmse, mae, r2; auc, accuracy, f1, log_loss).
+    pub metrics: Metrics,
+    pub seconds: f64,
+    pub artifact_key: String,
+}
+
+/// A candidate that failed to train; the others go on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CandidateFailure {
+    pub name: String,
+    pub error: String,
+}
+
+/// Output of train.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainOutput {
+    #[serde(flatten)]
+    pub features: FeaturesOutput,
+    pub candidates: Vec<CandidateSummary>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<CandidateFailure>,
+    /// The best candidate by the promotion metric.
+    pub best: String,
+    pub train_seconds: f64,
+}
+
+/// A version and its metrics.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VersionMetrics {
+    pub version: String,
+    pub metrics: Metrics,
+}
+
+/// Output of register: the decision and the production pointer after it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegisterOutput {
+    pub dataset: String,
+    pub trigger: Trigger,
+    pub run_id: String,
+    /// The version the best candidate was registered as.
+    pub version: String,
+    pub promoted: bool,
+    pub reason: String,
+    /// The champion before this run, evaluated on this run's holdout.
+    pub champion: Option<VersionMetrics>,
+    pub production: VersionMetrics,
+}
+
+/// Everything a run did: the run record, and the summary `mlops run --json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub dataset: String,
+    pub trigger: Trigger,
+    pub started_at: String,
+    pub finished_at: String,
+    pub spec_hash: String,
+    pub data_hash: String,
+    pub rows_train: usize,
+    pub rows_holdout: usize,
+    pub prep: Option<PrepOutput>,
+    pub candidates: Vec<CandidateSummary>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<CandidateFailure>,
+    /// Hyperparameters of each candidate as the spec gave them.
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub best: String,
+    pub metric: String,
+    pub champion: Option<VersionMetrics>,
+    pub version: String,
+    pub promoted: bool,
+    pub reason: String,
+    pub production: VersionMetrics,
+    /// Seconds per stage.
+    pub durations: BTreeMap<String, f64>,
+}

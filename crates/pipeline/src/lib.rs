@@ -1,0 +1,54 @@
+//! The pipeline: stages over a store, shared by the `mlops` CLI and the Lambda functions.
+
+pub mod contracts;
+pub mod ingest;
+pub mod stages;
+
+use mlops_core::CoreError;
+use mlops_prep::PrepError;
+
+/// Why a stage failed. [`PipelineError::is_retryable`] tells the state machine whether to try
+/// again.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The input cannot be used as it is; trying again will not help.
+    #[error("{0}")]
+    BadInput(String),
+    /// Stored data that should be readable is not.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error(transparent)]
+    Prep(#[from] PrepError),
+}
+
+impl From<mlops_core::store::StoreError> for PipelineError {
+    fn from(error: mlops_core::store::StoreError) -> Self {
+        PipelineError::Core(error.into())
+    }
+}
+
+impl PipelineError {
+    /// Core errors about the data itself are bad input; the rest keep their kind.
+    pub(crate) fn from_data(error: CoreError) -> Self {
+        match error {
+            CoreError::Data(message) => PipelineError::BadInput(message),
+            other => PipelineError::Core(other),
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PipelineError::Core(e) if e.is_retryable())
+    }
+
+    /// The error's type name for Lambda and Step Functions (`Retry` and `Catch` match on it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PipelineError::BadInput(_) | PipelineError::Prep(_) => "BadInput",
+            PipelineError::Core(CoreError::Spec { .. } | CoreError::Data(_) | CoreError::Model { .. }) => "BadInput",
+            _ if self.is_retryable() => "Transient",
+            _ => "Internal",
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The stages of a run. Each reads its input contract and the store, writes its outputs to the
+//! store, and returns its output contract; `mlops run` and the Lambda functions call these same
+//! functions.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use mlops_core::artifact::{ModelArtifact, ModelCard};
+use mlops_core::features::{Encoding, FittedFeatures};
+use mlops_core::hash::sha256_hex;
+use mlops_core::metrics::Metrics;
+use mlops_core::registry::{Action, Registry, decide};
+use mlops_core::store::{Condition, StoreError};
+use mlops_core::train::{TrainingSet, evaluate_on_holdout, train_candidate};
+use mlops_core::{Keys, Spec, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::PipelineError;
+use crate::contracts::*;
+
+/// Progress of a run, for a person watching.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    Stage(&'a str),
+    CandidateStarted { name: &'a str, index: usize, total: usize },
+    CandidateFinished(&'a CandidateSummary),
+}
+
+/// An observer that ignores progress.
+pub fn quiet(_: Progress) {}
+
+/// Attempts at a conditional write before giving up on a busy key.
+const CONDITIONAL_ATTEMPTS: usize = 5;
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// A sortable, unique id: `20260127T101500Z-3fa2c1`.
+fn stamped_id() -> String {
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    format!("{stamp}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
+}
+
+/// Which raw files prep has handled, by key.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    files: BTreeMap<String, ManifestEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManifestEntry {
+    sha256: String,
+    status: FileStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    at: String,
+}
+
+fn read_manifest(store: &dyn Store, key: &str) -> Result<(Manifest, Option<String>), PipelineError> {
+    match store.get_tagged(key)? {
+        None => Ok((Manifest::default(), None)),
+        Some(tagged) => {
+            let manifest = serde_json::from_slice(&tagged.bytes).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))?;
+            Ok((manifest, Some(tagged.etag)))
+        }
+    }
+}
+
+/// Adds entries to the manifest with a conditional write, merging with concurrent writers.
+fn record_in_manifest(store: &dyn Store, key: &str, entries: &BTreeMap<String, ManifestEntry>) -> Result<(), PipelineError> {
+    for _ in 0..CONDITIONAL_ATTEMPTS {
+        let (mut manifest, etag) = read_manifest(store, key)?;
+        manifest.files.extend(entries.clone());
+        let bytes = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
+        match store.put_if(key, &bytes, etag.map_or(Condition::Absent, Condition::Matches)) {
+            Ok(_) => return Ok(()),
+            Err(StoreError::PreconditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(PipelineError::Core(mlops_core::CoreError::Conflict { dataset: key.to_string() }))
+}
+
+/// Prep: validates every raw file not yet processed, quarantines bad rows, and writes one
+/// processed batch closed by a `_SUCCESS` marker. Raw files are only read.
+pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<PrepOutput, PipelineError> {
+    let started = Instant::now();
+    let keys = Keys { dataset: &spec.name };
+    let raw_prefix = keys.raw_prefix();
+    let candidates = if request.keys.is_empty() { store.list(&raw_prefix)? } else { request.keys.clone() };
+    let (manifest, _) = read_manifest(store, &keys.prep_manifest())?;
+    let known_hashes: BTreeMap<&str, &str> = manifest.files.iter().map(|(k, e)| (e.sha256.as_str(), k.as_str())).collect();
+    let mut outcomes = Vec::new();
+    let mut entries = BTreeMap::new();
+    let mut parsed = Vec::new();
+    let mut quarantine_only = Vec::new();
+    let mut seen_now: BTreeMap<String, String> = BTreeMap::new();
+    for key in candidates {
+        if !key.starts_with(&raw_prefix) {
+            return Err(PipelineError::BadInput(format!("{key} is not under {raw_prefix}")));
+        }
+        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::BadInput(format!("{key}: no such raw file")))?;
+        let sha256 = sha256_hex(&bytes);
+        if let Some(first) = known_hashes.get(sha256.as_str()).map(|k| k.to_string()).or_else(|| seen_now.get(&sha256).cloned()) {
+            let reason = if first == key { "already processed".to_string() } else { format!("same content as {first}, already processed") };
+            outcomes.push(FileOutcome { key, status: FileStatus::Skipped, rows: 0, quarantined: 0, reason: Some(reason) });
+            continue;
+        }
+        seen_now.insert(sha256.clone(), key.clone());
+        match mlops_prep::parse_csv(&key, &bytes, spec) {
+            Ok(file) if file.valid.height() == 0 => {
+                let first = file.quarantined.column(mlops_prep::REASON_COLUMN).ok().and_then(|c| c.str().ok()?.get(0).map(str::to_string));
+                let reason = format!("no valid row: all {} rows quarantined (first: {})", file.rows, first.unwrap_or_default());
+                tracing::warn!(file = %key, "rejected: {reason}");
+                outcomes.push(FileOutcome { key: key.clone(), status: FileStatus::Rejected, rows: file.rows, quarantined: file.rows, reason: Some(reason.clone()) });
+                entries.insert(key, ManifestEntry { sha256, status: FileStatus::Rejected, batch: None, reason: Some(reason), at: now() });
+                quarantine_only.push(file.quarantined);
+            }
+            Ok(file) => {
+                for note in &file.notes {
+                    tracing::warn!(file = %key, "{note}");
+                }
+                outcomes.push(FileOutcome {
+                    key: key.clone(),
+                    status: FileStatus::Processed,
+                    rows: file.rows,
+                    quarantined: file.quarantined.height(),
+                    reason: (!file.notes.is_empty()).then(|| file.notes.join("; ")),
+                });
+                entries.insert(key, ManifestEntry { sha256, status: FileStatus::Processed, batch: None, reason: None, at: now() });
+                parsed.push(file);
+            }
+            Err(rejection) => {
+                tracing::warn!(file = %key, "rejected: {}", rejection.reason);
+                outcomes.push(FileOutcome { key: key.clone(), status: FileStatus::Rejected, rows: 0, quarantined: 0, reason: Some(rejection.reason.clone()) });
+                entries.insert(key, ManifestEntry { sha256, status: FileStatus::Rejected, batch: None, reason: Some(rejection.reason), at: now() });
+            }
+        }
+    }
+    let rows_in: usize = parsed.iter().map(|p| p.rows).sum::<usize>() + quarantine_only.iter().map(|q| q.height()).sum::<usize>();
+    let quarantined: usize = parsed.iter().map(|p| p.quarantined.height()).sum::<usize>() + quarantine_only.iter().map(|q| q.height()).sum::<usize>();
+    let mut output = PrepOutput {
+        dataset: spec.name.clone(),
+        trigger: request.trigger,
+        batch: None,
+        files: outcomes,
+        rows_in,
+        rows_out: 0,
+        quarantined,
+        duplicates: 0,
+        seconds: 0.0,
+    };
+    let batch = stamped_id();
+    let mut quarantine_tables = quarantine_only;
+    let mut valid_tables = Vec::new();
+    for file in parsed {
+        if file.quarantined.height() > 0 {
+            quarantine_tables.push(file.quarantined);
+        }
+        valid_tables.push(file.valid);
+    }
+    if !quarantine_tables.is_empty() {
+        let mut rows = mlops_prep::stack(quarantine_tables)?;
+        store.put(&keys.quarantine_rows(&batch), &mlops_prep::to_csv(&mut rows)?)?;
+    }
+    if !valid_tables.is_empty() {
+        let (mut merged, duplicates) = mlops_prep::merge(valid_tables)?;
+        output.rows_out = merged.height();
+        output.duplicates = duplicates;
+        let data = mlops_prep::to_parquet(&mut merged)?;
+        store.put(&keys.processed_data(&batch), &data)?;
+        let marker = SuccessMarker {
+            batch: batch.clone(),
+            files: output.files.clone(),
+            rows_in,
+            rows_out: output.rows_out,
+            quarantined,
+            duplicates,
+            content_sha256: sha256_hex(&data),
+            spec_hash: spec.hash(),
+            created_at: now(),
+        };
+        store.put(&keys.processed_success(&batch), &serde_json::to_vec_pretty(&marker).expect("markers serialise"))?;
+        output.batch = Some(batch.clone());
+    }
+    let rejected: Vec<&FileOutcome> = output.files.iter().filter(|f| f.status == FileStatus::Rejected).collect();
+    if !rejected.is_empty() {
+        store.put(&keys.quarantine_report(&batch), &serde_json::to_vec_pretty(&rejected).expect("outcomes serialise"))?;
+    }
+    for entry in entries.values_mut() {
+        if entry.status == FileStatus::Processed {
+            entry.batch = output.batch.clone();
+        }
+    }
+    if !entries.is_empty() {
+        record_in_manifest(store, &keys.prep_manifest(), &entries)?;
+    }
+    if output.batch.is_none() && !rejected.is_empty() {
+        let reasons: Vec<String> = rejected.iter().map(|f| format!("{}: {}", f.key, f.reason.as_deref().unwrap_or_default())).collect();
+        return Err(PipelineError::BadInput(format!("every new file was rejected: {}", reasons.join("; "))));
+    }
+    output.seconds = started.elapsed().as_secs_f64();
+    Ok(output)
+}
+
+/// The run's data: merged batches, split, with the features fitted on its training rows.
+#[derive(Serialize, Deserialize)]
+struct FeatureState {
+    set: TrainingSet,
+    features: FittedFeatures,
+}
+
+fn read_feature_state(store: &dyn Store, key: &str) -> Result<FeatureState, PipelineError> {
+    let bytes = store.get(key)?.ok_or_else(|| PipelineError::BadInput(format!("{key}: the features of this run do not exist")))?;
+    postcard::from_bytes(&bytes).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))
+}
+
+/// Features: merges every processed batch (duplicates across batches removed), splits it and
+/// fits the features on the training rows.
+pub fn features(store: &dyn Store, spec: &Spec, prep: PrepOutput) -> Result<FeaturesOutput, PipelineError> {
+    let started = Instant::now();
+    let started_at = now();
+    let keys = Keys { dataset: &spec.name };
+    let prefix = keys.processed_prefix();
+    let batches: Vec<String> = store
+        .list(&prefix)?
+        .into_iter()
+        .filter_map(|key| key.strip_prefix(&prefix)?.strip_suffix("/_SUCCESS").map(str::to_string))
+        .collect();
+    if batches.is_empty() {
+        return Err(PipelineError::BadInput(format!(
+            "no processed data for '{}': put CSV files under {} first",
+            spec.name,
+            keys.raw_prefix()
+        )));
+    }
+    let mut tables = Vec::new();
+    for batch in &batches {
+        let key = keys.processed_data(batch);
+        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::Corrupt(format!("{key} is missing although its batch has _SUCCESS")))?;
+        tables.push(mlops_prep::read_parquet(bytes, &key)?);
+    }
+    let (merged, duplicates) = mlops_prep::merge(tables)?;
+    let frame = mlops_prep::to_frame(&merged, spec)?;
+    let set = TrainingSet::new(spec, &frame).map_err(PipelineError::from_data)?;
+    let features = set.fit_features(spec).map_err(PipelineError::from_data)?;
+    let run_id = stamped_id();
+    let features_key = keys.features(&run_id);
+    let output = FeaturesOutput {
+        dataset: spec.name.clone(),
+        trigger: prep.trigger,
+        run_id,
+        started_at,
+        features_key: features_key.clone(),
+        data_hash: set.data_hash.clone(),
+        batches: batches.len(),
+        rows: set.y.len(),
+        rows_train: set.split.train.len(),
+        rows_holdout: set.split.holdout.len(),
+        duplicates,
+        features: features.names(Encoding::Ordinal),
+        prep: Some(prep),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let state = FeatureState { set, features };
+    store.put(&features_key, &postcard::to_stdvec(&state).expect("feature state serialises"))?;
+    Ok(output)
+}
+
+/// Train: fits and evaluates every candidate on the run's split; a failing candidate is
+/// reported and the others go on.
+pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &dyn Fn(Progress)) -> Result<TrainOutput, PipelineError> {
+    let started = Instant::now();
+    let keys = Keys { dataset: &spec.name };
+    let state = read_feature_state(store, &input.features_key)?;
+    let metric = spec.metric();
+    let mut candidates = Vec::new();
+    let mut failures = Vec::new();
+    for (index, (name, model)) in spec.models.iter().enumerate() {
+        progress(Progress::CandidateStarted { name, index, total: spec.models.len() });
+        match train_candidate(spec, name, model, &state.set, &state.features) {
+            Ok(trained) => {
+                let artifact_key = keys.candidate(&input.run_id, name);
+                store.put(&artifact_key, &trained.artifact.to_bytes())?;
+                let summary = CandidateSummary { name: name.clone(), kind: model.kind().to_string(), metrics: trained.metrics, seconds: trained.seconds, artifact_key };
+                progress(Progress::CandidateFinished(&summary));
+                candidates.push(summary);
+            }
+            Err(error) => {
+                tracing::warn!(candidate = %name, "{error}");
+                failures.push(CandidateFailure { name: name.clone(), error: error.to_string() });
+            }
+        }
+    }
+    let best = candidates
+        .iter()
+        .filter(|c| c.metrics[&metric].is_finite())
+        .reduce(|best, c| {
+            let better = if metric.higher_is_better() { c.metrics[&metric] > best.metrics[&metric] } else { c.metrics[&metric] < best.metrics[&metric] };
+            if better { c } else { best }
+        })
+        .map(|c| c.name.clone())
+        .ok_or_else(|| {
+            let reasons: Vec<String> = failures.iter().map(|f| f.error.clone()).collect();
+            PipelineError::BadInput(format!("no candidate could be trained: {}", reasons.join("; ")))
+        })?;
+    Ok(TrainOutput { features: input, candidates, failures, best, train_seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Register: evaluates the champion on this run's holdout, registers the best candidate, and
+/// promotes it if it beats the champion by the policy's margin. The pointer moves by a
+/// conditional write; when another promotion wins the race the decision is taken again.
+pub fn register(store: &dyn Store, spec: &Spec, input: TrainOutput) -> Result<(RegisterOutput, RunRecord), PipelineError> {
+    let started = Instant::now();
+    let keys = Keys { dataset: &spec.name };
+    let registry = Registry::new(store, &spec.name);
+    let metric = spec.metric();
+    let run = &input.features;
+    let best = input.candidates.iter().find(|c| c.name == input.best).expect("the best candidate is a candidate");
+    let artifact_bytes = store.get(&best.artifact_key)?.ok_or_else(|| PipelineError::Corrupt(format!("{} is missing", best.artifact_key)))?;
+    let artifact = ModelArtifact::from_bytes(&artifact_bytes, &best.artifact_key)?;
+    let version = register_version(&registry, spec, &input, best, &artifact, &artifact_bytes)?;
+    let state = read_feature_state(store, &run.features_key)?;
+    let mut attempts = 0;
+    let (promoted, reason, champion) = loop {
+        attempts += 1;
+        let production = registry.production()?;
+        let champion = match &production {
+            Some((p, _)) => Some(VersionMetrics { version: p.version.clone(), metrics: champion_metrics(&registry, &p.version, &p.metrics, &state.set) }),
+            None => None,
+        };
+        if champion.as_ref().is_some_and(|c| c.version == version) {
+            break (false, format!("the best candidate is identical to the production version {version}"), champion);
+        }
+        let decision = decide(
+            metric,
+            best.metrics[&metric],
+            champion.as_ref().map(|c| (c.version.as_str(), c.metrics.get(&metric).copied().unwrap_or(f64::NAN))),
+            &spec.promotion,
+        );
+        if !decision.promote {
+            break (false, decision.reason, champion);
+        }
+        let etag = production.as_ref().map(|(_, etag)| etag.as_str());
+        match registry.promote(&version, Action::Promote, &decision.reason, Some(&run.run_id), etag) {
+            Ok(_) => break (true, decision.reason, champion),
+            Err(mlops_core::CoreError::Conflict { .. }) if attempts < CONDITIONAL_ATTEMPTS => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (production, _) = registry.production()?.expect("a run ends with a production version");
+    let output = RegisterOutput {
+        dataset: spec.name.clone(),
+        trigger: run.trigger,
+        run_id: run.run_id.clone(),
+        version,
+        promoted,
+        reason,
+        champion,
+        production: VersionMetrics { version: production.version, metrics: production.metrics },
+    };
+    let mut durations = BTreeMap::from([("features".to_string(), run.seconds), ("train".to_string(), input.train_seconds)]);
+    if let Some(prep) = &run.prep {
+        durations.insert("prep".into(), prep.seconds);
+    }
+    durations.insert("register".into(), started.elapsed().as_secs_f64());
+    let record = RunRecord {
+        run_id: run.run_id.clone(),
+        dataset: spec.name.clone(),
+        trigger: run.trigger,
+        started_at: run.started_at.clone(),
+        finished_at: now(),
+        spec_hash: spec.hash(),
+        data_hash: run.data_hash.clone(),
+        rows_train: run.rows_train,
+        rows_holdout: run.rows_holdout,
+        prep: run.prep.clone(),
+        candidates: input.candidates.clone(),
+        failures: input.failures.clone(),
+        params: spec.models.iter().map(|(name, model)| (name.clone(), serde_json::to_value(model).expect("models serialise"))).collect(),
+        best: input.best.clone(),
+        metric: metric.name().to_string(),
+        champion: output.champion.clone(),
+        version: output.version.clone(),
+        promoted,
+        reason: output.reason.clone(),
+        production: output.production.clone(),
+        durations,
+    };
+    store.put(&keys.run_record(&run.run_id), &serde_json::to_vec_pretty(&record).expect("run records serialise"))?;
+    Ok((output, record))
+}
+
+/// The champion's metrics on this holdout; its recorded metrics when it cannot be evaluated
+/// here (for instance after a schema change).
+fn champion_metrics(registry: &Registry, version: &str, recorded: &Metrics, set: &TrainingSet) -> Metrics {
+    match registry.artifact(version).and_then(|artifact| evaluate_on_holdout(&artifact, set)) {
+        Ok((metrics, _)) => metrics,
+        Err(error) => {
+            tracing::warn!(%version, "champion not evaluated on this holdout, using its recorded metrics: {error}");
+            recorded.clone()
+        }
+    }
+}
+
+/// Registers the best candidate, or finds the version with the very same artifact bytes.
+fn register_version(
+    registry: &Registry,
+    spec: &Spec,
+    input: &TrainOutput,
+    best: &CandidateSummary,
+    artifact: &ModelArtifact,
+    bytes: &[u8],
+) -> Result<String, PipelineError> {
+    let sha256 = sha256_hex(bytes);
+    for version in registry.versions()?.into_iter().rev() {
+        if registry.card(&version)?.artifact_sha256 == sha256 {
+            return Ok(version);
+        }
+    }
+    let run = &input.features;
+    let names = artifact.features.names(artifact.model.encoding());
+    let mut top_features: Vec<(String, f64)> = artifact.model.importances().map(|i| names.iter().cloned().zip(i.iter().copied()).collect()).unwrap_or_default();
+    top_features.sort_by(|a, b| b.1.total_cmp(&a.1));
+    top_features.truncate(10);
+    let card = ModelCard {
+        version: String::new(),
+        dataset: spec.name.clone(),
+        candidate: best.name.clone(),
+        kind: best.kind.clone(),
+        params: serde_json::to_value(&spec.models[&best.name]).expect("models serialise"),
+        task: spec.target.task,
+        metric: spec.metric(),
+        metrics: best.metrics.clone(),
+        run_id: run.run_id.clone(),
+        created_at: now(),
+        spec_hash: spec.hash(),
+        data_hash: run.data_hash.clone(),
+        artifact_sha256: sha256,
+        rows_train: run.rows_train,
+        rows_holdout: run.rows_holdout,
+        top_features,
+        schema: spec.columns.clone(),
+        classes: artifact.target.labels().to_vec(),
+    };
+    Ok(registry.register(bytes, card)?)
+}
+
+/// A whole run: prep, features, train, register.
+pub fn run(store: &dyn Store, spec: &Spec, request: &RunRequest, progress: &dyn Fn(Progress)) -> Result<RunRecord, PipelineError> {
+    if request.dataset != spec.name {
+        return Err(PipelineError::BadInput(format!("the request is for dataset '{}' but the spec is '{}'", request.dataset, spec.name)));
+    }
+    progress(Progress::Stage("prep"));
+    let prepped = prep(store, spec, request)?;
+    progress(Progress::Stage("features"));
+    let featured = features(store, spec, prepped)?;
+    progress(Progress::Stage("train"));
+    let trained = train(store, spec, featured, progress)?;
+    progress(Progress::Stage("register"));
+    let (_, record) = register(store, spec, trained)?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+use super::*;
+use mlops_core::FsStore;
+use mlops_core::spec::Metric;
+
+const SPEC: &str = r#"
+name = "toy"
+[target]
+column = "y"
+task = "regression"
+[[columns]]
+name = "x"
+type = "float"
+[[columns]]
+name = "group"
+type = "categorical"
+categories = ["a", "b", "c"]
+[[columns]]
+name = "y"
+type = "float"
+[split]
+holdout = 0.25
+[promotion]
+min_improvement = 0.01
+[models.lm]
+kind = "linear"
+[models.gbm]
+kind = "gradient_boosting"
+max_iter = 50
+min_samples_leaf = 5
+"#;
+
+fn spec() -> Spec {
+    Spec::parse(SPEC, "toy").unwrap()
+}
+
+/// `n` rows of `y = 3x + group effect`, with `offset` shifting x.
+fn csv(n: usize, offset: f64) -> String {
+    let mut text = String::from("x,group,y\n");
+    for i in 0..n {
+        let x = offset + (i % 97) as f64 / 10.0;
+        let group = ["a", "b", "c"][i % 3];
+        let effect = [0.0, 5.0, -3.0][i % 3];
+        text.push_str(&format!("{x},{group},{}\n", 3.0 * x + effect + ((i * 7919) % 13) as f64 / 13.0));
+    }
+    text
+}
+
+fn request() -> RunRequest {
+    RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual }
+}
+
+#[test]
+fn prep_writes_a_closed_batch_and_quarantines_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let mut text = csv(100, 0.0);
+    text.push_str("oops,a,1\n1,z,2\n");
+    store.put("raw/toy/a.csv", text.as_bytes()).unwrap();
+    let output = prep(&store, &spec(), &request()).unwrap();
+    assert_eq!((output.rows_in, output.rows_out, output.quarantined), (102, 100, 2));
+    let batch = output.batch.clone().unwrap();
+    let keys = Keys { dataset: "toy" };
+    let marker: SuccessMarker = serde_json::from_slice(&store.get(&keys.processed_success(&batch)).unwrap().unwrap()).unwrap();
+    assert_eq!((marker.rows_in, marker.rows_out, marker.quarantined), (102, 100, 2));
+    assert_eq!(marker.content_sha256, sha256_hex(&store.get(&keys.processed_data(&batch)).unwrap().unwrap()));
+    let quarantine = String::from_utf8(store.get(&keys.quarantine_rows(&batch)).unwrap().unwrap()).unwrap();
+    assert!(quarantine.contains("x: 'oops' is not a finite number") && quarantine.contains("group: 'z' is not one of the categories"), "{quarantine}");
+    assert_eq!(store.get("raw/toy/a.csv").unwrap().unwrap(), text.as_bytes(), "raw files are never modified");
+    // Nothing new: a second prep processes nothing.
+    let again = prep(&store, &spec(), &request()).unwrap();
+    assert_eq!(again.batch, None);
+    assert_eq!(again.files[0].status, FileStatus::Skipped);
+}
+
+#[test]
+fn a_run_where_every_new_file_is_rejected_fails_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    store.put("raw/toy/empty.csv", b"").unwrap();
+    store.put("raw/toy/other.csv", b"a,b\n1,2\n").unwrap();
+    let error = prep(&store, &spec(), &request()).unwrap_err();
+    assert_eq!(error.kind(), "BadInput");
+    let message = error.to_string();
+    assert!(message.contains("raw/toy/empty.csv: the file is empty") && message.contains("raw/toy/other.csv: no column of dataset 'toy'"), "{message}");
+    // Recorded, so the same bad bytes are not retried on every run.
+    assert_eq!(prep(&store, &spec(), &request()).unwrap().files.iter().filter(|f| f.status == FileStatus::Skipped).count(), 2);
+}
+
+#[test]
+fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let spec = spec();
+    store.put("raw/toy/first.csv", csv(60, 0.0).as_bytes()).unwrap();
+    let featured = features(&store, &spec, prep(&store, &spec, &request()).unwrap()).unwrap();
+    assert_eq!((featured.rows, featured.rows_train, featured.rows_holdout), (60, 45, 15));
+    assert_eq!(featured.features, ["x", "group"]);
+    let trained = train(&store, &spec, featured, &quiet).unwrap();
+    assert_eq!(trained.candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["gbm", "lm"]);
+    assert!(trained.candidates.iter().all(|c| c.metrics.contains_key(&Metric::Rmse) && c.metrics.contains_key(&Metric::R2)));
+    let (first, record) = register(&store, &spec, trained).unwrap();
+    assert!(first.promoted && first.champion.is_none());
+    assert_eq!((first.version.as_str(), first.production.version.as_str()), ("v1", "v1"));
+    assert!(store.get(&Keys { dataset: "toy" }.run_record(&record.run_id)).unwrap().is_some());
+
+    // More data: the champion is re-evaluated on the new holdout before the decision.
+    store.put("raw/toy/second.csv", csv(600, 0.05).as_bytes()).unwrap();
+    let second = run(&store, &spec, &request(), &quiet).unwrap();
+    let champion = second.champion.as_ref().unwrap();
+    assert_eq!(champion.version, "v1");
+    assert_ne!(champion.metrics, first.production.metrics, "the champion is scored on this run's holdout");
+    let candidate_rmse = second.candidates.iter().find(|c| c.name == second.best).unwrap().metrics[&Metric::Rmse];
+    assert_eq!(second.promoted, candidate_rmse < 0.99 * champion.metrics[&Metric::Rmse], "{}", second.reason);
+
+    // The same data again gives the same bytes: nothing new is registered or promoted.
+    let third = run(&store, &spec, &request(), &quiet).unwrap();
+    assert!(!third.promoted);
+    assert_eq!(third.version, second.version);
+    assert_eq!(Registry::new(&store, "toy").versions().unwrap().len(), 2);
+}
+
+#[test]
+fn of_two_concurrent_promotions_exactly_one_wins_and_history_stays_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let spec = spec();
+    store.put("raw/toy/a.csv", csv(80, 0.0).as_bytes()).unwrap();
+    run(&store, &spec, &request(), &quiet).unwrap();
+    store.put("raw/toy/b.csv", csv(90, 1.0).as_bytes()).unwrap();
+    store.put("raw/toy/c.csv", csv(70, 2.0).as_bytes()).unwrap();
+    let registry = Registry::new(&store, "toy");
+    // Register two more versions without promoting them.
+    for key in ["raw/toy/b.csv", "raw/toy/c.csv"] {
+        let request = RunRequest { keys: vec![key.to_string()], ..request() };
+        let trained = train(&store, &spec, features(&store, &spec, prep(&store, &spec, &request).unwrap()).unwrap(), &quiet).unwrap();
+        let best = trained.candidates.iter().find(|c| c.name == trained.best).unwrap();
+        let bytes = store.get(&best.artifact_key).unwrap().unwrap();
+        let artifact = ModelArtifact::from_bytes(&bytes, &best.artifact_key).unwrap();
+        register_version(&registry, &spec, &trained, best, &artifact, &bytes).unwrap();
+    }
+    assert_eq!(registry.versions().unwrap(), ["v1", "v2", "v3"]);
+    let (_, etag) = registry.production().unwrap().unwrap();
+    let barrier = std::sync::Barrier::new(2);
+    let outcomes: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ["v2", "v3"]
+            .into_iter()
+            .map(|version| {
+                let (registry, etag, barrier) = (&registry, &etag, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    registry.promote(version, Action::Manual, "race", None, Some(etag)).is_ok()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes.iter().filter(|won| **won).count(), 1, "{outcomes:?}");
+    let (production, _) = registry.production().unwrap().unwrap();
+    assert_eq!(production.history.len(), 2);
+    assert_eq!(production.stack, ["v1", production.version.as_str()]);
+}

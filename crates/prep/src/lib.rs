@@ -1,0 +1,412 @@
+//! Turning raw CSV files into validated, typed tables with polars.
+//!
+//! [`parse_csv`] reads one file, coerces every column to its spec type, and separates the rows
+//! that break the schema (each with its reason) from the valid ones; a file that cannot be used
+//! at all is a [`Rejection`] naming the problem. [`merge`] stacks files and removes duplicate
+//! rows; [`to_parquet`] and [`read_parquet`] store the result; [`to_frame`] hands it to training.
+//! [`infer`] drafts a spec from a CSV file for `mlops init`.
+
+pub mod infer;
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+
+use mlops_core::frame::{Column as CoreColumn, Frame};
+use mlops_core::spec::{ColumnSpec, ColumnType, Spec};
+use polars::prelude::*;
+
+/// Column holding each row's 1-based record number in its file (the header not counted).
+pub const ROW_COLUMN: &str = "_row";
+/// Column naming the raw file of a quarantined row.
+pub const FILE_COLUMN: &str = "_file";
+/// Column holding the raw line of a row with the wrong number of fields.
+pub const TEXT_COLUMN: &str = "_text";
+/// Column holding why a row was quarantined.
+pub const REASON_COLUMN: &str = "_reason";
+
+const TRUE_WORDS: [&str; 5] = ["true", "1", "yes", "t", "y"];
+const FALSE_WORDS: [&str; 5] = ["false", "0", "no", "f", "n"];
+
+/// What went wrong in prep, beyond single files and rows.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepError {
+    #[error("{context}: {source}")]
+    Polars { context: String, source: PolarsError },
+    #[error("{0}")]
+    Data(String),
+}
+
+fn polars_error(context: impl Into<String>) -> impl FnOnce(PolarsError) -> PrepError {
+    let context = context.into();
+    move |source| PrepError::Polars { context, source }
+}
+
+/// A raw file that cannot be used at all.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rejection {
+    pub file: String,
+    pub reason: String,
+}
+
+/// One parsed file: valid typed rows, quarantined raw rows with reasons.
+#[derive(Debug)]
+pub struct Parsed {
+    pub file: String,
+    /// Data rows read.
+    pub rows: usize,
+    /// Typed rows in spec column order (ignored columns dropped).
+    pub valid: DataFrame,
+    /// Raw text of every column of the rows that break the schema, with `_file`, `_row` and
+    /// `_reason`.
+    pub quarantined: DataFrame,
+    /// Remarks that do not stop the file (unknown columns dropped, nullable columns absent).
+    pub notes: Vec<String>,
+}
+
+/// Reads one CSV file against the spec.
+pub fn parse_csv(file: &str, bytes: &[u8], spec: &Spec) -> Result<Parsed, Rejection> {
+    let reject = |reason: String| Rejection { file: file.to_string(), reason };
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(reject("the file is empty".into()));
+    }
+    if let Err(error) = std::str::from_utf8(bytes) {
+        let at = error.valid_up_to();
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = at - bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+        return Err(reject(format!("not UTF-8 text: invalid byte 0x{:02x} at line {line}, column {column}", bytes[at])));
+    }
+    let header = read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
+    let notes = check_header(&header, spec).map_err(reject)?;
+    let (mut table, row_numbers, ragged) = read_strings(bytes, header.len()).map_err(reject)?;
+    if table.height() == 0 && ragged.height() == 0 {
+        return Err(reject("the file has a header but no data rows".into()));
+    }
+    for column in &spec.columns {
+        if !header.contains(&column.name) && !spec.ignore.contains(&column.name) {
+            let nulls = Series::full_null(column.name.as_str().into(), table.height(), &DataType::String);
+            table.with_column(nulls.into()).map_err(|e| reject(e.to_string()))?;
+        }
+    }
+    let (valid, mut quarantined) = coerce(table, spec, &header, row_numbers).map_err(|e| reject(e.to_string()))?;
+    if ragged.height() > 0 {
+        let mut names: Vec<String> = quarantined.get_column_names().iter().map(|n| n.to_string()).collect();
+        names.insert(names.len() - 1, TEXT_COLUMN.to_string());
+        quarantined = align(&quarantined, &names).and_then(|q| q.vstack(&align(&ragged, &names)?)).map_err(|e| reject(e.to_string()))?;
+        quarantined.sort_in_place([ROW_COLUMN], SortMultipleOptions::default()).map_err(|e| reject(e.to_string()))?;
+    }
+    let file_names = Series::new(FILE_COLUMN.into(), vec![file; quarantined.height()]);
+    quarantined.insert_column(0, file_names.into()).map_err(|e| reject(e.to_string()))?;
+    Ok(Parsed { file: file.to_string(), rows: valid.height() + quarantined.height(), valid, quarantined, notes })
+}
+
+/// The columns `names` of `table`, in that order; absent ones are null text.
+fn align(table: &DataFrame, names: &[String]) -> PolarsResult<DataFrame> {
+    let columns = names
+        .iter()
+        .map(|name| match table.column(name) {
+            Ok(column) => Ok(column.clone()),
+            Err(_) => Ok(Series::full_null(name.as_str().into(), table.height(), &DataType::String).into()),
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    DataFrame::new(table.height(), columns)
+}
+
+fn read_header(bytes: &[u8]) -> Result<Vec<String>, csv::Error> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+    Ok(reader.headers()?.iter().map(|h| h.trim().to_string()).collect())
+}
+
+/// Refuses a header that lacks required columns or repeats one; notes the rest.
+fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
+    let mut seen = BTreeSet::new();
+    if let Some(repeated) = header.iter().find(|h| !seen.insert(h.as_str())) {
+        return Err(format!("the header repeats column '{repeated}'"));
+    }
+    let expected: Vec<&ColumnSpec> = spec.columns.iter().filter(|c| !spec.ignore.contains(&c.name)).collect();
+    if !expected.iter().any(|c| header.contains(&c.name)) {
+        let found = header.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+        return Err(format!("no column of dataset '{}' in the header (found: {found}); wrong file or no header row?", spec.name));
+    }
+    let missing: Vec<&str> = expected.iter().filter(|c| !c.nullable && !header.contains(&c.name)).map(|c| c.name.as_str()).collect();
+    if !missing.is_empty() {
+        return Err(format!("missing column(s): {}", missing.join(", ")));
+    }
+    let mut notes = Vec::new();
+    let absent: Vec<&str> = expected.iter().filter(|c| !header.contains(&c.name)).map(|c| c.name.as_str()).collect();
+    if !absent.is_empty() {
+        notes.push(format!("nullable column(s) absent, read as missing: {}", absent.join(", ")));
+    }
+    let unknown: Vec<&str> = header.iter().filter(|h| spec.column(h).is_none()).map(String::as_str).collect();
+    if !unknown.is_empty() {
+        notes.push(format!("column(s) not in the spec, dropped: {}", unknown.join(", ")));
+    }
+    Ok(notes)
+}
+
+/// Reads every field as text. Rows with more or fewer fields than the header are split off
+/// (with their reason) so one bad line does not cost the whole file.
+fn read_strings(bytes: &[u8], width: usize) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), String> {
+    let read = |bytes: Vec<u8>| {
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .with_row_index(Some(RowIndex { name: ROW_COLUMN.into(), offset: 1 }))
+            .into_reader_with_file_handle(Cursor::new(bytes))
+            .finish()
+    };
+    match read(bytes.to_vec()) {
+        Ok(table) if !has_short_rows(bytes, &table, width) => Ok((trim_header(table)?, None, DataFrame::empty())),
+        _ => {
+            let (good, row_numbers, ragged) = split_ragged(bytes, width)?;
+            let table = read(good).map_err(|e| format!("not a readable CSV file: {e}"))?;
+            Ok((trim_header(table)?, Some(row_numbers), ragged))
+        }
+    }
+}
+
+/// Polars fills missing trailing fields with nulls; a row of all-null trailing fields whose
+/// line has fewer separators than the header was short. Checked cheaply on the raw bytes only
+/// when some row ends in nulls.
+fn has_short_rows(bytes: &[u8], table: &DataFrame, width: usize) -> bool {
+    let Some(last) = table.columns().last() else { return false };
+    last.null_count() > 0 && {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+        let mut record = csv::ByteRecord::new();
+        let mut short = false;
+        while !short && reader.read_byte_record(&mut record).unwrap_or(false) {
+            short = record.len() != width;
+        }
+        short
+    }
+}
+
+fn trim_header(mut table: DataFrame) -> Result<DataFrame, String> {
+    let names: Vec<PlSmallStr> = table.get_column_names().iter().map(|n| n.trim().into()).collect();
+    table.set_column_names(&names).map_err(|e| e.to_string())?;
+    Ok(table)
+}
+
+/// Separates rows whose field count differs from the header's.
+fn split_ragged(bytes: &[u8], width: usize) -> Result<(Vec<u8>, Vec<u32>, DataFrame), String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+    reader.headers().map_err(|e| format!("not a readable CSV file: {e}"))?;
+    let header_end = reader.position().byte() as usize;
+    let mut good = bytes[..header_end].to_vec();
+    let (mut row_numbers, mut bad_rows, mut bad_text, mut reasons) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut record = csv::ByteRecord::new();
+    let mut row = 0u32;
+    loop {
+        let start = reader.position().byte() as usize;
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(format!("not a readable CSV file: {e}")),
+        }
+        row += 1;
+        let end = reader.position().byte() as usize;
+        if record.len() == width {
+            good.extend_from_slice(&bytes[start..end]);
+            if !good.ends_with(b"\n") {
+                good.push(b'\n');
+            }
+            row_numbers.push(row);
+        } else {
+            bad_rows.push(row);
+            bad_text.push(String::from_utf8_lossy(bytes[start..end].trim_ascii_end()).to_string());
+            reasons.push(format!("row has {} fields, the header has {width}", record.len()));
+        }
+    }
+    let ragged = DataFrame::new_infer_height(vec![
+        Series::new(ROW_COLUMN.into(), bad_rows).into(),
+        Series::new(TEXT_COLUMN.into(), bad_text).into(),
+        Series::new(REASON_COLUMN.into(), reasons).into(),
+    ])
+    .map_err(|e| e.to_string())?;
+    Ok((good, row_numbers, ragged))
+}
+
+fn quoted_list(values: &[String]) -> String {
+    let shown: Vec<&str> = values.iter().take(12).map(String::as_str).collect();
+    let more = if values.len() > shown.len() { ", ..." } else { "" };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// The typed value of a column and the reasons it may fail, as expressions over its raw text.
+fn column_exprs(column: &ColumnSpec) -> (Expr, Vec<Expr>) {
+    let name = column.name.as_str();
+    let text = col(name).str().strip_chars(lit(Null {}));
+    let raw = when(text.clone().eq(lit(""))).then(lit(Null {})).otherwise(text);
+    let says = |message: &str| concat_str([lit(format!("{name}: '")), raw.clone(), lit(format!("' {message}"))], "", false);
+    let (value, type_failure) = match column.kind {
+        ColumnType::Integer => {
+            let number = raw.clone().cast(DataType::Float64);
+            let integral = number.clone().is_finite().and(number.clone().eq(number.clone().floor()));
+            let value = when(integral).then(number.cast(DataType::Int64)).otherwise(lit(Null {}).cast(DataType::Int64));
+            (value.clone(), when(raw.clone().is_not_null().and(value.is_null())).then(says("is not an integer")))
+        }
+        ColumnType::Float => {
+            let number = raw.clone().cast(DataType::Float64);
+            let value = when(number.clone().is_finite()).then(number).otherwise(lit(Null {}).cast(DataType::Float64));
+            (value.clone(), when(raw.clone().is_not_null().and(value.is_null())).then(says("is not a finite number")))
+        }
+        ColumnType::Boolean => {
+            let lower = raw.clone().str().to_lowercase();
+            let words = |w: [&str; 5]| lit(Series::new("words".into(), w.to_vec())).implode(false);
+            let value = when(lower.clone().is_in(words(TRUE_WORDS), false))
+                .then(lit(true))
+                .when(lower.is_in(words(FALSE_WORDS), false))
+                .then(lit(false))
+                .otherwise(lit(Null {}).cast(DataType::Boolean));
+            (value.clone(), when(raw.clone().is_not_null().and(value.is_null())).then(says("is not a boolean (true/false, 1/0, yes/no)")))
+        }
+        ColumnType::Categorical => {
+            let failure = match &column.categories {
+                Some(categories) => {
+                    let allowed = lit(Series::new("allowed".into(), categories.clone())).implode(false);
+                    when(raw.clone().is_not_null().and(raw.clone().is_in(allowed, false).not()))
+                        .then(says(&format!("is not one of the categories ({})", quoted_list(categories))))
+                }
+                None => when(lit(false)).then(lit("")),
+            };
+            (raw.clone(), failure)
+        }
+        ColumnType::String => (raw.clone(), when(lit(false)).then(lit(""))),
+        ColumnType::Datetime => {
+            let format = column.format.clone().unwrap_or_default();
+            let parse = move |c: polars::prelude::Column| -> PolarsResult<polars::prelude::Column> {
+                let parsed: Int64Chunked =
+                    c.str()?.iter().map(|v| v.and_then(|v| mlops_core::time::parse_datetime(v, &format).ok()).map(|s| (s * 1000.0).round() as i64)).collect();
+                Ok(parsed.into_datetime(TimeUnit::Milliseconds, None).into_column())
+            };
+            let value = raw.clone().map(parse, |_, field| Ok(Field::new(field.name().clone(), DataType::Datetime(TimeUnit::Milliseconds, None))));
+            let format = column.format.clone().unwrap_or_default();
+            (value.clone(), when(raw.clone().is_not_null().and(value.is_null())).then(says(&format!("does not match the datetime format '{format}'"))))
+        }
+    };
+    let mut failures = vec![type_failure.otherwise(lit(Null {}))];
+    if !column.nullable {
+        failures.push(when(raw.is_null()).then(lit(format!("{name}: missing value"))).otherwise(lit(Null {})));
+    }
+    if let Some(min) = column.min {
+        let below = value.clone().cast(DataType::Float64).lt(lit(min));
+        let message = concat_str([lit(format!("{name}: ")), value.clone().cast(DataType::String), lit(format!(" is below the minimum {min}"))], "", false);
+        failures.push(when(below).then(message).otherwise(lit(Null {})));
+    }
+    if let Some(max) = column.max {
+        let above = value.clone().cast(DataType::Float64).gt(lit(max));
+        let message = concat_str([lit(format!("{name}: ")), value.clone().cast(DataType::String), lit(format!(" is above the maximum {max}"))], "", false);
+        failures.push(when(above).then(message).otherwise(lit(Null {})));
+    }
+    (value.alias(name), failures)
+}
+
+/// Coerces the text columns of one file; returns valid typed rows and quarantined raw rows.
+fn coerce(table: DataFrame, spec: &Spec, header: &[String], row_numbers: Option<Vec<u32>>) -> PolarsResult<(DataFrame, DataFrame)> {
+    let mut table = table;
+    if let Some(numbers) = row_numbers {
+        table.with_column(Series::new(ROW_COLUMN.into(), numbers).into())?;
+    }
+    let kept: Vec<&ColumnSpec> = spec.columns.iter().filter(|c| !spec.ignore.contains(&c.name)).collect();
+    let (values, failures): (Vec<Expr>, Vec<Vec<Expr>>) = kept.iter().map(|c| column_exprs(c)).unzip();
+    let reason = concat_str(failures.concat(), "; ", true).alias(REASON_COLUMN);
+    let raw_columns: Vec<Expr> = header.iter().map(|h| col(h.as_str()).alias(format!("raw:{h}"))).collect();
+    let mut selection = vec![col(ROW_COLUMN), reason];
+    selection.extend(values);
+    selection.extend(raw_columns);
+    let checked = table.lazy().select(selection).collect()?;
+    let bad = checked.column(REASON_COLUMN)?.str()?.iter().map(|r| r.is_some_and(|r| !r.is_empty())).collect::<BooleanChunked>();
+    let valid = checked.filter(&!&bad)?.select(kept.iter().map(|c| c.name.as_str()))?;
+    let mut quarantine_columns: Vec<String> = vec![ROW_COLUMN.into()];
+    quarantine_columns.extend(header.iter().map(|h| format!("raw:{h}")));
+    quarantine_columns.push(REASON_COLUMN.into());
+    let mut quarantined = checked.filter(&bad)?.select(quarantine_columns)?;
+    for h in header {
+        quarantined.rename(&format!("raw:{h}"), h.as_str().into())?;
+    }
+    Ok((valid, quarantined))
+}
+
+/// Stacks typed files and removes duplicate rows; returns the table and the duplicates removed.
+pub fn merge(tables: Vec<DataFrame>) -> Result<(DataFrame, usize), PrepError> {
+    let mut tables = tables.into_iter();
+    let Some(mut merged) = tables.next() else { return Ok((DataFrame::empty(), 0)) };
+    for table in tables {
+        merged.vstack_mut_owned(table).map_err(polars_error("stacking files"))?;
+    }
+    let before = merged.height();
+    let unique = merged.unique_stable(None, UniqueKeepStrategy::First, None).map_err(polars_error("removing duplicate rows"))?;
+    let duplicates = before - unique.height();
+    Ok((unique, duplicates))
+}
+
+/// Stacks tables whose columns may differ (quarantined rows of several files): the union of
+/// their columns, in order of first appearance, missing ones null.
+pub fn stack(tables: Vec<DataFrame>) -> Result<DataFrame, PrepError> {
+    let mut names: Vec<String> = Vec::new();
+    for table in &tables {
+        for name in table.get_column_names() {
+            if !names.iter().any(|n| n == name.as_str()) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    let mut stacked: Option<DataFrame> = None;
+    for table in &tables {
+        let aligned = align(table, &names).map_err(polars_error("aligning quarantined rows"))?;
+        match &mut stacked {
+            None => stacked = Some(aligned),
+            Some(all) => {
+                all.vstack_mut_owned(aligned).map_err(polars_error("stacking quarantined rows"))?;
+            }
+        }
+    }
+    Ok(stacked.unwrap_or_else(DataFrame::empty))
+}
+
+/// Parquet bytes (zstd) of a table.
+pub fn to_parquet(table: &mut DataFrame) -> Result<Vec<u8>, PrepError> {
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).with_compression(ParquetCompression::Zstd(None)).finish(table).map_err(polars_error("writing parquet"))?;
+    Ok(bytes)
+}
+
+/// Reads parquet bytes; `key` names them in errors.
+pub fn read_parquet(bytes: Vec<u8>, key: &str) -> Result<DataFrame, PrepError> {
+    ParquetReader::new(Cursor::new(bytes)).finish().map_err(polars_error(format!("reading {key}")))
+}
+
+/// CSV bytes of a table (quarantined rows).
+pub fn to_csv(table: &mut DataFrame) -> Result<Vec<u8>, PrepError> {
+    let mut bytes = Vec::new();
+    CsvWriter::new(&mut bytes).include_header(true).finish(table).map_err(polars_error("writing CSV"))?;
+    Ok(bytes)
+}
+
+/// The spec columns of a typed table as a core [`Frame`] (columns the table lacks are skipped).
+pub fn to_frame(table: &DataFrame, spec: &Spec) -> Result<Frame, PrepError> {
+    let mut columns = Vec::new();
+    for column in &spec.columns {
+        let Ok(series) = table.column(&column.name) else { continue };
+        let context = || format!("converting column '{}'", column.name);
+        let converted = match column.kind {
+            ColumnType::Integer | ColumnType::Float | ColumnType::Boolean => {
+                let numbers = series.cast(&DataType::Float64).map_err(polars_error(context()))?;
+                CoreColumn::Numeric(numbers.f64().map_err(polars_error(context()))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            }
+            ColumnType::Datetime => {
+                let millis = series.cast(&DataType::Int64).map_err(polars_error(context()))?;
+                CoreColumn::Numeric(millis.i64().map_err(polars_error(context()))?.iter().map(|v| v.map_or(f64::NAN, |ms| ms as f64 / 1000.0)).collect())
+            }
+            ColumnType::Categorical | ColumnType::String => {
+                let text = series.cast(&DataType::String).map_err(polars_error(context()))?;
+                CoreColumn::categorical(text.str().map_err(polars_error(context()))?.iter())
+            }
+        };
+        columns.push((column.name.clone(), converted));
+    }
+    Frame::new(columns).map_err(PrepError::Data)
+}
+
+#[cfg(test)]
+mod tests;

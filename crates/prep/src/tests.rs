@@ -1,0 +1,140 @@
+use super::*;
+use mlops_core::frame::Column as CoreColumn;
+
+const SPEC: &str = r#"
+name = "toy"
+ignore = ["leak"]
+[target]
+column = "y"
+task = "regression"
+[[columns]]
+name = "n"
+type = "integer"
+min = 0
+max = 10
+[[columns]]
+name = "x"
+type = "float"
+nullable = true
+[[columns]]
+name = "c"
+type = "categorical"
+categories = ["a", "b"]
+[[columns]]
+name = "flag"
+type = "boolean"
+[[columns]]
+name = "when"
+type = "datetime"
+format = "%Y-%m-%d"
+[[columns]]
+name = "leak"
+type = "float"
+[[columns]]
+name = "y"
+type = "float"
+[models.lm]
+kind = "linear"
+"#;
+
+fn spec() -> Spec {
+    Spec::parse(SPEC, "toy").unwrap()
+}
+
+fn reasons(parsed: &Parsed) -> Vec<(u32, String)> {
+    let rows = parsed.quarantined.column(ROW_COLUMN).unwrap().cast(&DataType::UInt32).unwrap();
+    let reasons = parsed.quarantined.column(REASON_COLUMN).unwrap().clone();
+    rows.u32().unwrap().iter().zip(reasons.str().unwrap().iter()).map(|(r, s)| (r.unwrap(), s.unwrap().to_string())).collect()
+}
+
+#[test]
+fn valid_rows_are_typed_and_bad_rows_quarantined_with_their_reason() {
+    let csv = "n,x,c,flag,when,leak,y\n\
+               1, 2.5 ,a,yes,2024-01-02,9,1.0\n\
+               2,,b,0,2024-01-03,9,2.0\n\
+               x3,1,a,1,2024-01-04,9,3.0\n\
+               11,1,z,maybe,someday,9,\n\
+               4,1,a,true,2024-01-05,9,4.0\n";
+    let parsed = parse_csv("raw/toy/a.csv", csv.as_bytes(), &spec()).unwrap();
+    assert_eq!(parsed.rows, 5);
+    assert_eq!(parsed.valid.height(), 3);
+    assert_eq!(parsed.valid.get_column_names().iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["n", "x", "c", "flag", "when", "y"]);
+    let reasons = reasons(&parsed);
+    assert_eq!(reasons[0], (3, "n: 'x3' is not an integer".to_string()));
+    let (row, reason) = &reasons[1];
+    assert_eq!(*row, 4);
+    for part in ["n: 11 is above the maximum 10", "c: 'z' is not one of the categories (a, b)", "flag: 'maybe' is not a boolean", "when: 'someday' does not match", "y: missing value"] {
+        assert!(reason.contains(part), "{reason:?} lacks {part:?}");
+    }
+    let quarantined_leak = parsed.quarantined.column("leak").unwrap();
+    assert_eq!(quarantined_leak.str().unwrap().get(0), Some("9"), "quarantined rows keep every raw column");
+    let frame = to_frame(&parsed.valid, &spec()).unwrap();
+    let CoreColumn::Numeric(x) = frame.column("x").unwrap() else { panic!() };
+    assert!(x[0] == 2.5 && x[1].is_nan());
+    assert_eq!(frame.column("flag"), Some(&CoreColumn::Numeric(vec![1.0, 0.0, 1.0])));
+    let CoreColumn::Numeric(when) = frame.column("when").unwrap() else { panic!() };
+    assert_eq!(when[0], mlops_core::time::parse_datetime("2024-01-02", "%Y-%m-%d").unwrap());
+}
+
+#[test]
+fn unusable_files_are_rejected_with_the_file_and_the_problem() {
+    let cases: [(&[u8], &str); 6] = [
+        (b"", "empty"),
+        (b"n,x,c,flag,when,leak,y\n", "no data rows"),
+        (b"n,x,c,flag,when,leak,y\n1,2,a,1,2024-01-01,3,\xff\xfe\n", "not UTF-8 text: invalid byte 0xff at line 2, column 22"),
+        (b"a,b\n1,2\n", "no column of dataset 'toy'"),
+        (b"n,x,c,when,y\n1,2,a,2024-01-01,3\n", "missing column(s): flag"),
+        (b"n,n,x,c,flag,when,y\n1,1,2,a,1,2024-01-01,3\n", "repeats column 'n'"),
+    ];
+    for (bytes, expected) in cases {
+        let rejection = parse_csv("raw/toy/bad.csv", bytes, &spec()).unwrap_err();
+        assert_eq!(rejection.file, "raw/toy/bad.csv");
+        assert!(rejection.reason.contains(expected), "{:?} should contain {expected:?}", rejection.reason);
+    }
+}
+
+#[test]
+fn rows_with_the_wrong_number_of_fields_are_quarantined_alone() {
+    let csv = "n,x,c,flag,when,leak,y\n1,2,a,1,2024-01-01,0,1\n2,2,a,1,2024-01-01,0,1,extra\n3,2,a\n4,2,b,0,2024-01-02,0,2\n";
+    let parsed = parse_csv("f.csv", csv.as_bytes(), &spec()).unwrap();
+    assert_eq!(parsed.valid.height(), 2);
+    let reasons = reasons(&parsed);
+    assert_eq!(reasons, [(2, "row has 8 fields, the header has 7".to_string()), (3, "row has 3 fields, the header has 7".to_string())]);
+    assert_eq!(parsed.quarantined.column(TEXT_COLUMN).unwrap().str().unwrap().get(0), Some("2,2,a,1,2024-01-01,0,1,extra"));
+    let valid_n: Vec<i64> = parsed.valid.column("n").unwrap().i64().unwrap().iter().flatten().collect();
+    assert_eq!(valid_n, [1, 4]);
+}
+
+#[test]
+fn merging_removes_duplicates_across_files_and_parquet_round_trips() {
+    let a = parse_csv("a.csv", b"n,x,c,flag,when,y\n1,2,a,1,2024-01-01,1\n2,2,a,1,2024-01-01,1\n", &spec()).unwrap();
+    let b = parse_csv("b.csv", b"y,n,x,c,flag,when\n1,1,2,a,1,2024-01-01\n5,3,2,b,0,2024-01-02\n", &spec()).unwrap();
+    assert!(a.notes.is_empty() && b.notes.is_empty());
+    let (mut merged, duplicates) = merge(vec![a.valid, b.valid]).unwrap();
+    assert_eq!((merged.height(), duplicates), (3, 1));
+    let bytes = to_parquet(&mut merged).unwrap();
+    let back = read_parquet(bytes, "mem").unwrap();
+    assert!(back.equals_missing(&merged));
+}
+
+#[test]
+fn init_drafts_a_usable_spec() {
+    let csv = "order_id,when,city,amount,note,churned\n\
+               17,2024-01-01 08:00:00,paris,10.5,hello there,yes\n\
+               18,2024-01-02 09:30:00,lyon,3.0,another note,no\n\
+               19,2024-01-03 10:00:00,paris,,third one,no\n\
+               20,2024-01-04 23:00:00,paris,7.25,fourth,yes\n";
+    let options = infer::InitOptions { name: "orders".into(), target: "churned".into(), time: None, task: None };
+    let (spec, notes) = infer::infer_spec("orders.csv", csv.as_bytes(), &options).unwrap();
+    assert_eq!(spec.target.task, mlops_core::spec::Task::Binary);
+    assert_eq!(spec.id.as_deref(), Some("order_id"));
+    assert_eq!(spec.time.as_ref().and_then(|t| t.column.as_deref()), Some("when"));
+    assert_eq!(spec.column("when").unwrap().format.as_deref(), Some("%Y-%m-%d %H:%M:%S"));
+    assert_eq!(spec.column("city").unwrap().kind, ColumnType::Categorical);
+    assert!(spec.column("amount").unwrap().nullable);
+    assert_eq!(spec.column("note").unwrap().kind, ColumnType::String);
+    assert_eq!(spec.feature_columns().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["city", "amount"]);
+    assert!(notes.iter().any(|n| n.contains("order_id")));
+    let error = infer::infer_spec("orders.csv", csv.as_bytes(), &infer::InitOptions { target: "nope".into(), ..options }).unwrap_err();
+    assert!(error.reason.contains("'nope'"));
+}

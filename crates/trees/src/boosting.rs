@@ -1,0 +1,399 @@
+//! Gradient boosting of histogram trees (second-order, leaf-wise growth), in the manner of
+//! LightGBM and scikit-learn's `HistGradientBoosting*`.
+
+use linfa::ParamGuard;
+use linfa::dataset::DatasetBase;
+use linfa::traits::Fit;
+use ndarray::{ArrayBase, Data, Ix1, Ix2};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::bins::{BinMapper, BinnedMatrix, MISSING_BIN};
+use crate::ensemble::{Link, TreeEnsemble, normalised_importances, sigmoid, softmax_into};
+use crate::grow::{GrowConfig, Gradients, Grower};
+use crate::tree::Node;
+use crate::{TreesError, check_targets, parameter};
+
+/// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
+const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
+const MIN_PROBABILITY: f64 = 1e-15;
+
+/// The loss that boosting minimises.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub enum Loss {
+    /// Regression, identity link.
+    SquaredError,
+    /// Regression of non-negative counts or rates, log link.
+    Poisson,
+    /// Binary classification; targets are 0 or 1.
+    LogLoss,
+    /// Multiclass classification; targets are class indices `0..n_classes`.
+    Softmax { n_classes: usize },
+}
+
+impl Loss {
+    fn n_outputs(self) -> usize {
+        match self {
+            Loss::Softmax { n_classes } => n_classes,
+            _ => 1,
+        }
+    }
+
+    fn baseline(self, y: &[f64], rows: &[u32]) -> Vec<f64> {
+        let n = rows.len() as f64;
+        let mean = rows.iter().map(|&r| y[r as usize]).sum::<f64>() / n;
+        match self {
+            Loss::SquaredError => vec![mean],
+            Loss::Poisson => vec![mean.max(MIN_PROBABILITY).ln()],
+            Loss::LogLoss => {
+                let p = mean.clamp(MIN_PROBABILITY, 1.0 - MIN_PROBABILITY);
+                vec![(p / (1.0 - p)).ln()]
+            }
+            Loss::Softmax { n_classes } => {
+                let mut counts = vec![0.0; n_classes];
+                rows.iter().for_each(|&r| counts[y[r as usize] as usize] += 1.0);
+                counts.iter().map(|c| (c / n).max(MIN_PROBABILITY).ln()).collect()
+            }
+        }
+    }
+
+    /// Fills gradients and hessians (`n_outputs` blocks of one value per row) for `rows`.
+    fn gradients(self, y: &[f64], raw: &[f64], rows: &[u32], grad: &mut [Vec<f64>], hess: &mut [Vec<f64>]) {
+        let k = self.n_outputs();
+        let mut probabilities = vec![0.0; k];
+        for &row in rows {
+            let r = row as usize;
+            let f = &raw[r * k..(r + 1) * k];
+            match self {
+                Loss::SquaredError => grad[0][r] = f[0] - y[r],
+                Loss::Poisson => {
+                    let mu = f[0].min(700.0).exp();
+                    grad[0][r] = mu - y[r];
+                    hess[0][r] = mu;
+                }
+                Loss::LogLoss => {
+                    let p = sigmoid(f[0]);
+                    grad[0][r] = p - y[r];
+                    hess[0][r] = (p * (1.0 - p)).max(MIN_PROBABILITY);
+                }
+                Loss::Softmax { .. } => {
+                    softmax_into(f, &mut probabilities);
+                    for (class, p) in probabilities.iter().enumerate() {
+                        let is_class = if y[r] as usize == class { 1.0 } else { 0.0 };
+                        grad[class][r] = p - is_class;
+                        hess[class][r] = (p * (1.0 - p)).max(MIN_PROBABILITY);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mean loss over `rows` (up to a constant), for early stopping.
+    fn mean_loss(self, y: &[f64], raw: &[f64], rows: &[u32]) -> f64 {
+        let k = self.n_outputs();
+        let total: f64 = rows
+            .iter()
+            .map(|&row| {
+                let r = row as usize;
+                let f = &raw[r * k..(r + 1) * k];
+                match self {
+                    Loss::SquaredError => 0.5 * (f[0] - y[r]).powi(2),
+                    Loss::Poisson => f[0].min(700.0).exp() - y[r] * f[0],
+                    Loss::LogLoss => f[0].max(0.0) + (-f[0].abs()).exp().ln_1p() - y[r] * f[0],
+                    Loss::Softmax { .. } => {
+                        let max = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let log_sum = max + f.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                        log_sum - f[y[r] as usize]
+                    }
+                }
+            })
+            .sum();
+        total / rows.len() as f64
+    }
+
+    fn link(self) -> Link {
+        match self {
+            Loss::SquaredError => Link::Identity,
+            Loss::Poisson => Link::Exp,
+            Loss::LogLoss => Link::Sigmoid,
+            Loss::Softmax { .. } => Link::Softmax,
+        }
+    }
+
+    fn check_target(self, y: f64) -> Result<(), &'static str> {
+        match self {
+            Loss::SquaredError => Ok(()),
+            Loss::Poisson if y < 0.0 => Err("the Poisson loss needs non-negative targets"),
+            Loss::LogLoss if y != 0.0 && y != 1.0 => Err("binary targets must be 0 or 1"),
+            Loss::Softmax { n_classes } if y.fract() != 0.0 || y < 0.0 || y >= n_classes as f64 => {
+                Err("multiclass targets must be class indices below n_classes")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether boosting holds out part of the training rows to stop when they stop improving.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum EarlyStopping {
+    /// On from 10 000 training rows.
+    Auto,
+    On,
+    Off,
+}
+
+/// Checked hyperparameters of gradient boosting.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GradientBoostingValidParams {
+    loss: Loss,
+    learning_rate: f64,
+    max_iter: usize,
+    max_leaf_nodes: Option<usize>,
+    max_depth: Option<usize>,
+    min_samples_leaf: usize,
+    l2_regularization: f64,
+    max_bins: usize,
+    early_stopping: EarlyStopping,
+    validation_fraction: f64,
+    n_iter_no_change: usize,
+    tol: f64,
+    seed: u64,
+}
+
+/// Hyperparameters of gradient boosting; defaults follow scikit-learn's
+/// `HistGradientBoostingRegressor`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientBoostingParams(GradientBoostingValidParams);
+
+impl GradientBoostingParams {
+    pub fn new(loss: Loss) -> Self {
+        GradientBoostingParams(GradientBoostingValidParams {
+            loss,
+            learning_rate: 0.1,
+            max_iter: 100,
+            max_leaf_nodes: Some(31),
+            max_depth: None,
+            min_samples_leaf: 20,
+            l2_regularization: 0.0,
+            max_bins: 255,
+            early_stopping: EarlyStopping::Auto,
+            validation_fraction: 0.1,
+            n_iter_no_change: 10,
+            tol: 1e-7,
+            seed: 0,
+        })
+    }
+
+    pub fn learning_rate(mut self, value: f64) -> Self {
+        self.0.learning_rate = value;
+        self
+    }
+    /// Maximum number of boosting iterations (one tree per iteration and output).
+    pub fn max_iter(mut self, value: usize) -> Self {
+        self.0.max_iter = value;
+        self
+    }
+    pub fn max_leaf_nodes(mut self, value: Option<usize>) -> Self {
+        self.0.max_leaf_nodes = value;
+        self
+    }
+    pub fn max_depth(mut self, value: Option<usize>) -> Self {
+        self.0.max_depth = value;
+        self
+    }
+    pub fn min_samples_leaf(mut self, value: usize) -> Self {
+        self.0.min_samples_leaf = value;
+        self
+    }
+    pub fn l2_regularization(mut self, value: f64) -> Self {
+        self.0.l2_regularization = value;
+        self
+    }
+    pub fn max_bins(mut self, value: usize) -> Self {
+        self.0.max_bins = value;
+        self
+    }
+    pub fn early_stopping(mut self, value: EarlyStopping) -> Self {
+        self.0.early_stopping = value;
+        self
+    }
+    pub fn validation_fraction(mut self, value: f64) -> Self {
+        self.0.validation_fraction = value;
+        self
+    }
+    pub fn n_iter_no_change(mut self, value: usize) -> Self {
+        self.0.n_iter_no_change = value;
+        self
+    }
+    pub fn seed(mut self, value: u64) -> Self {
+        self.0.seed = value;
+        self
+    }
+}
+
+impl ParamGuard for GradientBoostingParams {
+    type Checked = GradientBoostingValidParams;
+    type Error = TreesError;
+
+    fn check_ref(&self) -> Result<&Self::Checked, Self::Error> {
+        let p = &self.0;
+        if !(p.learning_rate > 0.0 && p.learning_rate.is_finite()) {
+            return Err(parameter("learning_rate", "must be a positive number"));
+        }
+        if p.max_iter == 0 {
+            return Err(parameter("max_iter", "must be at least 1"));
+        }
+        if p.max_leaf_nodes.is_some_and(|n| n < 2) {
+            return Err(parameter("max_leaf_nodes", "must be at least 2"));
+        }
+        if p.max_depth == Some(0) {
+            return Err(parameter("max_depth", "must be at least 1"));
+        }
+        if p.min_samples_leaf == 0 {
+            return Err(parameter("min_samples_leaf", "must be at least 1"));
+        }
+        if !(p.l2_regularization >= 0.0) {
+            return Err(parameter("l2_regularization", "must be non-negative"));
+        }
+        if !(2..=MISSING_BIN as usize).contains(&p.max_bins) {
+            return Err(parameter("max_bins", "must be between 2 and 255"));
+        }
+        if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {
+            return Err(parameter("validation_fraction", "must be between 0 and 1"));
+        }
+        if let Loss::Softmax { n_classes } = p.loss
+            && n_classes < 2
+        {
+            return Err(parameter("n_classes", "must be at least 2"));
+        }
+        Ok(p)
+    }
+
+    fn check(self) -> Result<Self::Checked, Self::Error> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
+}
+
+impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>, TreesError>
+    for GradientBoostingValidParams
+{
+    type Object = TreeEnsemble;
+
+    fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>>) -> Result<TreeEnsemble, TreesError> {
+        let x = dataset.records();
+        let y: Vec<f64> = dataset.targets().iter().copied().collect();
+        check_targets(x.nrows(), &y, |v| self.loss.check_target(v))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let (train, validation) = self.split_for_early_stopping(y.len(), &mut rng);
+        if self.loss == Loss::Poisson && train.iter().all(|&r| y[r as usize] == 0.0) {
+            return Err(TreesError::InvalidTarget { row: 0, value: 0.0, reason: "the Poisson loss needs a positive target sum" });
+        }
+        let mapper = BinMapper::fit(x, &train, self.max_bins, &mut rng);
+        let binned = mapper.transform(x);
+        let k = self.loss.n_outputs();
+        let baseline = self.loss.baseline(&y, &train);
+        let mut raw: Vec<f64> = (0..y.len()).flat_map(|_| baseline.iter().copied()).collect();
+        let mut grad = vec![vec![0.0; y.len()]; k];
+        let mut hess = vec![vec![1.0; y.len()]; k];
+        let config = GrowConfig {
+            max_leaf_nodes: self.max_leaf_nodes,
+            max_depth: self.max_depth,
+            min_samples_leaf: self.min_samples_leaf,
+            min_hessian_leaf: 1e-3,
+            l2: self.l2_regularization,
+            shrinkage: self.learning_rate,
+            features_per_node: None,
+        };
+        let mut trees = Vec::new();
+        let mut gains = Vec::new();
+        let mut best = (f64::INFINITY, 0);
+        for iteration in 0..self.max_iter {
+            self.loss.gradients(&y, &raw, &train, &mut grad, &mut hess);
+            for output in 0..k {
+                let grower = Grower {
+                    bins: &binned,
+                    edges: &mapper.features,
+                    grads: Gradients {
+                        grad: &grad[output],
+                        hess: (self.loss != Loss::SquaredError).then_some(hess[output].as_slice()),
+                        width: 1,
+                    },
+                    config: &config,
+                };
+                let mut grown = grower.grow(train.clone(), &mut rng);
+                grown.tree.output = output;
+                for &(start, end, leaf) in &grown.leaves {
+                    let value = grown.tree.leaf_values[leaf];
+                    for &row in &grown.rows[start..end] {
+                        raw[row as usize * k + output] += value;
+                    }
+                }
+                for &row in &validation {
+                    raw[row as usize * k + output] += binned_leaf_value(&grown.tree, &mapper, &binned, row as usize);
+                }
+                gains.extend(grown.gains);
+                trees.push(grown.tree);
+            }
+            if !validation.is_empty() {
+                let loss = self.loss.mean_loss(&y, &raw, &validation);
+                if loss < best.0 - self.tol * best.0.abs().max(1.0) {
+                    best = (loss, iteration + 1);
+                } else if iteration + 1 - best.1 >= self.n_iter_no_change {
+                    trees.truncate(best.1 * k);
+                    break;
+                }
+            }
+        }
+        let n_features = x.ncols();
+        Ok(TreeEnsemble {
+            link: self.loss.link(),
+            n_outputs: k,
+            baseline,
+            trees,
+            average: false,
+            n_features,
+            importances: normalised_importances(n_features, gains.into_iter()),
+        })
+    }
+}
+
+impl GradientBoostingValidParams {
+    fn split_for_early_stopping(&self, n: usize, rng: &mut ChaCha8Rng) -> (Vec<u32>, Vec<u32>) {
+        let on = match self.early_stopping {
+            EarlyStopping::Auto => n >= AUTO_EARLY_STOPPING_ROWS,
+            EarlyStopping::On => true,
+            EarlyStopping::Off => false,
+        };
+        let n_validation = (n as f64 * self.validation_fraction).round() as usize;
+        let mut rows: Vec<u32> = (0..n as u32).collect();
+        if !on || n_validation == 0 || n_validation >= n {
+            return (rows, Vec::new());
+        }
+        rows.shuffle(rng);
+        let mut validation = rows.split_off(n - n_validation);
+        rows.sort_unstable();
+        validation.sort_unstable();
+        (rows, validation)
+    }
+}
+
+/// The leaf value a binned training row reaches (rows outside the growth sample).
+fn binned_leaf_value(tree: &crate::tree::Tree, mapper: &BinMapper, binned: &BinnedMatrix, row: usize) -> f64 {
+    let mut node = &tree.nodes[0];
+    while node.feature != Node::LEAF {
+        let feature = node.feature as usize;
+        let bin = binned.columns[feature][row];
+        let go_left = if bin == MISSING_BIN {
+            node.missing_left
+        } else {
+            // A bin lies left of the split when its upper edge does (the last bin's edge is +inf).
+            let upper_edge = mapper.features[feature].edges.get(bin as usize).copied().unwrap_or(f64::INFINITY);
+            upper_edge <= node.threshold
+        };
+        node = &tree.nodes[if go_left { node.left } else { node.right } as usize];
+    }
+    tree.leaf_values[node.left as usize]
+}

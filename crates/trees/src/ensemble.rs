@@ -1,0 +1,167 @@
+//! The fitted model of every learner in this crate: a sum or an average of trees.
+
+use linfa::traits::PredictInplace;
+use ndarray::{Array2, ArrayBase, ArrayView1, Data, Ix2};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::tree::Tree;
+
+/// Rows predicted per parallel task.
+const ROWS_PER_TASK: usize = 512;
+
+/// How the raw sum of tree outputs becomes a prediction.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Link {
+    /// The raw value (squared-error regression, forest regression).
+    Identity,
+    /// `exp(raw)`: Poisson regression with a log link.
+    Exp,
+    /// Binary classification from one log-odds output: predicts `[1 - p, p]`.
+    Sigmoid,
+    /// Multiclass classification from one score per class.
+    Softmax,
+    /// Class proportions averaged over the trees of a forest.
+    Proportions,
+}
+
+/// A fitted ensemble of trees.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TreeEnsemble {
+    pub(crate) link: Link,
+    /// Raw outputs per row (1, or one per class).
+    pub(crate) n_outputs: usize,
+    pub(crate) baseline: Vec<f64>,
+    pub(crate) trees: Vec<Tree>,
+    /// Forests average their trees; boosting sums them.
+    pub(crate) average: bool,
+    pub(crate) n_features: usize,
+    pub(crate) importances: Vec<f64>,
+}
+
+impl TreeEnsemble {
+    /// Number of prediction columns: 1 for regression, one probability per class otherwise.
+    pub fn n_predictions(&self) -> usize {
+        match self.link {
+            Link::Identity | Link::Exp => 1,
+            Link::Sigmoid => 2,
+            Link::Softmax | Link::Proportions => self.n_outputs,
+        }
+    }
+
+    /// Number of input features.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Number of trees.
+    pub fn n_trees(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// The trees, in the order they were grown.
+    pub fn trees(&self) -> &[Tree] {
+        &self.trees
+    }
+
+    /// Total split gain per feature, normalised to sum to one.
+    pub fn importances(&self) -> &[f64] {
+        &self.importances
+    }
+
+    /// Predicts one row of raw features into `out` (length [`Self::n_predictions`]).
+    pub fn predict_row(&self, row: &[f64], out: &mut [f64]) {
+        let mut raw = self.baseline.clone();
+        for tree in &self.trees {
+            tree.accumulate(row, &mut raw);
+        }
+        if self.average {
+            let n = self.trees.len().max(1) as f64;
+            raw.iter_mut().for_each(|v| *v /= n);
+        }
+        match self.link {
+            Link::Identity | Link::Proportions => out.copy_from_slice(&raw),
+            Link::Exp => out[0] = raw[0].min(700.0).exp(),
+            Link::Sigmoid => {
+                let p = sigmoid(raw[0]);
+                out[0] = 1.0 - p;
+                out[1] = p;
+            }
+            Link::Softmax => softmax_into(&raw, out),
+        }
+    }
+
+    /// Predicts every row of `x`: one row of [`Self::n_predictions`] columns each.
+    pub fn predict<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> Array2<f64> {
+        let mut out = Array2::zeros((x.nrows(), self.n_predictions()));
+        self.predict_into(x, &mut out);
+        out
+    }
+
+    fn predict_into<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>, out: &mut Array2<f64>) {
+        let x = x.view();
+        let width = self.n_predictions();
+        let predict_chunk = |(chunk, out): (usize, &mut [f64])| {
+            let mut row = vec![0.0; x.ncols()];
+            for (i, out) in out.chunks_exact_mut(width).enumerate() {
+                copy_row(x.row(chunk * ROWS_PER_TASK + i), &mut row);
+                self.predict_row(&row, out);
+            }
+        };
+        let out = out.as_slice_mut().expect("a fresh array is contiguous");
+        if x.nrows() > ROWS_PER_TASK {
+            out.par_chunks_mut(ROWS_PER_TASK * width).enumerate().for_each(predict_chunk);
+        } else {
+            out.chunks_mut(ROWS_PER_TASK * width).enumerate().for_each(predict_chunk);
+        }
+    }
+}
+
+fn copy_row(source: ArrayView1<f64>, row: &mut [f64]) {
+    for (slot, value) in row.iter_mut().zip(source.iter()) {
+        *slot = *value;
+    }
+}
+
+pub(crate) fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+pub(crate) fn softmax_into(raw: &[f64], out: &mut [f64]) {
+    let max = raw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut total = 0.0;
+    for (o, r) in out.iter_mut().zip(raw) {
+        *o = (r - max).exp();
+        total += *o;
+    }
+    out.iter_mut().for_each(|o| *o /= total);
+}
+
+impl<S: Data<Elem = f64>> PredictInplace<ArrayBase<S, Ix2>, Array2<f64>> for TreeEnsemble {
+    fn predict_inplace(&self, x: &ArrayBase<S, Ix2>, y: &mut Array2<f64>) {
+        assert_eq!(x.ncols(), self.n_features, "the model was fitted on {} features", self.n_features);
+        assert_eq!(y.dim(), (x.nrows(), self.n_predictions()), "wrong shape of the prediction array");
+        if y.is_standard_layout() {
+            self.predict_into(x, y);
+        } else {
+            y.assign(&self.predict(x));
+        }
+    }
+
+    fn default_target(&self, x: &ArrayBase<S, Ix2>) -> Array2<f64> {
+        Array2::zeros((x.nrows(), self.n_predictions()))
+    }
+}
+
+/// Normalised per-feature sums of split gains.
+pub(crate) fn normalised_importances(n_features: usize, gains: impl Iterator<Item = (usize, f64)>) -> Vec<f64> {
+    let mut importances = vec![0.0; n_features];
+    for (feature, gain) in gains {
+        importances[feature] += gain;
+    }
+    let total: f64 = importances.iter().sum();
+    if total > 0.0 {
+        importances.iter_mut().for_each(|v| *v /= total);
+    }
+    importances
+}

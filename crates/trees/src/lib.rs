@@ -1,0 +1,204 @@
+//! Histogram-based tree learners on [linfa]'s traits: a decision tree, a random forest and
+//! gradient-boosted trees (squared error, Poisson, binary and multiclass log-loss).
+//!
+//! Features are `f64` with `NaN` for a missing value; every learner bins them into at most 255
+//! quantile bins and learns for each split where missing values go. Fitting is seeded and
+//! deterministic, and the fitted [`TreeEnsemble`] is serde-serialisable.
+//!
+//! ```
+//! use linfa::prelude::*;
+//! use mlops_trees::{GradientBoostingParams, Loss};
+//! use ndarray::{Array1, Array2};
+//!
+//! let x = Array2::from_shape_fn((200, 1), |(i, _)| i as f64);
+//! let y: Array1<f64> = x.column(0).mapv(|v| if v < 100.0 { 1.0 } else { 5.0 });
+//! let model = GradientBoostingParams::new(Loss::SquaredError).fit(&Dataset::new(x.clone(), y))?;
+//! let predicted = model.predict(&x);
+//! assert!((predicted[[0, 0]] - 1.0).abs() < 0.1 && (predicted[[199, 0]] - 5.0).abs() < 0.1);
+//! # Ok::<(), mlops_trees::TreesError>(())
+//! ```
+
+mod bins;
+mod boosting;
+mod ensemble;
+mod forest;
+mod grow;
+mod tree;
+
+pub use boosting::{EarlyStopping, GradientBoostingParams, GradientBoostingValidParams, Loss};
+pub use ensemble::{Link, TreeEnsemble};
+pub use forest::{ForestTask, MaxFeatures, RandomForestParams, RandomForestValidParams};
+pub use tree::{Node, Tree};
+
+/// Why fitting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TreesError {
+    #[error("invalid hyperparameter {name}: {reason}")]
+    InvalidParameter { name: &'static str, reason: &'static str },
+    #[error("no training rows")]
+    NoRows,
+    #[error("{targets} targets for {rows} rows")]
+    Shape { rows: usize, targets: usize },
+    #[error("target of row {row} is {value}: {reason}")]
+    InvalidTarget { row: usize, value: f64, reason: &'static str },
+    #[error(transparent)]
+    Linfa(#[from] linfa::Error),
+}
+
+pub(crate) fn parameter(name: &'static str, reason: &'static str) -> TreesError {
+    TreesError::InvalidParameter { name, reason }
+}
+
+/// Checks the row count and that every target is finite and accepted by `valid`.
+pub(crate) fn check_targets(rows: usize, y: &[f64], valid: impl Fn(f64) -> Result<(), &'static str>) -> Result<(), TreesError> {
+    if rows == 0 {
+        return Err(TreesError::NoRows);
+    }
+    if rows != y.len() {
+        return Err(TreesError::Shape { rows, targets: y.len() });
+    }
+    if rows > u32::MAX as usize {
+        return Err(parameter("rows", "at most 2^32 - 1 rows are supported"));
+    }
+    for (row, &value) in y.iter().enumerate() {
+        if !value.is_finite() {
+            return Err(TreesError::InvalidTarget { row, value, reason: "targets must be finite" });
+        }
+        valid(value).map_err(|reason| TreesError::InvalidTarget { row, value, reason })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linfa::prelude::*;
+    use ndarray::{Array1, Array2};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// `n` rows of three uniform features; the third is missing for a tenth of the rows.
+    fn features(n: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_fn((n, 3), |(_, j)| {
+            if j == 2 && rng.random_bool(0.1) { f64::NAN } else { rng.random_range(-2.0..2.0) }
+        })
+    }
+
+    fn smooth(row: ndarray::ArrayView1<f64>) -> f64 {
+        row[0].sin() * 3.0 + row[1] * row[1] + if row[2].is_nan() { 2.0 } else { row[2] }
+    }
+
+    fn rmse(a: &[f64], b: &[f64]) -> f64 {
+        (a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64).sqrt()
+    }
+
+    fn std_dev(v: &[f64]) -> f64 {
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn boosting_learns_a_smooth_function_with_missing_values() {
+        let (x, x_test) = (features(4000, 1), features(1000, 2));
+        let y: Array1<f64> = x.rows().into_iter().map(smooth).collect();
+        let truth: Vec<f64> = x_test.rows().into_iter().map(smooth).collect();
+        let model = GradientBoostingParams::new(Loss::SquaredError).max_iter(300).fit(&Dataset::new(x, y)).unwrap();
+        let predicted = model.predict(&x_test).column(0).to_vec();
+        let error = rmse(&predicted, &truth);
+        assert!(error < 0.15 * std_dev(&truth), "rmse {error} against std {}", std_dev(&truth));
+        assert!(model.importances().iter().all(|&i| i > 0.1), "every feature matters: {:?}", model.importances());
+    }
+
+    #[test]
+    fn poisson_boosting_predicts_positive_rates() {
+        let x = features(3000, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let rate = |row: ndarray::ArrayView1<f64>| (row[0] + 1.0).exp();
+        let y: Array1<f64> = x.rows().into_iter().map(|r| (rate(r) + rng.random_range(-0.5..0.5)).max(0.0).round()).collect();
+        let model = GradientBoostingParams::new(Loss::Poisson).fit(&Dataset::new(x.clone(), y)).unwrap();
+        let predicted = model.predict(&x);
+        assert!(predicted.iter().all(|&p| p > 0.0));
+        let truth: Vec<f64> = x.rows().into_iter().map(rate).collect();
+        assert!(rmse(&predicted.column(0).to_vec(), &truth) < 0.2 * std_dev(&truth));
+    }
+
+    #[test]
+    fn binary_and_multiclass_boosting_separate_classes() {
+        let x = features(3000, 5);
+        let binary: Array1<f64> = x.column(0).mapv(|v| if v > 0.3 { 1.0 } else { 0.0 });
+        let model = GradientBoostingParams::new(Loss::LogLoss).fit(&Dataset::new(x.clone(), binary.clone())).unwrap();
+        let probabilities = model.predict(&x);
+        let correct = probabilities.rows().into_iter().zip(&binary).filter(|(p, y)| (p[1] > 0.5) == (**y == 1.0)).count();
+        assert!(correct as f64 / 3000.0 > 0.98);
+        assert!(probabilities.rows().into_iter().all(|p| (p[0] + p[1] - 1.0).abs() < 1e-12));
+
+        let three: Array1<f64> = x.column(1).mapv(|v| if v < -0.5 { 0.0 } else if v < 0.5 { 1.0 } else { 2.0 });
+        let model = GradientBoostingParams::new(Loss::Softmax { n_classes: 3 }).fit(&Dataset::new(x.clone(), three.clone())).unwrap();
+        let probabilities = model.predict(&x);
+        assert_eq!(probabilities.ncols(), 3);
+        let argmax = |p: ndarray::ArrayView1<f64>| (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap() as f64;
+        let correct = probabilities.rows().into_iter().zip(&three).filter(|(p, y)| argmax(p.view()) == **y).count();
+        assert!(correct as f64 / 3000.0 > 0.97);
+    }
+
+    #[test]
+    fn early_stopping_stops_before_max_iter_on_noise() {
+        let x = features(12_000, 6);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let y: Array1<f64> = (0..12_000).map(|_| rng.random_range(0.0..1.0)).collect();
+        let model = GradientBoostingParams::new(Loss::SquaredError).max_iter(500).fit(&Dataset::new(x, y)).unwrap();
+        assert!(model.n_trees() < 100, "{} trees grown on pure noise", model.n_trees());
+    }
+
+    #[test]
+    fn forests_regress_and_classify() {
+        let (x, x_test) = (features(2000, 8), features(500, 9));
+        let y: Array1<f64> = x.rows().into_iter().map(smooth).collect();
+        let truth: Vec<f64> = x_test.rows().into_iter().map(smooth).collect();
+        let forest = RandomForestParams::new(ForestTask::Regression).n_trees(50).fit(&Dataset::new(x.clone(), y.clone())).unwrap();
+        let forest_error = rmse(&forest.predict(&x_test).column(0).to_vec(), &truth);
+        let tree = RandomForestParams::single_tree(ForestTask::Regression).fit(&Dataset::new(x.clone(), y)).unwrap();
+        let tree_error = rmse(&tree.predict(&x_test).column(0).to_vec(), &truth);
+        assert!(forest_error < tree_error, "forest {forest_error} vs single tree {tree_error}");
+        assert!(forest_error < 0.3 * std_dev(&truth));
+
+        let classes: Array1<f64> = x.column(0).mapv(|v| if v > 0.0 { 1.0 } else { 0.0 });
+        let classifier = RandomForestParams::new(ForestTask::Classification { n_classes: 2 })
+            .n_trees(30)
+            .fit(&Dataset::new(x.clone(), classes.clone()))
+            .unwrap();
+        let probabilities = classifier.predict(&x_test);
+        let correct = probabilities.rows().into_iter().zip(x_test.column(0)).filter(|(p, v)| (p[1] > 0.5) == (**v > 0.0)).count();
+        assert!(correct as f64 / 500.0 > 0.95);
+    }
+
+    #[test]
+    fn fitting_is_deterministic_and_models_round_trip() {
+        let x = features(3000, 10);
+        let y: Array1<f64> = x.rows().into_iter().map(smooth).collect();
+        let data = Dataset::new(x.clone(), y);
+        let params = GradientBoostingParams::new(Loss::SquaredError).early_stopping(EarlyStopping::On).seed(3);
+        let (a, b) = (params.fit(&data).unwrap(), params.fit(&data).unwrap());
+        let bytes = postcard::to_stdvec(&a).unwrap();
+        assert_eq!(bytes, postcard::to_stdvec(&b).unwrap());
+        let forest = RandomForestParams::new(ForestTask::Regression).n_trees(8).seed(1);
+        assert_eq!(postcard::to_stdvec(&forest.fit(&data).unwrap()).unwrap(), postcard::to_stdvec(&forest.fit(&data).unwrap()).unwrap());
+        let restored: TreeEnsemble = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(restored.predict(&x), a.predict(&x));
+    }
+
+    #[test]
+    fn invalid_parameters_and_targets_are_refused_with_their_name() {
+        let error = GradientBoostingParams::new(Loss::SquaredError).learning_rate(0.0).check().unwrap_err();
+        assert!(error.to_string().contains("learning_rate"), "{error}");
+        let x = features(10, 1);
+        let negative = Array1::from_elem(10, -1.0);
+        let error = GradientBoostingParams::new(Loss::Poisson).fit(&Dataset::new(x.clone(), negative)).unwrap_err();
+        assert!(error.to_string().contains("row 0") && error.to_string().contains("non-negative"), "{error}");
+        let mut nan = Array1::zeros(10);
+        nan[4] = f64::NAN;
+        let error = RandomForestParams::new(ForestTask::Regression).fit(&Dataset::new(x, nan)).unwrap_err();
+        assert!(error.to_string().contains("row 4"), "{error}");
+    }
+}

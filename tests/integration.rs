@@ -1,0 +1,4 @@
+//! End-to-end tests of the `mlops` binary, one test crate with a shared harness.
+
+mod harness;
+mod local_pipeline;
