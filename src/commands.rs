@@ -21,14 +21,21 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let name = name.unwrap_or_else(|| dataset_name(&file));
             let (spec, notes) = infer_spec(&file.display().to_string(), &bytes, &InitOptions { name, target, time, task })
                 .map_err(|r| anyhow::anyhow!("{}: {}", r.file, r.reason))?;
-            let text = format!("# Drafted by `mlops init` from {}: review it, then `mlops ingest` and `mlops run`.\n\n{}", file.display(), spec.to_toml());
+            let text = format!(
+                "# Drafted by `mlops init` from {}: review it, then `mlops ingest` and `mlops run`.\n\n{}",
+                file.display(),
+                spec.to_toml()
+            );
             match &output {
                 Some(path) => std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?,
                 None if !cli.json => print!("{text}"),
                 None => {}
             }
             if cli.json {
-                println!("{}", json!({ "dataset": spec.name, "spec": output.as_ref().map(|p| p.display().to_string()), "notes": notes, "toml": output.is_none().then_some(&text) }));
+                println!(
+                    "{}",
+                    json!({ "dataset": spec.name, "spec": output.as_ref().map(|p| p.display().to_string()), "notes": notes, "toml": output.is_none().then_some(&text) })
+                );
             } else {
                 for note in &notes {
                     eprintln!("  {note}");

@@ -41,7 +41,12 @@ fn format_metric(value: Option<&f64>) -> String {
 fn table_with_metrics(first: &[&str], metrics: &[Metric], last: &[&str]) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    let header: Vec<String> = first.iter().map(|s| s.to_string()).chain(metrics.iter().map(|m| m.name().to_string())).chain(last.iter().map(|s| s.to_string())).collect();
+    let header: Vec<String> = first
+        .iter()
+        .map(|s| s.to_string())
+        .chain(metrics.iter().map(|m| m.name().to_string()))
+        .chain(last.iter().map(|s| s.to_string()))
+        .collect();
     table.set_header(header);
     table
 }
@@ -60,7 +65,13 @@ pub fn print_run(record: &RunRecord, metric: Metric) {
             println!("prep: no new rows; retraining on the processed data");
         }
     }
-    println!("run {}: {} training rows, {} holdout rows, data {}", record.run_id, record.rows_train, record.rows_holdout, &record.data_hash[..12]);
+    println!(
+        "run {}: {} training rows, {} holdout rows, data {}",
+        record.run_id,
+        record.rows_train,
+        record.rows_holdout,
+        &record.data_hash[..12]
+    );
     let metrics: Vec<Metric> = record.candidates.first().map(|c| c.metrics.keys().copied().collect()).unwrap_or_default();
     let mut table = table_with_metrics(&["candidate", "kind"], &metrics, &["seconds"]);
     for candidate in &record.candidates {
@@ -74,11 +85,14 @@ pub fn print_run(record: &RunRecord, metric: Metric) {
     for failure in &record.failures {
         println!("candidate {} failed: {}", failure.name, failure.error);
     }
-    let champion = record
-        .champion
-        .as_ref()
-        .map_or("no champion".to_string(), |c| format!("champion {} {} {} on this holdout", c.version, metric.name(), format_metric(c.metrics.get(&metric))));
-    let verdict = if record.promoted { format!("promoted {}", record.version) } else { format!("kept the champion ({} is {})", record.best, record.version) };
+    let champion = record.champion.as_ref().map_or("no champion".to_string(), |c| {
+        format!("champion {} {} {} on this holdout", c.version, metric.name(), format_metric(c.metrics.get(&metric)))
+    });
+    let verdict = if record.promoted {
+        format!("promoted {}", record.version)
+    } else {
+        format!("kept the champion ({} is {})", record.best, record.version)
+    };
     println!("{champion}; {verdict}: {}", record.reason);
     println!("production: {} ({} {})", record.production.version, metric.name(), format_metric(record.production.metrics.get(&metric)));
 }
@@ -92,7 +106,8 @@ pub fn print_models(spec: &Spec, cards: &[ModelCard], production: Option<&Produc
     let mut table = table_with_metrics(&["version", "candidate"], &metrics, &["data", "created", "run"]);
     for card in cards {
         let is_production = production.is_some_and(|p| p.version == card.version);
-        let mut row = vec![if is_production { format!("{} (production)", card.version) } else { card.version.clone() }, card.candidate.clone()];
+        let mut row =
+            vec![if is_production { format!("{} (production)", card.version) } else { card.version.clone() }, card.candidate.clone()];
         row.extend(metrics.iter().map(|m| format_metric(card.metrics.get(m))));
         row.extend([card.data_hash[..12].to_string(), card.created_at.chars().take(19).collect(), card.run_id.clone()]);
         table.add_row(row);
@@ -101,7 +116,14 @@ pub fn print_models(spec: &Spec, cards: &[ModelCard], production: Option<&Produc
     if let Some(production) = production {
         println!("history:");
         for event in &production.history {
-            println!("  {} {:?} {} -> {}: {}", event.at.chars().take(19).collect::<String>(), event.action, event.from.as_deref().unwrap_or("none"), event.to, event.reason);
+            println!(
+                "  {} {:?} {} -> {}: {}",
+                event.at.chars().take(19).collect::<String>(),
+                event.action,
+                event.from.as_deref().unwrap_or("none"),
+                event.to,
+                event.reason
+            );
         }
     }
 }

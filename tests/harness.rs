@@ -110,7 +110,10 @@ pub fn toy_csv(n: usize, start: usize) -> String {
         let effect = [0.0, 4.0, -2.0][i % 3];
         let day = 1 + i / 24 % 28;
         let hour = i % 24;
-        text.push_str(&format!("{i},{x},{group},2024-02-{day:02} {hour:02}:00:00,{:.3}\n", 3.0 * x + effect + ((i * 7919) % 11) as f64 / 11.0));
+        text.push_str(&format!(
+            "{i},{x},{group},2024-02-{day:02} {hour:02}:00:00,{:.3}\n",
+            3.0 * x + effect + ((i * 7919) % 11) as f64 / 11.0
+        ));
     }
     text
 }

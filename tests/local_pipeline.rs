@@ -38,7 +38,10 @@ fn bikeshare_beats_scikit_learn_and_the_same_data_gives_the_same_model_bytes() {
     let model = |w: &Workspace| sha256_file(&w.root().join("models/bikeshare/v1/model.bin"));
     assert_eq!(model(&first), model(&second), "same data and spec, same model bytes");
     assert_eq!(runs[0]["data_hash"], runs[1]["data_hash"]);
-    assert_eq!(runs[0]["candidates"].as_array().unwrap().iter().map(|c| &c["metrics"]).collect::<Vec<_>>(), runs[1]["candidates"].as_array().unwrap().iter().map(|c| &c["metrics"]).collect::<Vec<_>>());
+    assert_eq!(
+        runs[0]["candidates"].as_array().unwrap().iter().map(|c| &c["metrics"]).collect::<Vec<_>>(),
+        runs[1]["candidates"].as_array().unwrap().iter().map(|c| &c["metrics"]).collect::<Vec<_>>()
+    );
 
     // A second run over the same data retrains, finds the very same model, and moves nothing.
     let again = first.json(&["run", "--spec", s(&spec)]);
@@ -60,10 +63,14 @@ fn unusable_files_fail_the_run_with_file_and_problem_and_nothing_is_lost_or_chan
 
     let cases: [(&str, &[u8], &str); 6] = [
         ("empty.csv", b"", "the file is empty"),
-        ("latin1.csv", b"id,x,group,when,y\n1,2.0,r\xe9d,2024-02-01 00:00:00,3\n", "not UTF-8 text: invalid byte 0xe9 at line 2, column 13"),
+        ("latin1.csv", b"id,x,group,when,y\n1,2.0,r\xe9d,2024-02-01 00:00:00,3\n", "not UTF-8 text: invalid byte 0xe9 at line 2, column 8"),
         ("no_target.csv", b"id,x,group,when\n1,2.0,red,2024-02-01 00:00:00\n", "missing column(s): y"),
         ("malformed.csv", b"id,x,group,when,y\n\"1,2.0,red\n2,3.0\n", "no valid row"),
-        ("wrong_types.csv", b"id,x,group,when,y\n1,abc,red,2024-02-01 00:00:00,3\n2,1.0,red,yesterday,x\n", "x: 'abc' is not a finite number"),
+        (
+            "wrong_types.csv",
+            b"id,x,group,when,y\n1,abc,red,2024-02-01 00:00:00,3\n2,1.0,red,yesterday,x\n",
+            "x: 'abc' is not a finite number",
+        ),
         ("elsewhere.csv", b"name,price\nlamp,3\n", "no column of dataset 'toy'"),
     ];
     for (name, bytes, problem) in cases {
@@ -72,8 +79,15 @@ fn unusable_files_fail_the_run_with_file_and_problem_and_nothing_is_lost_or_chan
         let file = workspace.write(name, bytes);
         workspace.json(&["ingest", "--spec", s(&spec), s(&file)]);
         let error = workspace.fails(&["run", "--spec", s(&spec)]);
-        assert!(error.contains(&format!("raw/toy/{name}")) && error.contains(problem), "{name}: {error:?} should name the file and {problem:?}");
-        assert_eq!(std::fs::read(workspace.root().join(format!("raw/toy/{name}"))).unwrap(), bytes, "{name}: the raw file is kept as uploaded");
+        assert!(
+            error.contains(&format!("raw/toy/{name}")) && error.contains(problem),
+            "{name}: {error:?} should name the file and {problem:?}"
+        );
+        assert_eq!(
+            std::fs::read(workspace.root().join(format!("raw/toy/{name}"))).unwrap(),
+            bytes,
+            "{name}: the raw file is kept as uploaded"
+        );
         assert_eq!(workspace.snapshot("registry"), registry, "{name}: the production pointer did not move");
         assert_eq!(workspace.snapshot("models"), models, "{name}: no version was added");
     }
@@ -84,7 +98,10 @@ fn unusable_files_fail_the_run_with_file_and_problem_and_nothing_is_lost_or_chan
         .filter(|k| k.ends_with("rows.csv"))
         .map(|k| std::fs::read_to_string(workspace.root().join("quarantine/toy").join(k)).unwrap())
         .collect();
-    assert!(quarantine.contains("yesterday") && quarantine.contains("when: 'yesterday' does not match the datetime format"), "{quarantine}");
+    assert!(
+        quarantine.contains("yesterday") && quarantine.contains("when: 'yesterday' does not match the datetime format"),
+        "{quarantine}"
+    );
     // The next run has nothing new: it retrains on the processed data and succeeds.
     assert_eq!(workspace.json(&["run", "--spec", s(&spec)])["production"]["version"], "v1");
 }
@@ -101,7 +118,8 @@ fn bad_rows_are_quarantined_with_a_reason_and_the_rest_is_used() {
     let prep = &run["prep"];
     assert_eq!((prep["rows_in"].as_u64(), prep["rows_out"].as_u64(), prep["quarantined"].as_u64()), (Some(203), Some(200), Some(3)));
     let batch = prep["batch"].as_str().unwrap();
-    let marker: serde_json::Value = serde_json::from_slice(&std::fs::read(workspace.root().join(format!("processed/toy/{batch}/_SUCCESS"))).unwrap()).unwrap();
+    let marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(workspace.root().join(format!("processed/toy/{batch}/_SUCCESS"))).unwrap()).unwrap();
     assert_eq!(marker["quarantined"], 3);
     let rows = std::fs::read_to_string(workspace.root().join(format!("quarantine/toy/{batch}/rows.csv"))).unwrap();
     for reason in ["group: 'purple' is not one of the categories", "x: '-' is not a finite number", "y: missing value"] {

@@ -36,8 +36,8 @@ impl ModelArtifact {
 
     /// Reads an artifact; `key` names it in errors.
     pub fn from_bytes(bytes: &[u8], key: &str) -> Result<ModelArtifact, CoreError> {
-        let artifact: ModelArtifact =
-            postcard::from_bytes(bytes).map_err(|e| CoreError::Corrupt { key: key.to_string(), message: format!("not a model artifact: {e}") })?;
+        let artifact: ModelArtifact = postcard::from_bytes(bytes)
+            .map_err(|e| CoreError::Corrupt { key: key.to_string(), message: format!("not a model artifact: {e}") })?;
         if artifact.format != ARTIFACT_FORMAT {
             return Err(CoreError::Corrupt {
                 key: key.to_string(),

@@ -51,7 +51,11 @@ impl Distribution {
                         None => missing += 1,
                     }
                 }
-                Distribution::Categorical { column: name.to_string(), counts: counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), missing }
+                Distribution::Categorical {
+                    column: name.to_string(),
+                    counts: counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    missing,
+                }
             }
         }
     }

@@ -203,7 +203,8 @@ impl FeatureParams {
             .crosses
             .iter()
             .map(|[a, b]| {
-                let position = |name: &String| names.iter().position(|n| n == name).ok_or_else(|| format!("cross input '{name}' is not a feature"));
+                let position =
+                    |name: &String| names.iter().position(|n| n == name).ok_or_else(|| format!("cross input '{name}' is not a feature"));
                 let (a, b) = (position(a)?, position(b)?);
                 let cross_keys: Vec<Option<String>> =
                     keys[a].iter().zip(&keys[b]).map(|(x, y)| Some(format!("{}|{}", x.as_ref()?, y.as_ref()?))).collect();
@@ -367,7 +368,10 @@ impl FittedFeatures {
                     if *cyclical {
                         let angle = |v: f64| 2.0 * std::f64::consts::PI * v / time::period(*part);
                         x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).sin() } else { 0.0 });
-                        x.column_mut(at + 1).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).cos() } else { 0.0 });
+                        x.column_mut(at + 1)
+                            .iter_mut()
+                            .zip(v)
+                            .for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).cos() } else { 0.0 });
                         at += 2;
                     }
                 }
@@ -480,7 +484,11 @@ kind = "linear"
         let train = frame(&[0.0, 25.0, 49.0], &[1.0, f64::NAN, 3.0], &[Some("a"), Some("b"), None]);
         let fitted = FeatureParams::new(&spec()).fit(&train, Some(&[1.0, 2.0, 3.0])).unwrap();
         let names = fitted.names(Encoding::OneHot);
-        assert!(names.contains(&"size.missing".to_string()) && names.contains(&"hour=23".to_string()) && names.contains(&"hour.sin".to_string()));
+        assert!(
+            names.contains(&"size.missing".to_string())
+                && names.contains(&"hour=23".to_string())
+                && names.contains(&"hour.sin".to_string())
+        );
         let x = fitted.transform(&train, Encoding::OneHot).unwrap();
         assert_eq!(x.ncols(), names.len());
         let column = |name: &str| x.column(names.iter().position(|n| n == name).unwrap()).to_vec();

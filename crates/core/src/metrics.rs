@@ -27,28 +27,18 @@ fn regression(y: &[f64], p: &[f64]) -> Metrics {
     let sse: f64 = y.iter().zip(p).map(|(t, p)| (t - p).powi(2)).sum();
     let sst: f64 = y.iter().map(|t| (t - mean).powi(2)).sum();
     let mae = y.iter().zip(p).map(|(t, p)| (t - p).abs()).sum::<f64>() / n;
-    Metrics::from([
-        (Metric::Rmse, (sse / n).sqrt()),
-        (Metric::Mae, mae),
-        (Metric::R2, if sst > 0.0 { 1.0 - sse / sst } else { 0.0 }),
-    ])
+    Metrics::from([(Metric::Rmse, (sse / n).sqrt()), (Metric::Mae, mae), (Metric::R2, if sst > 0.0 { 1.0 - sse / sst } else { 0.0 })])
 }
 
 fn classification(y: &[f64], probabilities: &Array2<f64>) -> Metrics {
     let n_classes = probabilities.ncols();
     let labels: Vec<usize> = y.iter().map(|&c| c as usize).collect();
-    let predicted: Vec<usize> = probabilities
-        .rows()
-        .into_iter()
-        .map(|row| (0..n_classes).fold(0, |best, c| if row[c] > row[best] { c } else { best }))
-        .collect();
+    let predicted: Vec<usize> =
+        probabilities.rows().into_iter().map(|row| (0..n_classes).fold(0, |best, c| if row[c] > row[best] { c } else { best })).collect();
     let accuracy = labels.iter().zip(&predicted).filter(|(a, b)| a == b).count() as f64 / labels.len() as f64;
-    let log_loss = labels
-        .iter()
-        .zip(probabilities.rows())
-        .map(|(&c, row)| -(row[c].clamp(EPS, 1.0 - EPS) / row.sum().max(EPS)).ln())
-        .sum::<f64>()
-        / labels.len() as f64;
+    let log_loss =
+        labels.iter().zip(probabilities.rows()).map(|(&c, row)| -(row[c].clamp(EPS, 1.0 - EPS) / row.sum().max(EPS)).ln()).sum::<f64>()
+            / labels.len() as f64;
     let (auc, f1) = if n_classes == 2 {
         (roc_auc(&labels, &probabilities.column(1).to_vec(), 1), f1_of(&labels, &predicted, 1))
     } else {

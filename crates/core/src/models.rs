@@ -18,7 +18,10 @@ pub enum Model {
     Ridge(TweedieRegressor<f64>),
     Logistic(FittedLogisticRegression<f64, usize>),
     /// Multinomial logistic regression; `n_classes` counts classes absent from training too.
-    MultiLogistic { model: MultiFittedLogisticRegression<f64, usize>, n_classes: usize },
+    MultiLogistic {
+        model: MultiFittedLogisticRegression<f64, usize>,
+        n_classes: usize,
+    },
     Trees(TreeEnsemble),
 }
 
@@ -37,7 +40,9 @@ pub fn check_model_spec(spec: &ModelSpec, task: Task) -> Result<(), String> {
     match spec {
         ModelSpec::Linear { alpha } if !(*alpha >= 0.0 && alpha.is_finite()) => Err("alpha must be non-negative".into()),
         ModelSpec::Linear { .. } => Ok(()),
-        ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } => forest_params(spec, problem).check().map(drop).map_err(|e| e.to_string()),
+        ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } => {
+            forest_params(spec, problem).check().map(drop).map_err(|e| e.to_string())
+        }
         ModelSpec::GradientBoosting { loss: Some(_), .. } if task.is_classification() => {
             Err("loss only applies to regression; classification uses log-loss".into())
         }
@@ -62,10 +67,9 @@ fn forest_task(problem: Problem) -> ForestTask {
 
 fn forest_params(spec: &ModelSpec, problem: Problem) -> RandomForestParams {
     match *spec {
-        ModelSpec::DecisionTree { max_depth, min_samples_leaf } => RandomForestParams::single_tree(forest_task(problem))
-            .max_depth(max_depth)
-            .min_samples_leaf(min_samples_leaf)
-            .seed(problem.seed),
+        ModelSpec::DecisionTree { max_depth, min_samples_leaf } => {
+            RandomForestParams::single_tree(forest_task(problem)).max_depth(max_depth).min_samples_leaf(min_samples_leaf).seed(problem.seed)
+        }
         ModelSpec::RandomForest { trees, max_depth, min_samples_leaf, max_features, max_samples } => {
             let params = RandomForestParams::new(forest_task(problem))
                 .n_trees(trees)
@@ -232,7 +236,18 @@ gbm = { kind = "gradient_boosting" }
     #[test]
     fn classifiers_give_one_probability_per_class() {
         let (x, y) = data();
-        let classes: Vec<f64> = y.iter().map(|v| if *v < 0.5 { 0.0 } else if *v < 2.0 { 1.0 } else { 2.0 }).collect();
+        let classes: Vec<f64> = y
+            .iter()
+            .map(|v| {
+                if *v < 0.5 {
+                    0.0
+                } else if *v < 2.0 {
+                    1.0
+                } else {
+                    2.0
+                }
+            })
+            .collect();
         let problem = Problem { task: Task::Multiclass, n_classes: 4, seed: 1 };
         for spec in [ModelSpec::Linear { alpha: 0.01 }, toml::from_str("kind = \"gradient_boosting\"\nmax_iter = 20").unwrap()] {
             let model = fit(&spec, problem, x.view(), &classes).unwrap();
@@ -241,7 +256,8 @@ gbm = { kind = "gradient_boosting" }
             assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-9));
         }
         let binary: Vec<f64> = classes.iter().map(|c| f64::from(*c > 0.0)).collect();
-        let model = fit(&ModelSpec::Linear { alpha: 0.01 }, Problem { task: Task::Binary, n_classes: 2, seed: 0 }, x.view(), &binary).unwrap();
+        let model =
+            fit(&ModelSpec::Linear { alpha: 0.01 }, Problem { task: Task::Binary, n_classes: 2, seed: 0 }, x.view(), &binary).unwrap();
         let p = model.predict(&x);
         let correct = p.rows().into_iter().zip(&binary).filter(|(r, c)| (r[1] > 0.5) == (**c == 1.0)).count();
         assert!(correct > 270, "{correct} of 300");

@@ -66,7 +66,10 @@ pub fn decide(metric: Metric, candidate: f64, champion: Option<(&str, f64)>, pol
     }
     let promote = !champion.is_finite() || improves(metric, candidate, champion, policy.min_improvement, policy.absolute);
     let verdict = if promote { "beats" } else { "does not beat" };
-    Decision { promote, reason: format!("candidate {name} {candidate:.4} {verdict} champion {version} ({champion:.4}) by the required {margin}") }
+    Decision {
+        promote,
+        reason: format!("candidate {name} {candidate:.4} {verdict} champion {version} ({champion:.4}) by the required {margin}"),
+    }
 }
 
 /// The registry of one dataset in a store.
@@ -129,13 +132,19 @@ impl<'a> Registry<'a> {
 
     pub fn card(&self, version: &str) -> Result<ModelCard, CoreError> {
         let key = self.keys.card(version);
-        let bytes = self.store.get(&key)?.ok_or_else(|| CoreError::Registry(format!("version {version} of '{}' does not exist", self.keys.dataset)))?;
+        let bytes = self
+            .store
+            .get(&key)?
+            .ok_or_else(|| CoreError::Registry(format!("version {version} of '{}' does not exist", self.keys.dataset)))?;
         serde_json::from_slice(&bytes).map_err(|e| CoreError::Corrupt { key, message: e.to_string() })
     }
 
     pub fn artifact(&self, version: &str) -> Result<ModelArtifact, CoreError> {
         let key = self.keys.model(version);
-        let bytes = self.store.get(&key)?.ok_or_else(|| CoreError::Registry(format!("version {version} of '{}' has no artifact", self.keys.dataset)))?;
+        let bytes = self
+            .store
+            .get(&key)?
+            .ok_or_else(|| CoreError::Registry(format!("version {version} of '{}' has no artifact", self.keys.dataset)))?;
         ModelArtifact::from_bytes(&bytes, &key)
     }
 
@@ -153,7 +162,14 @@ impl<'a> Registry<'a> {
 
     /// Makes `version` production, if the pointer still has the etag `expected` (or is still
     /// absent when `expected` is `None`).
-    pub fn promote(&self, version: &str, action: Action, reason: &str, run_id: Option<&str>, expected: Option<&str>) -> Result<Production, CoreError> {
+    pub fn promote(
+        &self,
+        version: &str,
+        action: Action,
+        reason: &str,
+        run_id: Option<&str>,
+        expected: Option<&str>,
+    ) -> Result<Production, CoreError> {
         let card = self.card(version)?;
         let current = self.production()?;
         let (mut stack, mut history, from) = match &current {
@@ -176,14 +192,16 @@ impl<'a> Registry<'a> {
             reason: reason.to_string(),
             run_id: run_id.map(str::to_string),
         });
-        let production = Production { dataset: self.keys.dataset.to_string(), version: version.to_string(), metrics: card.metrics, stack, history };
+        let production =
+            Production { dataset: self.keys.dataset.to_string(), version: version.to_string(), metrics: card.metrics, stack, history };
         self.write(&production, expected)?;
         Ok(production)
     }
 
     /// Moves production back to the version before the current one.
     pub fn rollback(&self) -> Result<Production, CoreError> {
-        let (mut production, etag) = self.production()?.ok_or_else(|| CoreError::Registry(format!("'{}' has no production model", self.keys.dataset)))?;
+        let (mut production, etag) =
+            self.production()?.ok_or_else(|| CoreError::Registry(format!("'{}' has no production model", self.keys.dataset)))?;
         if production.stack.len() < 2 {
             return Err(CoreError::Registry(format!(
                 "'{}' has no earlier production version to roll back to ({} is the first)",

@@ -551,8 +551,8 @@ pub enum DriftMethod {
 impl Spec {
     /// Reads and checks a spec file.
     pub fn load(path: &Path) -> Result<Spec, CoreError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CoreError::Spec { file: path.display().to_string(), message: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| CoreError::Spec { file: path.display().to_string(), message: e.to_string() })?;
         Spec::parse(&text, &path.display().to_string())
     }
 
@@ -617,9 +617,10 @@ impl Spec {
         if column.nullable || Some(column.name.as_str()) == self.id.as_deref() {
             return false;
         }
-        let builds_time = self.time.as_ref().is_some_and(|t| {
-            t.column.as_deref() == Some(column.name.as_str()) || t.offsets.iter().any(|o| o.column == column.name)
-        });
+        let builds_time = self
+            .time
+            .as_ref()
+            .is_some_and(|t| t.column.as_deref() == Some(column.name.as_str()) || t.offsets.iter().any(|o| o.column == column.name));
         builds_time || self.feature_columns().any(|c| c.name == column.name)
     }
 
@@ -655,7 +656,7 @@ impl Spec {
             known(name, "features.exclude")?;
         }
         self.check_time(&known)?;
-        for (name, _) in &self.features.transforms {
+        for name in self.features.transforms.keys() {
             if !known(name, "features.transforms")?.kind.is_numeric() {
                 return Err(format!("features.transforms: column '{name}' is not numeric"));
             }
@@ -671,9 +672,9 @@ impl Spec {
         for pair in &self.features.crosses {
             for name in pair {
                 let is_part = TimePart::from_name(name).is_some_and(|p| self.features.time_parts.contains(&p));
-                let is_discrete = self.feature_columns().any(|c| {
-                    &c.name == name && matches!(c.kind, ColumnType::Categorical | ColumnType::Integer | ColumnType::Boolean)
-                });
+                let is_discrete = self
+                    .feature_columns()
+                    .any(|c| &c.name == name && matches!(c.kind, ColumnType::Categorical | ColumnType::Integer | ColumnType::Boolean));
                 if !is_part && !is_discrete {
                     return Err(format!(
                         "features.crosses: '{name}' is neither a time part in features.time_parts nor a categorical, integer or boolean feature column"
@@ -703,7 +704,7 @@ impl Spec {
         if !Metric::for_task(self.target.task).contains(&metric) {
             return Err(format!("promotion.metric '{}' does not apply to a {:?} task", metric.name(), self.target.task));
         }
-        if !(self.promotion.min_improvement >= 0.0) {
+        if self.promotion.min_improvement.is_nan() || self.promotion.min_improvement < 0.0 {
             return Err("promotion.min_improvement must be non-negative".into());
         }
         self.check_drift()

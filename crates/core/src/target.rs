@@ -46,7 +46,8 @@ impl TargetEncoder {
             (_, 0 | 1) => Err(format!("the target has {} distinct value(s); classification needs at least two", labels.len())),
             (Task::Binary, 2) => {
                 if let Some(positive) = positive {
-                    let index = labels.iter().position(|l| l == positive).ok_or_else(|| format!("target.positive '{positive}' never occurs"))?;
+                    let index =
+                        labels.iter().position(|l| l == positive).ok_or_else(|| format!("target.positive '{positive}' never occurs"))?;
                     labels.swap(index, 1);
                 }
                 Ok(TargetEncoder::Classes(labels))

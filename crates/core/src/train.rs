@@ -41,7 +41,10 @@ impl TrainingSet {
         let encoded = target.encode(column);
         let rows: Vec<usize> = (0..frame.n_rows()).filter(|&r| encoded[r].is_some()).collect();
         if rows.len() < MIN_ROWS {
-            return Err(CoreError::Data(format!("{} rows have a target; at least {MIN_ROWS} are needed to train and evaluate", rows.len())));
+            return Err(CoreError::Data(format!(
+                "{} rows have a target; at least {MIN_ROWS} are needed to train and evaluate",
+                rows.len()
+            )));
         }
         let kept: Vec<(String, crate::frame::Column)> = spec
             .columns
@@ -94,7 +97,13 @@ pub struct Trained {
 }
 
 /// Trains one candidate on the training rows and evaluates it on the holdout.
-pub fn train_candidate(spec: &Spec, name: &str, model: &ModelSpec, set: &TrainingSet, features: &FittedFeatures) -> Result<Trained, CoreError> {
+pub fn train_candidate(
+    spec: &Spec,
+    name: &str,
+    model: &ModelSpec,
+    set: &TrainingSet,
+    features: &FittedFeatures,
+) -> Result<Trained, CoreError> {
     let started = Instant::now();
     let failed = |message: String| CoreError::Model { name: name.to_string(), message };
     let encoding = models::encoding_of(model);
@@ -125,7 +134,13 @@ pub fn train_candidate(spec: &Spec, name: &str, model: &ModelSpec, set: &Trainin
 pub fn evaluate_on_holdout(artifact: &ModelArtifact, set: &TrainingSet) -> Result<(Metrics, ndarray::Array2<f64>), CoreError> {
     let (holdout, y) = set.rows(&set.split.holdout);
     let predictions = artifact.predict(&holdout).map_err(|message| CoreError::Model { name: artifact.candidate.clone(), message })?;
-    let task = if artifact.target.n_classes() == 1 { Task::Regression } else if artifact.target.n_classes() == 2 { Task::Binary } else { Task::Multiclass };
+    let task = if artifact.target.n_classes() == 1 {
+        Task::Regression
+    } else if artifact.target.n_classes() == 2 {
+        Task::Binary
+    } else {
+        Task::Multiclass
+    };
     Ok((evaluate(task, &y, &predictions), predictions))
 }
 

@@ -115,7 +115,13 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
                 let first = file.quarantined.column(mlops_prep::REASON_COLUMN).ok().and_then(|c| c.str().ok()?.get(0).map(str::to_string));
                 let reason = format!("no valid row: all {} rows quarantined (first: {})", file.rows, first.unwrap_or_default());
                 tracing::warn!(file = %key, "rejected: {reason}");
-                outcomes.push(FileOutcome { key: key.clone(), status: FileStatus::Rejected, rows: file.rows, quarantined: file.rows, reason: Some(reason.clone()) });
+                outcomes.push(FileOutcome {
+                    key: key.clone(),
+                    status: FileStatus::Rejected,
+                    rows: file.rows,
+                    quarantined: file.rows,
+                    reason: Some(reason.clone()),
+                });
                 entries.insert(key, ManifestEntry { sha256, status: FileStatus::Rejected, batch: None, reason: Some(reason), at: now() });
                 quarantine_only.push(file.quarantined);
             }
@@ -135,13 +141,23 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
             }
             Err(rejection) => {
                 tracing::warn!(file = %key, "rejected: {}", rejection.reason);
-                outcomes.push(FileOutcome { key: key.clone(), status: FileStatus::Rejected, rows: 0, quarantined: 0, reason: Some(rejection.reason.clone()) });
-                entries.insert(key, ManifestEntry { sha256, status: FileStatus::Rejected, batch: None, reason: Some(rejection.reason), at: now() });
+                outcomes.push(FileOutcome {
+                    key: key.clone(),
+                    status: FileStatus::Rejected,
+                    rows: 0,
+                    quarantined: 0,
+                    reason: Some(rejection.reason.clone()),
+                });
+                entries.insert(
+                    key,
+                    ManifestEntry { sha256, status: FileStatus::Rejected, batch: None, reason: Some(rejection.reason), at: now() },
+                );
             }
         }
     }
     let rows_in: usize = parsed.iter().map(|p| p.rows).sum::<usize>() + quarantine_only.iter().map(|q| q.height()).sum::<usize>();
-    let quarantined: usize = parsed.iter().map(|p| p.quarantined.height()).sum::<usize>() + quarantine_only.iter().map(|q| q.height()).sum::<usize>();
+    let quarantined: usize =
+        parsed.iter().map(|p| p.quarantined.height()).sum::<usize>() + quarantine_only.iter().map(|q| q.height()).sum::<usize>();
     let mut output = PrepOutput {
         dataset: spec.name.clone(),
         trigger: request.trigger,
@@ -285,7 +301,13 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
             Ok(trained) => {
                 let artifact_key = keys.candidate(&input.run_id, name);
                 store.put(&artifact_key, &trained.artifact.to_bytes())?;
-                let summary = CandidateSummary { name: name.clone(), kind: model.kind().to_string(), metrics: trained.metrics, seconds: trained.seconds, artifact_key };
+                let summary = CandidateSummary {
+                    name: name.clone(),
+                    kind: model.kind().to_string(),
+                    metrics: trained.metrics,
+                    seconds: trained.seconds,
+                    artifact_key,
+                };
                 progress(Progress::CandidateFinished(&summary));
                 candidates.push(summary);
             }
@@ -299,7 +321,11 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
         .iter()
         .filter(|c| c.metrics[&metric].is_finite())
         .reduce(|best, c| {
-            let better = if metric.higher_is_better() { c.metrics[&metric] > best.metrics[&metric] } else { c.metrics[&metric] < best.metrics[&metric] };
+            let better = if metric.higher_is_better() {
+                c.metrics[&metric] > best.metrics[&metric]
+            } else {
+                c.metrics[&metric] < best.metrics[&metric]
+            };
             if better { c } else { best }
         })
         .map(|c| c.name.clone())
@@ -320,7 +346,8 @@ pub fn register(store: &dyn Store, spec: &Spec, input: TrainOutput) -> Result<(R
     let metric = spec.metric();
     let run = &input.features;
     let best = input.candidates.iter().find(|c| c.name == input.best).expect("the best candidate is a candidate");
-    let artifact_bytes = store.get(&best.artifact_key)?.ok_or_else(|| PipelineError::Corrupt(format!("{} is missing", best.artifact_key)))?;
+    let artifact_bytes =
+        store.get(&best.artifact_key)?.ok_or_else(|| PipelineError::Corrupt(format!("{} is missing", best.artifact_key)))?;
     let artifact = ModelArtifact::from_bytes(&artifact_bytes, &best.artifact_key)?;
     let version = register_version(&registry, spec, &input, best, &artifact, &artifact_bytes)?;
     let state = read_feature_state(store, &run.features_key)?;
@@ -329,7 +356,10 @@ pub fn register(store: &dyn Store, spec: &Spec, input: TrainOutput) -> Result<(R
         attempts += 1;
         let production = registry.production()?;
         let champion = match &production {
-            Some((p, _)) => Some(VersionMetrics { version: p.version.clone(), metrics: champion_metrics(&registry, &p.version, &p.metrics, &state.set) }),
+            Some((p, _)) => Some(VersionMetrics {
+                version: p.version.clone(),
+                metrics: champion_metrics(&registry, &p.version, &p.metrics, &state.set),
+            }),
             None => None,
         };
         if champion.as_ref().is_some_and(|c| c.version == version) {
@@ -423,7 +453,8 @@ fn register_version(
     }
     let run = &input.features;
     let names = artifact.features.names(artifact.model.encoding());
-    let mut top_features: Vec<(String, f64)> = artifact.model.importances().map(|i| names.iter().cloned().zip(i.iter().copied()).collect()).unwrap_or_default();
+    let mut top_features: Vec<(String, f64)> =
+        artifact.model.importances().map(|i| names.iter().cloned().zip(i.iter().copied()).collect()).unwrap_or_default();
     top_features.sort_by(|a, b| b.1.total_cmp(&a.1));
     top_features.truncate(10);
     let card = ModelCard {

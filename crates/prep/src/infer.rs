@@ -79,7 +79,11 @@ fn datetime_format(profile: &Profile) -> Option<&'static str> {
 
 fn looks_like_id(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower == "id" || lower.ends_with("_id") || lower.ends_with("id") && name.ends_with("ID") || name.ends_with("Id") || lower.starts_with("id_")
+    lower == "id"
+        || lower.ends_with("_id")
+        || lower.ends_with("id") && name.ends_with("ID")
+        || name.ends_with("Id")
+        || lower.starts_with("id_")
 }
 
 fn infer_column(profile: &Profile) -> ColumnSpec {
@@ -125,7 +129,9 @@ fn infer_task(column: &ColumnSpec, distinct: usize) -> Task {
     match column.kind {
         ColumnType::Float => Task::Regression,
         ColumnType::Integer if distinct == 2 => Task::Binary,
-        ColumnType::Integer if distinct <= 10 && column.min.is_some_and(|m| m >= 0.0) && column.max.is_some_and(|m| m < 10.0) => Task::Multiclass,
+        ColumnType::Integer if distinct <= 10 && column.min.is_some_and(|m| m >= 0.0) && column.max.is_some_and(|m| m < 10.0) => {
+            Task::Multiclass
+        }
         ColumnType::Integer => Task::Regression,
         _ if distinct == 2 => Task::Binary,
         _ => Task::Multiclass,
@@ -159,7 +165,8 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
     if table.height() < 2 {
         return Err(reject("at least two data rows are needed to infer a spec".into()));
     }
-    let profiles: Vec<Profile> = header.iter().map(|h| profile(h, table.column(h).expect("read with this header"))).collect::<Result<_, _>>().map_err(reject)?;
+    let profiles: Vec<Profile> =
+        header.iter().map(|h| profile(h, table.column(h).expect("read with this header"))).collect::<Result<_, _>>().map_err(reject)?;
     if !header.contains(&options.target) {
         return Err(reject(format!("target column '{}' is not in the header ({})", options.target, header.join(", "))));
     }
@@ -181,14 +188,18 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
             target.categories = Some(profiles[target_index].present().map(str::to_string).collect::<BTreeSet<_>>().into_iter().collect());
         }
         if task == Task::Regression && !matches!(target.kind, ColumnType::Integer | ColumnType::Float) {
-            return Err(reject(format!("target '{}' is not numeric, so it cannot be a regression target; pass --task binary or multiclass", target.name)));
+            return Err(reject(format!(
+                "target '{}' is not numeric, so it cannot be a regression target; pass --task binary or multiclass",
+                target.name
+            )));
         }
     }
     notes.push(format!("task: {task:?} ({} distinct target values)", target_distinct).to_lowercase());
 
     let time_column = match &options.time {
         Some(name) => {
-            let column = columns.iter().find(|c| &c.name == name).ok_or_else(|| reject(format!("time column '{name}' is not in the header")))?;
+            let column =
+                columns.iter().find(|c| &c.name == name).ok_or_else(|| reject(format!("time column '{name}' is not in the header")))?;
             if column.kind != ColumnType::Datetime {
                 return Err(reject(format!("time column '{name}' does not look like a datetime (tried {})", DATETIME_FORMATS.join(", "))));
             }
@@ -226,7 +237,8 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
     let time = time_column.map(|name| {
         let column = columns.iter().find(|c| c.name == name).expect("found above");
         let format = column.format.clone().unwrap_or_default();
-        let times: Vec<f64> = profiles.iter().find(|p| p.name == name).expect("profiled").present().filter_map(|v| parse_datetime(v, &format).ok()).collect();
+        let times: Vec<f64> =
+            profiles.iter().find(|p| p.name == name).expect("profiled").present().filter_map(|v| parse_datetime(v, &format).ok()).collect();
         features.time_parts = time_parts(&times);
         features.cyclical = features.time_parts.clone();
         notes.push(format!(
@@ -235,7 +247,9 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
         ));
         TimeSpec { column: Some(name), origin: None, offsets: Vec::new() }
     });
-    let counts = task == Task::Regression && columns[target_index].kind == ColumnType::Integer && columns[target_index].min.is_some_and(|m| m >= 0.0);
+    let counts = task == Task::Regression
+        && columns[target_index].kind == ColumnType::Integer
+        && columns[target_index].min.is_some_and(|m| m >= 0.0);
     let mut models = BTreeMap::new();
     models.insert("linear".to_string(), ModelSpec::Linear { alpha: 0.1 });
     models.insert("decision_tree".to_string(), ModelSpec::DecisionTree { max_depth: None, min_samples_leaf: 5 });

@@ -275,28 +275,36 @@ fn column_exprs(column: &ColumnSpec) -> (Expr, Vec<Expr>) {
         ColumnType::Datetime => {
             let format = column.format.clone().unwrap_or_default();
             let parse = move |c: polars::prelude::Column| -> PolarsResult<polars::prelude::Column> {
-                let parsed: Int64Chunked =
-                    c.str()?.iter().map(|v| v.and_then(|v| mlops_core::time::parse_datetime(v, &format).ok()).map(|s| (s * 1000.0).round() as i64)).collect();
+                let parsed: Int64Chunked = c
+                    .str()?
+                    .iter()
+                    .map(|v| v.and_then(|v| mlops_core::time::parse_datetime(v, &format).ok()).map(|s| (s * 1000.0).round() as i64))
+                    .collect();
                 Ok(parsed.into_datetime(TimeUnit::Milliseconds, None).into_column())
             };
-            let value = raw.clone().map(parse, |_, field| Ok(Field::new(field.name().clone(), DataType::Datetime(TimeUnit::Milliseconds, None))));
+            let value =
+                raw.clone().map(parse, |_, field| Ok(Field::new(field.name().clone(), DataType::Datetime(TimeUnit::Milliseconds, None))));
             let format = column.format.clone().unwrap_or_default();
-            (value.clone(), when(raw.clone().is_not_null().and(value.is_null())).then(says(&format!("does not match the datetime format '{format}'"))))
+            (
+                value.clone(),
+                when(raw.clone().is_not_null().and(value.is_null())).then(says(&format!("does not match the datetime format '{format}'"))),
+            )
         }
     };
     let mut failures = vec![type_failure.otherwise(lit(Null {}))];
     if !column.nullable {
         failures.push(when(raw.is_null()).then(lit(format!("{name}: missing value"))).otherwise(lit(Null {})));
     }
+    let bound = |outside: Expr, limit: f64, word: &str| {
+        let message =
+            concat_str([lit(format!("{name}: ")), value.clone().cast(DataType::String), lit(format!(" is {word} {limit}"))], "", false);
+        when(outside).then(message).otherwise(lit(Null {}))
+    };
     if let Some(min) = column.min {
-        let below = value.clone().cast(DataType::Float64).lt(lit(min));
-        let message = concat_str([lit(format!("{name}: ")), value.clone().cast(DataType::String), lit(format!(" is below the minimum {min}"))], "", false);
-        failures.push(when(below).then(message).otherwise(lit(Null {})));
+        failures.push(bound(value.clone().cast(DataType::Float64).lt(lit(min)), min, "below the minimum"));
     }
     if let Some(max) = column.max {
-        let above = value.clone().cast(DataType::Float64).gt(lit(max));
-        let message = concat_str([lit(format!("{name}: ")), value.clone().cast(DataType::String), lit(format!(" is above the maximum {max}"))], "", false);
-        failures.push(when(above).then(message).otherwise(lit(Null {})));
+        failures.push(bound(value.clone().cast(DataType::Float64).gt(lit(max)), max, "above the maximum"));
     }
     (value.alias(name), failures)
 }
@@ -367,7 +375,10 @@ pub fn stack(tables: Vec<DataFrame>) -> Result<DataFrame, PrepError> {
 /// Parquet bytes (zstd) of a table.
 pub fn to_parquet(table: &mut DataFrame) -> Result<Vec<u8>, PrepError> {
     let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes).with_compression(ParquetCompression::Zstd(None)).finish(table).map_err(polars_error("writing parquet"))?;
+    ParquetWriter::new(&mut bytes)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(table)
+        .map_err(polars_error("writing parquet"))?;
     Ok(bytes)
 }
 
@@ -396,7 +407,9 @@ pub fn to_frame(table: &DataFrame, spec: &Spec) -> Result<Frame, PrepError> {
             }
             ColumnType::Datetime => {
                 let millis = series.cast(&DataType::Int64).map_err(polars_error(context()))?;
-                CoreColumn::Numeric(millis.i64().map_err(polars_error(context()))?.iter().map(|v| v.map_or(f64::NAN, |ms| ms as f64 / 1000.0)).collect())
+                CoreColumn::Numeric(
+                    millis.i64().map_err(polars_error(context()))?.iter().map(|v| v.map_or(f64::NAN, |ms| ms as f64 / 1000.0)).collect(),
+                )
             }
             ColumnType::Categorical | ColumnType::String => {
                 let text = series.cast(&DataType::String).map_err(polars_error(context()))?;

@@ -63,7 +63,13 @@ fn valid_rows_are_typed_and_bad_rows_quarantined_with_their_reason() {
     assert_eq!(reasons[0], (3, "n: 'x3' is not an integer".to_string()));
     let (row, reason) = &reasons[1];
     assert_eq!(*row, 4);
-    for part in ["n: 11 is above the maximum 10", "c: 'z' is not one of the categories (a, b)", "flag: 'maybe' is not a boolean", "when: 'someday' does not match", "y: missing value"] {
+    for part in [
+        "n: 11 is above the maximum 10",
+        "c: 'z' is not one of the categories (a, b)",
+        "flag: 'maybe' is not a boolean",
+        "when: 'someday' does not match",
+        "y: missing value",
+    ] {
         assert!(reason.contains(part), "{reason:?} lacks {part:?}");
     }
     let quarantined_leak = parsed.quarantined.column("leak").unwrap();

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// Bin index reserved for missing (NaN) values.
 pub(crate) const MISSING_BIN: u8 = u8::MAX;
+/// Most value bins a feature can have.
+pub(crate) const MAX_BINS: usize = MISSING_BIN as usize;
 /// Number of histogram slots per feature: 255 value bins and the missing bin.
 pub(crate) const BIN_SLOTS: usize = 256;
 /// Rows sampled to place the quantile edges of a feature, as scikit-learn does.
@@ -26,11 +28,7 @@ impl FeatureBins {
     }
 
     pub fn bin(&self, x: f64) -> u8 {
-        if x.is_nan() {
-            MISSING_BIN
-        } else {
-            self.edges.partition_point(|edge| *edge < x) as u8
-        }
+        if x.is_nan() { MISSING_BIN } else { self.edges.partition_point(|edge| *edge < x) as u8 }
     }
 }
 
@@ -63,12 +61,8 @@ impl BinMapper {
 
     /// Bins every row of `x`, column by column.
     pub fn transform<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> BinnedMatrix {
-        let columns = self
-            .features
-            .iter()
-            .enumerate()
-            .map(|(feature, bins)| x.column(feature).iter().map(|&v| bins.bin(v)).collect())
-            .collect();
+        let columns =
+            self.features.iter().enumerate().map(|(feature, bins)| x.column(feature).iter().map(|&v| bins.bin(v)).collect()).collect();
         BinnedMatrix { columns }
     }
 }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bins::{BinMapper, BinnedMatrix, MISSING_BIN};
 use crate::ensemble::{Link, TreeEnsemble, normalised_importances, sigmoid, softmax_into};
-use crate::grow::{GrowConfig, Gradients, Grower};
+use crate::grow::{Gradients, GrowConfig, Grower};
 use crate::tree::Node;
-use crate::{TreesError, check_targets, parameter};
+use crate::{TreesError, check_common, check_targets, parameter};
 
 /// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
 const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
@@ -254,20 +254,17 @@ impl ParamGuard for GradientBoostingParams {
         if p.min_samples_leaf == 0 {
             return Err(parameter("min_samples_leaf", "must be at least 1"));
         }
-        if !(p.l2_regularization >= 0.0) {
+        if p.l2_regularization.is_nan() || p.l2_regularization < 0.0 {
             return Err(parameter("l2_regularization", "must be non-negative"));
-        }
-        if !(2..=MISSING_BIN as usize).contains(&p.max_bins) {
-            return Err(parameter("max_bins", "must be between 2 and 255"));
         }
         if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {
             return Err(parameter("validation_fraction", "must be between 0 and 1"));
         }
-        if let Loss::Softmax { n_classes } = p.loss
-            && n_classes < 2
-        {
-            return Err(parameter("n_classes", "must be at least 2"));
-        }
+        let n_classes = match p.loss {
+            Loss::Softmax { n_classes } => Some(n_classes),
+            _ => None,
+        };
+        check_common(p.max_bins, n_classes)?;
         Ok(p)
     }
 
@@ -277,9 +274,7 @@ impl ParamGuard for GradientBoostingParams {
     }
 }
 
-impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>, TreesError>
-    for GradientBoostingValidParams
-{
+impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>, TreesError> for GradientBoostingValidParams {
     type Object = TreeEnsemble;
 
     fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>>) -> Result<TreeEnsemble, TreesError> {

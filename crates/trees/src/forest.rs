@@ -9,10 +9,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::bins::{BinMapper, MISSING_BIN};
+use crate::bins::BinMapper;
 use crate::ensemble::{Link, TreeEnsemble, normalised_importances};
-use crate::grow::{GrowConfig, Gradients, Grower};
-use crate::{TreesError, check_targets, parameter};
+use crate::grow::{Gradients, GrowConfig, Grower};
+use crate::{TreesError, check_common, check_targets, parameter};
 
 /// What a forest predicts.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -143,14 +143,11 @@ impl ParamGuard for RandomForestParams {
         if p.max_samples == Some(0) {
             return Err(parameter("max_samples", "must be at least 1"));
         }
-        if !(2..=MISSING_BIN as usize).contains(&p.max_bins) {
-            return Err(parameter("max_bins", "must be between 2 and 255"));
-        }
-        if let ForestTask::Classification { n_classes } = p.task
-            && n_classes < 2
-        {
-            return Err(parameter("n_classes", "must be at least 2"));
-        }
+        let n_classes = match p.task {
+            ForestTask::Classification { n_classes } => Some(n_classes),
+            ForestTask::Regression => None,
+        };
+        check_common(p.max_bins, n_classes)?;
         Ok(p)
     }
 
@@ -160,9 +157,7 @@ impl ParamGuard for RandomForestParams {
     }
 }
 
-impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>, TreesError>
-    for RandomForestValidParams
-{
+impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>, TreesError> for RandomForestValidParams {
     type Object = TreeEnsemble;
 
     fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>>) -> Result<TreeEnsemble, TreesError> {
@@ -197,7 +192,8 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
             shrinkage: 1.0,
             features_per_node: Some(self.max_features.count(x.ncols())),
         };
-        let grower = Grower { bins: &binned, edges: &mapper.features, grads: Gradients { grad: &grad, hess: None, width }, config: &config };
+        let grower =
+            Grower { bins: &binned, edges: &mapper.features, grads: Gradients { grad: &grad, hess: None, width }, config: &config };
         let n_draws = self.max_samples.unwrap_or(n).min(n);
         let grown: Vec<_> = (0..self.n_trees)
             .into_par_iter()

@@ -125,8 +125,8 @@ impl Grower<'_> {
         let mut finish_leaf = |node: usize, start: usize, end: usize, stats: &Stats, nodes: &mut Vec<Node>| {
             let leaf = leaf_values.len() / width;
             let denominator = stats[width] + self.config.l2;
-            for c in 0..width {
-                let value = if denominator > 0.0 { -stats[c] / denominator } else { 0.0 };
+            for gradient in &stats[..width] {
+                let value = if denominator > 0.0 { -gradient / denominator } else { 0.0 };
                 leaf_values.push(value * self.config.shrinkage);
             }
             nodes[node] = Node::leaf(leaf as u32);
@@ -162,10 +162,9 @@ impl Grower<'_> {
             let right_stats: Stats = parent.stats.iter().zip(&left_stats).map(|(p, l)| p - l).collect();
             let (left_hist, right_hist) = self.child_histograms(&rows, &parent, middle, rng);
             let depth = parent.depth + 1;
-            for (node, start, end, stats, hist) in [
-                (left_node, parent.start, middle, left_stats, left_hist),
-                (right_node, middle, parent.end, right_stats, right_hist),
-            ] {
+            for (node, start, end, stats, hist) in
+                [(left_node, parent.start, middle, left_stats, left_hist), (right_node, middle, parent.end, right_stats, right_hist)]
+            {
                 match self.pending(node, start, end, depth, stats, hist) {
                     Ok(pending) => frontier.push(pending),
                     Err((stats, _)) => finish_leaf(node, start, end, &stats, &mut nodes),
@@ -175,7 +174,6 @@ impl Grower<'_> {
         for pending in frontier.drain() {
             finish_leaf(pending.node, pending.start, pending.end, &pending.stats, &mut nodes);
         }
-        drop(finish_leaf);
         Grown { tree: Tree { nodes, leaf_values, width, output: 0 }, rows, leaves, gains }
     }
 
@@ -231,8 +229,8 @@ impl Grower<'_> {
         let mut stats = vec![0.0; width + 2];
         for &row in rows {
             let row = row as usize;
-            for c in 0..width {
-                stats[c] += self.grads.grad[row * width + c];
+            for (sum, gradient) in stats.iter_mut().zip(&self.grads.grad[row * width..(row + 1) * width]) {
+                *sum += gradient;
             }
             stats[width] += self.grads.hess.map_or(1.0, |h| h[row]);
         }
@@ -243,11 +241,8 @@ impl Grower<'_> {
     fn build(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
         let width = self.grads.width;
         let stride = self.stride();
-        let ordered_grad: Vec<f64> = rows
-            .iter()
-            .flat_map(|&row| &self.grads.grad[row as usize * width..(row as usize + 1) * width])
-            .copied()
-            .collect();
+        let ordered_grad: Vec<f64> =
+            rows.iter().flat_map(|&row| &self.grads.grad[row as usize * width..(row as usize + 1) * width]).copied().collect();
         let ordered_hess: Option<Vec<f64>> = self.grads.hess.map(|h| rows.iter().map(|&row| h[row as usize]).collect());
         let mut sums = vec![0.0; features.len() * BIN_SLOTS * stride];
         let fill = |(slot, hist): (usize, &mut [f64])| {

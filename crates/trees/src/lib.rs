@@ -49,6 +49,17 @@ pub(crate) fn parameter(name: &'static str, reason: &'static str) -> TreesError 
     TreesError::InvalidParameter { name, reason }
 }
 
+/// Checks the hyperparameters every learner shares.
+pub(crate) fn check_common(max_bins: usize, n_classes: Option<usize>) -> Result<(), TreesError> {
+    if !(2..=bins::MAX_BINS).contains(&max_bins) {
+        return Err(parameter("max_bins", "must be between 2 and 255"));
+    }
+    if n_classes.is_some_and(|n| n < 2) {
+        return Err(parameter("n_classes", "must be at least 2"));
+    }
+    Ok(())
+}
+
 /// Checks the row count and that every target is finite and accepted by `valid`.
 pub(crate) fn check_targets(rows: usize, y: &[f64], valid: impl Fn(f64) -> Result<(), &'static str>) -> Result<(), TreesError> {
     if rows == 0 {
@@ -80,9 +91,7 @@ mod tests {
     /// `n` rows of three uniform features; the third is missing for a tenth of the rows.
     fn features(n: usize, seed: u64) -> Array2<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Array2::from_shape_fn((n, 3), |(_, j)| {
-            if j == 2 && rng.random_bool(0.1) { f64::NAN } else { rng.random_range(-2.0..2.0) }
-        })
+        Array2::from_shape_fn((n, 3), |(_, j)| if j == 2 && rng.random_bool(0.1) { f64::NAN } else { rng.random_range(-2.0..2.0) })
     }
 
     fn smooth(row: ndarray::ArrayView1<f64>) -> f64 {
@@ -133,7 +142,15 @@ mod tests {
         assert!(correct as f64 / 3000.0 > 0.98);
         assert!(probabilities.rows().into_iter().all(|p| (p[0] + p[1] - 1.0).abs() < 1e-12));
 
-        let three: Array1<f64> = x.column(1).mapv(|v| if v < -0.5 { 0.0 } else if v < 0.5 { 1.0 } else { 2.0 });
+        let three: Array1<f64> = x.column(1).mapv(|v| {
+            if v < -0.5 {
+                0.0
+            } else if v < 0.5 {
+                1.0
+            } else {
+                2.0
+            }
+        });
         let model = GradientBoostingParams::new(Loss::Softmax { n_classes: 3 }).fit(&Dataset::new(x.clone(), three.clone())).unwrap();
         let probabilities = model.predict(&x);
         assert_eq!(probabilities.ncols(), 3);

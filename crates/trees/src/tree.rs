@@ -65,11 +65,7 @@ impl Tree {
     pub fn depth(&self) -> usize {
         fn depth_of(nodes: &[Node], index: usize) -> usize {
             let node = &nodes[index];
-            if node.feature == Node::LEAF {
-                0
-            } else {
-                1 + depth_of(nodes, node.left as usize).max(depth_of(nodes, node.right as usize))
-            }
+            if node.feature == Node::LEAF { 0 } else { 1 + depth_of(nodes, node.left as usize).max(depth_of(nodes, node.right as usize)) }
         }
         depth_of(&self.nodes, 0)
     }

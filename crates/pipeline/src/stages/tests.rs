@@ -64,7 +64,10 @@ fn prep_writes_a_closed_batch_and_quarantines_bad_rows() {
     assert_eq!((marker.rows_in, marker.rows_out, marker.quarantined), (102, 100, 2));
     assert_eq!(marker.content_sha256, sha256_hex(&store.get(&keys.processed_data(&batch)).unwrap().unwrap()));
     let quarantine = String::from_utf8(store.get(&keys.quarantine_rows(&batch)).unwrap().unwrap()).unwrap();
-    assert!(quarantine.contains("x: 'oops' is not a finite number") && quarantine.contains("group: 'z' is not one of the categories"), "{quarantine}");
+    assert!(
+        quarantine.contains("x: 'oops' is not a finite number") && quarantine.contains("group: 'z' is not one of the categories"),
+        "{quarantine}"
+    );
     assert_eq!(store.get("raw/toy/a.csv").unwrap().unwrap(), text.as_bytes(), "raw files are never modified");
     // Nothing new: a second prep processes nothing.
     let again = prep(&store, &spec(), &request()).unwrap();
@@ -81,7 +84,10 @@ fn a_run_where_every_new_file_is_rejected_fails_and_names_them() {
     let error = prep(&store, &spec(), &request()).unwrap_err();
     assert_eq!(error.kind(), "BadInput");
     let message = error.to_string();
-    assert!(message.contains("raw/toy/empty.csv: the file is empty") && message.contains("raw/toy/other.csv: no column of dataset 'toy'"), "{message}");
+    assert!(
+        message.contains("raw/toy/empty.csv: the file is empty") && message.contains("raw/toy/other.csv: no column of dataset 'toy'"),
+        "{message}"
+    );
     // Recorded, so the same bad bytes are not retried on every run.
     assert_eq!(prep(&store, &spec(), &request()).unwrap().files.iter().filter(|f| f.status == FileStatus::Skipped).count(), 2);
 }
