@@ -1,20 +1,33 @@
 //! The commands.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use mlops_core::registry::{Action, Registry};
+use mlops_core::serve::{Service, ServiceOptions};
 use mlops_core::{FsStore, Spec, Store};
 use mlops_pipeline::contracts::{RunRequest, Trigger};
+use mlops_pipeline::monitor::Current;
 use mlops_pipeline::stages::{self, Progress};
 use mlops_prep::infer::{InitOptions, infer_spec};
 use serde_json::json;
 
+use crate::monitoring;
 use crate::output::{self, Spinner};
 use crate::{Cli, Command};
 
+/// The store root when `--root` is not given.
+const DEFAULT_ROOT: &str = "./mlops-data";
+const DEFAULT_DEMO_ROOT: &str = "./mlops-demo";
+
 pub fn dispatch(cli: Cli) -> Result<()> {
-    let store = FsStore::new(&cli.root);
+    if let Command::Demo = cli.command {
+        crate::demo::run(&cli.root.unwrap_or_else(|| DEFAULT_DEMO_ROOT.into()), cli.json)?;
+        return Ok(());
+    }
+    let store = FsStore::new(cli.root.unwrap_or_else(|| DEFAULT_ROOT.into()));
     match cli.command {
         Command::Init { file, target, time, task, name, output } => {
             let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
@@ -102,6 +115,38 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let production = Registry::new(&store, &spec.name).rollback()?;
             report_pointer(cli.json, &production);
         }
+        Command::Serve { spec, addr } => {
+            let spec = Spec::load(&spec)?;
+            let service = Service::new(Arc::new(store), &spec.name, ServiceOptions::default());
+            crate::server::serve_until_interrupted(Arc::new(service), addr)?;
+        }
+        Command::Drift { spec, batch } => {
+            let spec = Spec::load(&spec)?;
+            let current = match &batch {
+                Some(file) => monitoring::batch(&spec, file)?,
+                None => Current::Logs,
+            };
+            let report = monitoring::check(&store, &spec, current)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                monitoring::print_report(&store, &report);
+            }
+        }
+        Command::Feedback { spec, file } => {
+            let spec = Spec::load(&spec)?;
+            let summary = monitoring::feedback(&store, &spec, &file)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!("stored {} labels as {} ({} match logged predictions)", summary.rows, summary.key, summary.matched);
+            }
+        }
+        Command::Watch { spec, interval } => {
+            let spec = Spec::load(&spec)?;
+            monitoring::watch(&store, &spec, Duration::from_secs(interval.max(1)), cli.json)?;
+        }
+        Command::Demo => unreachable!("handled above"),
     }
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! `mlops`: the pipeline on one machine, over a local store.
 
 mod commands;
+mod demo;
+mod monitoring;
 mod output;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,9 +16,9 @@ use mlops_core::spec::Task;
 #[derive(Debug, Parser)]
 #[command(name = "mlops", version, about)]
 struct Cli {
-    /// Root directory of the local store.
-    #[arg(long, global = true, default_value = "./mlops-data", env = "MLOPS_ROOT")]
-    root: PathBuf,
+    /// Root directory of the local store (for `demo`: where its stores go, default ./mlops-demo).
+    #[arg(long, global = true, env = "MLOPS_ROOT")]
+    root: Option<PathBuf>,
     /// Print one machine-readable JSON summary on stdout instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -72,6 +75,38 @@ enum Command {
         #[arg(long)]
         spec: PathBuf,
     },
+    /// Serve the production model over HTTP; picks up new versions without a restart.
+    Serve {
+        #[arg(long)]
+        spec: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
+    /// Compare recent inferences (or a batch) with the training reference; alert and retrain
+    /// past the thresholds.
+    Drift {
+        #[arg(long)]
+        spec: PathBuf,
+        /// A CSV batch to check instead of the inference log.
+        #[arg(long)]
+        batch: Option<PathBuf>,
+    },
+    /// Store delayed labels: a CSV with the id (or prediction_id) and the target.
+    Feedback {
+        #[arg(long)]
+        spec: PathBuf,
+        file: PathBuf,
+    },
+    /// Run the pipeline on each new raw file and the drift check on an interval, until stopped.
+    Watch {
+        #[arg(long)]
+        spec: PathBuf,
+        /// Seconds between drift checks.
+        #[arg(long, default_value_t = 300)]
+        interval: u64,
+    },
+    /// The whole lifecycle on the shipped data, unattended (in a new store under --root).
+    Demo,
 }
 
 fn parse_task(text: &str) -> Result<Task, String> {
@@ -85,9 +120,12 @@ fn parse_task(text: &str) -> Result<Task, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo tells its own story; elsewhere warnings (rejected files, alerts) are worth seeing.
+    let default_level = if matches!(cli.command, Command::Demo) { "error" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     match commands::dispatch(cli) {

@@ -125,3 +125,71 @@ pub fn toy_spec(workspace: &Workspace) -> PathBuf {
     workspace.json(&["init", data.to_str().unwrap(), "--target", "y", "--name", "toy", "-o", spec.to_str().unwrap()]);
     spec
 }
+
+/// A running `mlops serve`, stopped (with Ctrl-C, so it flushes its log) when dropped.
+pub struct Served {
+    child: std::process::Child,
+    pub address: String,
+}
+
+impl Served {
+    pub fn start(workspace: &Workspace, spec: &Path) -> Served {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .arg("--root")
+            .arg(workspace.root())
+            .args(["serve", "--spec", spec.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting mlops serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let address = loop {
+            let line = lines.next().expect("mlops serve printed its address").expect("readable stderr");
+            if let Some(at) = line.find("http://") {
+                break line[at..].split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Served { child, address }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Stops the server with SIGINT and waits for it.
+    pub fn stop(mut self) {
+        self.interrupt();
+    }
+
+    fn interrupt(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.interrupt();
+    }
+}
+
+/// An HTTP client that returns error statuses as responses.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(std::time::Duration::from_secs(20))).build().into()
+}
+
+/// Status and JSON body of a request.
+pub fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let response = match (method, body) {
+        ("GET", _) => agent.get(url).call(),
+        ("POST", Some(body)) => agent.post(url).content_type("application/json").send(body),
+        ("POST", None) => agent.post(url).send_empty(),
+        (other, _) => panic!("no helper for {other}"),
+    };
+    let mut response = response.expect("the server answers");
+    let status = response.status().as_u16();
+    let text = response.body_mut().with_config().limit(64 << 20).read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}

@@ -2,3 +2,5 @@
 
 mod harness;
 mod local_pipeline;
+mod monitoring;
+mod serving;

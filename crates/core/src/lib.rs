@@ -11,6 +11,8 @@ pub mod hash;
 pub mod metrics;
 pub mod models;
 pub mod registry;
+pub mod rows;
+pub mod serve;
 pub mod spec;
 pub mod split;
 pub mod store;

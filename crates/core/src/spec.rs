@@ -147,6 +147,11 @@ pub enum ColumnType {
     Datetime,
 }
 
+/// Words read as `true` in a boolean column (any case), by prep and by serving alike.
+pub const TRUE_WORDS: [&str; 5] = ["true", "1", "yes", "t", "y"];
+/// Words read as `false` in a boolean column (any case).
+pub const FALSE_WORDS: [&str; 5] = ["false", "0", "no", "f", "n"];
+
 impl ColumnType {
     pub fn is_numeric(self) -> bool {
         matches!(self, ColumnType::Integer | ColumnType::Float | ColumnType::Boolean)

@@ -1,7 +1,9 @@
 //! The pipeline: stages over a store, shared by the `mlops` CLI and the Lambda functions.
 
 pub mod contracts;
+pub mod html;
 pub mod ingest;
+pub mod monitor;
 pub mod stages;
 
 use mlops_core::CoreError;

@@ -84,6 +84,13 @@ fn record_in_manifest(store: &dyn Store, key: &str, entries: &BTreeMap<String, M
     Err(PipelineError::Core(mlops_core::CoreError::Conflict { dataset: key.to_string() }))
 }
 
+/// Raw files prep has not handled yet (by key).
+pub fn unprocessed(store: &dyn Store, dataset: &str) -> Result<Vec<String>, PipelineError> {
+    let keys = Keys { dataset };
+    let (manifest, _) = read_manifest(store, &keys.prep_manifest())?;
+    Ok(store.list(&keys.raw_prefix())?.into_iter().filter(|key| !manifest.files.contains_key(key)).collect())
+}
+
 /// Prep: validates every raw file not yet processed, quarantines bad rows, and writes one
 /// processed batch closed by a `_SUCCESS` marker. Raw files are only read.
 pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<PrepOutput, PipelineError> {

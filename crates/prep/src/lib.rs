@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::io::Cursor;
 
 use mlops_core::frame::{Column as CoreColumn, Frame};
-use mlops_core::spec::{ColumnSpec, ColumnType, Spec};
+use mlops_core::spec::{ColumnSpec, ColumnType, FALSE_WORDS, Spec, TRUE_WORDS};
 use polars::prelude::*;
 
 /// Column holding each row's 1-based record number in its file (the header not counted).
@@ -23,9 +23,6 @@ pub const FILE_COLUMN: &str = "_file";
 pub const TEXT_COLUMN: &str = "_text";
 /// Column holding why a row was quarantined.
 pub const REASON_COLUMN: &str = "_reason";
-
-const TRUE_WORDS: [&str; 5] = ["true", "1", "yes", "t", "y"];
-const FALSE_WORDS: [&str; 5] = ["false", "0", "no", "f", "n"];
 
 /// What went wrong in prep, beyond single files and rows.
 #[derive(Debug, thiserror::Error)]

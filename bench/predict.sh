@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Benchmark of POST /predict on loopback: trains the shipped Bikeshare model, serves it with the
+# release build, and loads it with one-row and 100-row bodies. A benchmark, not a test.
+#   bench/predict.sh [SECONDS] [CONNECTIONS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+connections="${2:-8}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mlops-target}"
+cargo build --release -q --bin mlops --bin loadgen
+bin="$CARGO_TARGET_DIR/release"
+work="$(mktemp -d)"
+trap 'kill -INT "${server:-0}" 2>/dev/null && wait "${server:-0}" 2>/dev/null; rm -rf "$work"' EXIT
+
+"$bin/mlops" --root "$work/store" ingest --spec specs/bikeshare.toml data/bikeshare/Bikeshare.csv >/dev/null
+"$bin/mlops" --root "$work/store" run --spec specs/bikeshare.toml --json >/dev/null
+python3 - "$work" <<'PY'
+import csv, json, sys
+rows = []
+with open("data/bikeshare/Bikeshare.csv") as f:
+    for r in csv.DictReader(f):
+        for leak in ("casual", "registered", "bikers"):
+            r.pop(leak)
+        rows.append({k: (v if k in ("mnth", "weathersit") else float(v)) for k, v in r.items()})
+json.dump(rows[5000], open(sys.argv[1] + "/one.json", "w"))
+json.dump({"rows": rows[5000:5100]}, open(sys.argv[1] + "/hundred.json", "w"))
+PY
+"$bin/mlops" --root "$work/store" serve --spec specs/bikeshare.toml --addr 127.0.0.1:0 2>"$work/serve.log" &
+server=$!
+for _ in $(seq 100); do grep -q "http://" "$work/serve.log" && break; sleep 0.1; done
+address="$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -1 | sed 's|http://||')"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); server $address, $connections connections, ${seconds}s each"
+for body in one hundred; do
+  result="$("$bin/loadgen" --target "$address" --body "$work/$body.json" --connections "$connections" --seconds "$seconds")"
+  rss_kb="$(grep VmRSS /proc/$server/status | awk '{print $2}')"
+  echo "$body-row body: $result server_rss_mb=$((rss_kb / 1024))"
+done

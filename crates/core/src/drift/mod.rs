@@ -1,0 +1,302 @@
+//! Drift monitoring: the training reference saved with each model, the statistics comparing
+//! it with current data, and the verdicts.
+
+mod kolmogorov;
+pub mod stats;
+
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{Column, Frame};
+use crate::spec::{DriftMethod, DriftSpec, Metric, Spec};
+
+/// Values kept per numeric feature in the reference.
+pub const REFERENCE_SAMPLE: usize = 5000;
+
+/// The distributions a model was trained on, and its holdout quality.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reference {
+    pub features: Vec<Distribution>,
+    /// Predictions on the holdout (the value, or the predicted class).
+    pub predictions: Distribution,
+    pub metric: Metric,
+    /// The promotion metric on the holdout: the baseline of concept drift.
+    pub baseline: f64,
+}
+
+/// One column's distribution.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Distribution {
+    /// A seeded sample of at most [`REFERENCE_SAMPLE`] values, sorted.
+    Numeric { column: String, sample: Vec<f64>, count: usize, missing: usize },
+    /// Counts per level.
+    Categorical { column: String, counts: Vec<(String, u64)>, missing: u64 },
+}
+
+impl Distribution {
+    pub fn column(&self) -> &str {
+        match self {
+            Distribution::Numeric { column, .. } | Distribution::Categorical { column, .. } => column,
+        }
+    }
+
+    /// The distribution of a frame column.
+    pub fn of(name: &str, column: &Column, seed: u64) -> Distribution {
+        match column {
+            Column::Numeric(values) => Distribution::numeric(name, values, seed),
+            Column::Categorical { .. } => {
+                let mut counts: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+                let mut missing = 0;
+                for row in 0..column.len() {
+                    match column.text(row) {
+                        Some(text) => *counts.entry(text).or_default() += 1,
+                        None => missing += 1,
+                    }
+                }
+                Distribution::Categorical {
+                    column: name.to_string(),
+                    counts: counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    missing,
+                }
+            }
+        }
+    }
+
+    /// The distribution of numbers (NaN is missing).
+    pub fn numeric(name: &str, values: &[f64], seed: u64) -> Distribution {
+        let present: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let mut kept: Vec<f64> = if present.len() > REFERENCE_SAMPLE {
+            sample(&mut ChaCha8Rng::seed_from_u64(seed), present.len(), REFERENCE_SAMPLE).into_iter().map(|i| present[i]).collect()
+        } else {
+            present.clone()
+        };
+        kept.sort_unstable_by(f64::total_cmp);
+        Distribution::Numeric { column: name.to_string(), sample: kept, count: present.len(), missing: values.len() - present.len() }
+    }
+}
+
+/// The reference distributions of a spec's feature columns in `frame`.
+pub fn feature_distributions(spec: &Spec, frame: &Frame, seed: u64) -> Vec<Distribution> {
+    spec.feature_columns().filter_map(|c| frame.column(&c.name).map(|column| Distribution::of(&c.name, column, seed))).collect()
+}
+
+/// A feature's (or the predictions') drift verdict.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Drift,
+    NoDrift,
+    /// Fewer current values than `drift.min_samples`: no verdict, no alarm.
+    InsufficientData,
+}
+
+/// Shares of the reference and the current values per bin, for charts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Histogram {
+    pub labels: Vec<String>,
+    pub reference: Vec<f64>,
+    pub current: Vec<f64>,
+}
+
+/// How one column compares with its reference.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeatureDrift {
+    pub column: String,
+    pub kind: String,
+    pub reference_count: usize,
+    pub current_count: usize,
+    /// Every statistic computed: `ks`, `ks_p_value`, `wasserstein`, `wasserstein_normed`,
+    /// `psi` for numbers; `chi_square`, `chi_square_p_value`, `chi_square_dof`,
+    /// `jensen_shannon`, `psi` for categories.
+    pub statistics: std::collections::BTreeMap<String, f64>,
+    /// The statistic that decides, and its value.
+    pub method: DriftMethod,
+    pub score: f64,
+    pub verdict: Verdict,
+    pub histogram: Histogram,
+}
+
+/// Compares a current distribution with the reference under the drift policy.
+pub fn compare(reference: &Distribution, current: &Distribution, policy: &DriftSpec) -> FeatureDrift {
+    use std::collections::BTreeMap;
+    match (reference, current) {
+        (Distribution::Numeric { column, sample: reference, .. }, Distribution::Numeric { sample: current, .. }) => {
+            let mut statistics = BTreeMap::new();
+            let histogram = numeric_histogram(reference, current);
+            let enough = current.len() >= policy.min_samples && !reference.is_empty();
+            if enough {
+                let ks = stats::ks_two_sample(reference, current);
+                let distance = stats::wasserstein(reference, current);
+                let spread = stats::std_dev(reference);
+                let normed = if spread > 0.0 {
+                    distance / spread
+                } else if distance > 0.0 {
+                    f64::INFINITY
+                } else {
+                    0.0
+                };
+                let edges = stats::quantile_edges(reference, 10);
+                let psi = stats::psi(&stats::bin_counts(reference, &edges), &stats::bin_counts(current, &edges));
+                statistics.extend([
+                    ("ks".to_string(), ks.statistic),
+                    ("ks_p_value".to_string(), ks.p_value),
+                    ("wasserstein".to_string(), distance),
+                    ("wasserstein_normed".to_string(), normed),
+                    ("psi".to_string(), psi),
+                ]);
+            }
+            let statistic = |name: &str| statistics.get(name).copied();
+            let (score_name, drifted) = match policy.numeric {
+                DriftMethod::Ks => (
+                    "ks",
+                    statistic("ks_p_value").is_some_and(|p| p < policy.p_value)
+                        && statistic("wasserstein_normed").is_some_and(|w| w >= policy.wasserstein_threshold),
+                ),
+                DriftMethod::Wasserstein => {
+                    ("wasserstein_normed", statistic("wasserstein_normed").is_some_and(|w| w >= policy.wasserstein_threshold))
+                }
+                _ => ("psi", statistic("psi").is_some_and(|psi| psi >= policy.psi_threshold)),
+            };
+            let score = statistic(score_name);
+            let verdict = if !enough {
+                Verdict::InsufficientData
+            } else if drifted {
+                Verdict::Drift
+            } else {
+                Verdict::NoDrift
+            };
+            FeatureDrift {
+                column: column.clone(),
+                kind: "numeric".into(),
+                reference_count: reference.len(),
+                current_count: current.len(),
+                statistics,
+                method: policy.numeric,
+                score: score.unwrap_or(f64::NAN),
+                verdict,
+                histogram,
+            }
+        }
+        (Distribution::Categorical { column, counts: reference, .. }, Distribution::Categorical { counts: current, .. }) => {
+            let mut levels: Vec<&str> = reference.iter().map(|(l, _)| l.as_str()).collect();
+            levels.extend(current.iter().map(|(l, _)| l.as_str()).filter(|l| !reference.iter().any(|(r, _)| r == l)));
+            let count_of = |counts: &[(String, u64)], level: &str| counts.iter().find(|(l, _)| l == level).map_or(0.0, |(_, c)| *c as f64);
+            let reference_counts: Vec<f64> = levels.iter().map(|l| count_of(reference, l)).collect();
+            let current_counts: Vec<f64> = levels.iter().map(|l| count_of(current, l)).collect();
+            let (n_reference, n_current) = (reference_counts.iter().sum::<f64>(), current_counts.iter().sum::<f64>());
+            let enough = n_current as usize >= policy.min_samples && n_reference > 0.0;
+            let mut statistics = BTreeMap::new();
+            if enough {
+                let test = stats::chi_square(&reference_counts, &current_counts);
+                statistics.extend([
+                    ("chi_square".to_string(), test.statistic),
+                    ("chi_square_p_value".to_string(), test.p_value),
+                    ("chi_square_dof".to_string(), test.dof as f64),
+                    ("jensen_shannon".to_string(), stats::jensen_shannon(&reference_counts, &current_counts)),
+                    ("psi".to_string(), stats::psi(&reference_counts, &current_counts)),
+                ]);
+            }
+            let (score_name, drifted) = match policy.categorical {
+                DriftMethod::ChiSquare => (
+                    "chi_square",
+                    statistics.get("chi_square_p_value").is_some_and(|p| *p < policy.p_value)
+                        && statistics.get("jensen_shannon").is_some_and(|js| *js >= policy.jensen_shannon_threshold),
+                ),
+                DriftMethod::JensenShannon => {
+                    ("jensen_shannon", statistics.get("jensen_shannon").is_some_and(|js| *js >= policy.jensen_shannon_threshold))
+                }
+                _ => ("psi", statistics.get("psi").is_some_and(|psi| *psi >= policy.psi_threshold)),
+            };
+            let share = |counts: &[f64], total: f64| counts.iter().map(|c| if total > 0.0 { c / total } else { 0.0 }).collect();
+            FeatureDrift {
+                column: column.clone(),
+                kind: "categorical".into(),
+                reference_count: n_reference as usize,
+                current_count: n_current as usize,
+                score: statistics.get(score_name).copied().unwrap_or(f64::NAN),
+                statistics,
+                method: policy.categorical,
+                verdict: if !enough {
+                    Verdict::InsufficientData
+                } else if drifted {
+                    Verdict::Drift
+                } else {
+                    Verdict::NoDrift
+                },
+                histogram: Histogram {
+                    labels: levels.iter().map(|l| l.to_string()).collect(),
+                    reference: share(&reference_counts, n_reference),
+                    current: share(&current_counts, n_current),
+                },
+            }
+        }
+        (reference, _) => FeatureDrift {
+            column: reference.column().to_string(),
+            kind: "mismatch".into(),
+            reference_count: 0,
+            current_count: 0,
+            statistics: BTreeMap::new(),
+            method: policy.numeric,
+            score: f64::NAN,
+            verdict: Verdict::InsufficientData,
+            histogram: Histogram { labels: Vec::new(), reference: Vec::new(), current: Vec::new() },
+        },
+    }
+}
+
+/// Twenty equal-width bins over the range of both samples.
+fn numeric_histogram(reference: &[f64], current: &[f64]) -> Histogram {
+    let (low, high) = reference.iter().chain(current).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    if !low.is_finite() {
+        return Histogram { labels: Vec::new(), reference: Vec::new(), current: Vec::new() };
+    }
+    let bins = 20;
+    let width = if high > low { (high - low) / bins as f64 } else { 1.0 };
+    let edges: Vec<f64> = (1..bins).map(|i| low + width * i as f64).collect();
+    let shares = |values: &[f64]| {
+        let counts = stats::bin_counts(values, &edges);
+        let total = values.len().max(1) as f64;
+        counts.into_iter().map(|c| c / total).collect()
+    };
+    Histogram {
+        labels: (0..bins).map(|i| format!("{:.3}", low + width * i as f64)).collect(),
+        reference: shares(reference),
+        current: shares(current),
+    }
+}
+
+/// Concept drift: the promotion metric on delayed labels against the holdout baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConceptDrift {
+    pub labelled: usize,
+    pub metric: Metric,
+    pub baseline: f64,
+    pub current: f64,
+    /// Relative worsening of the metric (0.25 = 25 % worse than at training).
+    pub degradation: f64,
+    pub verdict: Verdict,
+}
+
+/// Judges the metric measured on `labelled` delayed labels.
+pub fn concept(metric: Metric, baseline: f64, current: f64, labelled: usize, policy: &DriftSpec) -> ConceptDrift {
+    let worse = if metric.higher_is_better() { baseline - current } else { current - baseline };
+    let degradation = if baseline.abs() > 0.0 { worse / baseline.abs() } else { worse };
+    let verdict = if labelled < policy.min_samples {
+        Verdict::InsufficientData
+    } else if degradation > policy.concept_threshold {
+        Verdict::Drift
+    } else {
+        Verdict::NoDrift
+    };
+    ConceptDrift { labelled, metric, baseline, current, degradation, verdict }
+}
+
+/// Dataset drift: the share of features (with a verdict) that drifted reaches the policy's.
+pub fn dataset_drift(features: &[FeatureDrift], policy: &DriftSpec) -> (usize, usize, bool) {
+    let judged = features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count();
+    let drifted = features.iter().filter(|f| f.verdict == Verdict::Drift).count();
+    let share_reached = judged > 0 && drifted as f64 / judged as f64 >= policy.dataset_share;
+    (drifted, judged, share_reached)
+}

@@ -1,0 +1,384 @@
+//! The prediction service as a plain function from request to response, so the local HTTP
+//! server and the predict Lambda call the very same code.
+//!
+//! Routes: `POST /predict` (one row or `{"rows": [...]}`), `GET /health`, `GET /model`,
+//! `GET /openapi.json`. The production model is re-read when the pointer's etag changes; if the
+//! registry cannot be read, the last good model keeps serving. Every prediction is logged, in
+//! batches, under `inference/DATASET/DATE/`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use serde_json::{Value, json};
+
+use crate::artifact::{ModelArtifact, ModelCard};
+use crate::error::CoreError;
+use crate::registry::Registry;
+use crate::rows::RowSchema;
+use crate::spec::Spec;
+use crate::store::{Keys, Store};
+
+/// Limits and timings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// More rows in one request get 413.
+    pub max_rows: usize,
+    /// [`Service::refresh_if_due`] checks the production pointer at most this often.
+    pub refresh_every: Duration,
+    /// Log lines are flushed once this many are pending.
+    pub log_batch: usize,
+    /// Pending log lines kept while the store cannot be written; the oldest go first.
+    pub log_capacity: usize,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            max_body_bytes: 1 << 20,
+            max_rows: 1000,
+            refresh_every: Duration::from_secs(1),
+            log_batch: 512,
+            log_capacity: 100_000,
+        }
+    }
+}
+
+/// An HTTP request, as far as the service cares.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+    /// The caller's request id, if it has one (else the service makes one).
+    pub request_id: Option<String>,
+}
+
+/// An HTTP response: always JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The model version that answered, if any.
+    pub model_version: Option<String>,
+    pub request_id: String,
+}
+
+impl Response {
+    fn json(status: u16, body: &Value, request_id: &str, model_version: Option<&str>) -> Response {
+        Response {
+            status,
+            body: body.to_string().into_bytes(),
+            model_version: model_version.map(str::to_string),
+            request_id: request_id.to_string(),
+        }
+    }
+
+    fn error(status: u16, message: &str, request_id: &str) -> Response {
+        Response::json(status, &json!({ "error": message, "request_id": request_id }), request_id, None)
+    }
+}
+
+/// The model being served.
+struct Loaded {
+    version: String,
+    artifact: ModelArtifact,
+    schema: RowSchema,
+    card: ModelCard,
+    openapi: Value,
+}
+
+/// Serves the production model of one dataset.
+pub struct Service {
+    store: Arc<dyn Store>,
+    dataset: String,
+    options: ServiceOptions,
+    model: ArcSwapOption<Loaded>,
+    /// Etag of the pointer the loaded model came from.
+    pointer_etag: Mutex<Option<String>>,
+    last_refresh: Mutex<Option<Instant>>,
+    log: Mutex<Vec<String>>,
+}
+
+impl Service {
+    /// A service for `dataset`; it loads the production model if there is one.
+    pub fn new(store: Arc<dyn Store>, dataset: &str, options: ServiceOptions) -> Service {
+        let service = Service {
+            store,
+            dataset: dataset.to_string(),
+            options,
+            model: ArcSwapOption::empty(),
+            pointer_etag: Mutex::new(None),
+            last_refresh: Mutex::new(None),
+            log: Mutex::new(Vec::new()),
+        };
+        if let Err(error) = service.refresh() {
+            tracing::warn!(dataset, "no model loaded yet: {error}");
+        }
+        service
+    }
+
+    pub fn options(&self) -> &ServiceOptions {
+        &self.options
+    }
+
+    /// The version being served.
+    pub fn version(&self) -> Option<String> {
+        self.model.load().as_ref().map(|m| m.version.clone())
+    }
+
+    /// Loads the production version if the pointer changed; `Ok(true)` when it swapped. On an
+    /// error the current model stays.
+    pub fn refresh(&self) -> Result<bool, CoreError> {
+        let keys = Keys { dataset: &self.dataset };
+        let etag = self.store.etag(&keys.production())?;
+        if etag.is_none() || *self.pointer_etag.lock().expect("not poisoned") == etag {
+            return Ok(false);
+        }
+        let registry = Registry::new(self.store.as_ref(), &self.dataset);
+        let Some((production, etag)) = registry.production()? else { return Ok(false) };
+        if self.version().as_deref() != Some(production.version.as_str()) {
+            let artifact = registry.artifact(&production.version)?;
+            let card = registry.card(&production.version)?;
+            let spec = artifact.spec()?;
+            let schema = RowSchema::new(&spec);
+            let openapi = openapi(&spec, &schema, &production.version, &self.options);
+            tracing::info!(dataset = %self.dataset, version = %production.version, "serving a new model version");
+            self.model.store(Some(Arc::new(Loaded { version: production.version, artifact, schema, card, openapi })));
+        }
+        *self.pointer_etag.lock().expect("not poisoned") = Some(etag);
+        Ok(true)
+    }
+
+    /// [`Self::refresh`] when the last check is older than `refresh_every`; errors are logged.
+    pub fn refresh_if_due(&self) {
+        let Ok(mut last) = self.last_refresh.try_lock() else { return };
+        if last.is_some_and(|at| at.elapsed() < self.options.refresh_every) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(error) = self.refresh() {
+            tracing::warn!(dataset = %self.dataset, "registry not readable, keeping {:?}: {error}", self.version());
+        }
+    }
+
+    /// Handles one request.
+    pub fn handle(&self, request: &Request) -> Response {
+        let request_id = request.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let model = self.model.load_full();
+        let path = request.path.split('?').next().unwrap_or_default();
+        match (request.method.as_str(), path) {
+            ("GET", "/health") => match &model {
+                Some(m) => Response::json(
+                    200,
+                    &json!({ "status": "ok", "dataset": self.dataset, "model_version": m.version }),
+                    &request_id,
+                    Some(&m.version),
+                ),
+                None => Response::json(503, &json!({ "status": "no model", "dataset": self.dataset }), &request_id, None),
+            },
+            ("GET", "/model") => match &model {
+                Some(m) => Response::json(200, &model_description(m), &request_id, Some(&m.version)),
+                None => Response::error(503, &format!("no production model for '{}' yet", self.dataset), &request_id),
+            },
+            ("GET", "/openapi.json") => match &model {
+                Some(m) => Response::json(200, &m.openapi, &request_id, Some(&m.version)),
+                None => Response::error(503, &format!("no production model for '{}' yet", self.dataset), &request_id),
+            },
+            ("POST", "/predict") => match &model {
+                Some(m) => self.predict(m, &request.body, &request_id),
+                None => Response::error(503, &format!("no production model for '{}' yet", self.dataset), &request_id),
+            },
+            (_, "/health" | "/model" | "/openapi.json" | "/predict") => {
+                Response::error(405, &format!("{} is not allowed on {path}", request.method), &request_id)
+            }
+            _ => Response::error(
+                404,
+                &format!("no route {path}; try POST /predict, GET /health, GET /model, GET /openapi.json"),
+                &request_id,
+            ),
+        }
+    }
+
+    fn predict(&self, model: &Loaded, body: &[u8], request_id: &str) -> Response {
+        let limit = self.options.max_body_bytes;
+        if body.len() > limit {
+            return Response::error(413, &format!("the body has {} bytes; the limit is {limit}", body.len()), request_id);
+        }
+        let parsed: Value = match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(e) => return Response::error(400, &format!("the body is not JSON: {e}"), request_id),
+        };
+        let rows: Vec<Value> = match parsed {
+            Value::Object(mut object) if object.contains_key("rows") => match object.remove("rows") {
+                Some(Value::Array(rows)) => rows,
+                _ => return Response::error(422, "'rows' must be an array of objects", request_id),
+            },
+            row @ Value::Object(_) => vec![row],
+            _ => return Response::error(422, "expected one row as an object, or {\"rows\": [...]}", request_id),
+        };
+        if rows.is_empty() {
+            return Response::error(422, "'rows' is empty", request_id);
+        }
+        if rows.len() > self.options.max_rows {
+            return Response::error(413, &format!("{} rows; the limit is {} per request", rows.len(), self.options.max_rows), request_id);
+        }
+        let checked: Result<Vec<_>, String> = rows.iter().enumerate().map(|(i, row)| model.schema.check(row, i)).collect();
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(message) => return Response::error(422, &message, request_id),
+        };
+        let frame = model.schema.frame(&checked);
+        let predictions = match model.artifact.predict(&frame) {
+            Ok(predictions) => predictions,
+            Err(message) => return Response::error(422, &message, request_id),
+        };
+        let labels = model.artifact.target.labels();
+        let ids: Vec<String> =
+            rows.iter().enumerate().map(|(i, row)| model.schema.id_of(row).unwrap_or_else(|| format!("{request_id}-{i}"))).collect();
+        let at = jiff::Timestamp::now().to_string();
+        let mut body = json!({ "model_version": model.version, "request_id": request_id, "prediction_ids": ids });
+        let mut lines = Vec::with_capacity(rows.len());
+        if labels.is_empty() {
+            let values: Vec<f64> = predictions.column(0).to_vec();
+            for ((row, id), value) in rows.iter().zip(&ids).zip(&values) {
+                lines.push(log_line(request_id, id, &at, &model.version, row, json!(value), None));
+            }
+            body["predictions"] = json!(values);
+        } else {
+            let mut predicted = Vec::with_capacity(rows.len());
+            let mut probabilities = Vec::with_capacity(rows.len());
+            for ((row, id), p) in rows.iter().zip(&ids).zip(predictions.rows()) {
+                let best = (0..p.len()).fold(0, |best, c| if p[c] > p[best] { c } else { best });
+                let by_label: serde_json::Map<String, Value> = labels.iter().zip(p.iter()).map(|(l, v)| (l.clone(), json!(v))).collect();
+                lines.push(log_line(request_id, id, &at, &model.version, row, json!(labels[best]), Some(p.to_vec())));
+                predicted.push(json!(labels[best]));
+                probabilities.push(Value::Object(by_label));
+            }
+            body["predictions"] = Value::Array(predicted);
+            body["probabilities"] = Value::Array(probabilities);
+        }
+        self.record(lines);
+        Response::json(200, &body, request_id, Some(&model.version))
+    }
+
+    fn record(&self, lines: Vec<String>) {
+        let due = {
+            let mut log = self.log.lock().expect("not poisoned");
+            log.extend(lines);
+            let overflow = log.len().saturating_sub(self.options.log_capacity);
+            if overflow > 0 {
+                tracing::warn!(dropped = overflow, "inference log buffer full: dropping the oldest lines");
+                log.drain(..overflow);
+            }
+            log.len() >= self.options.log_batch
+        };
+        if due && let Err(error) = self.flush_logs() {
+            tracing::warn!("inference log not written yet: {error}");
+        }
+    }
+
+    /// Writes the pending inference log lines as one object; on failure they stay pending.
+    pub fn flush_logs(&self) -> Result<usize, CoreError> {
+        let lines = std::mem::take(&mut *self.log.lock().expect("not poisoned"));
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        let now = jiff::Timestamp::now();
+        let date = now.strftime("%Y-%m-%d").to_string();
+        let batch = format!("{}-{}", now.strftime("%H%M%S%.3f"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut bytes = lines.join("\n").into_bytes();
+        bytes.push(b'\n');
+        match self.store.put(&Keys { dataset: &self.dataset }.inference(&date, &batch), &bytes) {
+            Ok(()) => Ok(lines.len()),
+            Err(error) => {
+                let mut log = self.log.lock().expect("not poisoned");
+                let newer = std::mem::replace(&mut *log, lines);
+                log.extend(newer);
+                Err(error.into())
+            }
+        }
+    }
+}
+
+/// One logged prediction.
+fn log_line(
+    request_id: &str,
+    id: &str,
+    at: &str,
+    version: &str,
+    row: &Value,
+    prediction: Value,
+    probabilities: Option<Vec<f64>>,
+) -> String {
+    let mut line = json!({ "request_id": request_id, "prediction_id": id, "time": at, "model_version": version, "features": row, "prediction": prediction });
+    if let Some(probabilities) = probabilities {
+        line["probabilities"] = json!(probabilities);
+    }
+    line.to_string()
+}
+
+fn model_description(model: &Loaded) -> Value {
+    let card = &model.card;
+    let schema: Vec<Value> = model
+        .schema
+        .columns()
+        .map(|(c, required)| json!({ "name": c.name, "type": c.kind.name(), "required": required, "min": c.min, "max": c.max, "categories": c.categories, "format": c.format }))
+        .collect();
+    json!({
+        "dataset": card.dataset,
+        "version": model.version,
+        "candidate": card.candidate,
+        "kind": card.kind,
+        "task": card.task,
+        "metric": card.metric.name(),
+        "metrics": card.metrics,
+        "classes": card.classes,
+        "trained_at": card.created_at,
+        "run_id": card.run_id,
+        "data_hash": card.data_hash,
+        "schema": schema,
+    })
+}
+
+/// The OpenAPI document of the service, generated from the model's schema.
+fn openapi(spec: &Spec, schema: &RowSchema, version: &str, options: &ServiceOptions) -> Value {
+    let prediction = if spec.target.task.is_classification() { json!({ "type": "string" }) } else { json!({ "type": "number" }) };
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let error_response = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error } } });
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": format!("{} predictions", spec.name), "version": version, "description": spec.description },
+        "paths": {
+            "/predict": { "post": {
+                "summary": "Predict one row or a batch of rows",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "oneOf": [
+                    { "$ref": "#/components/schemas/Row" },
+                    { "type": "object", "required": ["rows"], "properties": { "rows": { "type": "array", "minItems": 1, "maxItems": options.max_rows, "items": { "$ref": "#/components/schemas/Row" } } } }
+                ] } } } },
+                "responses": {
+                    "200": { "description": "Predictions, in the order of the rows", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Predictions" } } } },
+                    "400": error_response("The body is not JSON"),
+                    "413": error_response(&format!("More than {} bytes or {} rows", options.max_body_bytes, options.max_rows)),
+                    "422": error_response("A row breaks the schema: the message names the row and the field"),
+                    "503": error_response("No model is in production yet")
+                }
+            } },
+            "/health": { "get": { "summary": "Liveness and the version served", "responses": { "200": { "description": "Serving" }, "503": { "description": "No model yet" } } } },
+            "/model": { "get": { "summary": "Version, schema and metrics of the model served", "responses": { "200": { "description": "The model" } } } }
+        },
+        "components": { "schemas": {
+            "Row": schema.json_schema(),
+            "Predictions": { "type": "object", "required": ["model_version", "predictions", "prediction_ids"], "properties": {
+                "model_version": { "type": "string" },
+                "request_id": { "type": "string" },
+                "prediction_ids": { "type": "array", "items": { "type": "string" }, "description": "Keys for delayed labels (mlops feedback)" },
+                "predictions": { "type": "array", "items": prediction },
+                "probabilities": { "type": "array", "items": { "type": "object", "additionalProperties": { "type": "number" } }, "description": "Per class, for classifiers" }
+            } },
+            "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" }, "request_id": { "type": "string" } } }
+        } }
+    })
+}

@@ -1,0 +1,127 @@
+use super::*;
+use crate::contracts::{RunRequest, Trigger};
+use crate::stages::{quiet, run};
+use mlops_core::FsStore;
+use mlops_core::registry::Action;
+
+const SPEC: &str = r#"
+name = "toy"
+[target]
+column = "y"
+task = "regression"
+[[columns]]
+name = "x"
+type = "float"
+[[columns]]
+name = "group"
+type = "categorical"
+[[columns]]
+name = "y"
+type = "float"
+[drift]
+min_samples = 200
+cooldown_minutes = 60
+[models.gbm]
+kind = "gradient_boosting"
+max_iter = 30
+"#;
+
+/// `n` rows; `shift` moves x and makes group "c" dominant.
+fn csv(n: usize, seed: usize, shift: f64) -> String {
+    let mut text = String::from("x,group,y\n");
+    for i in seed..seed + n {
+        let x = ((i * 7919) % 1000) as f64 / 100.0 + shift;
+        let group = if shift > 0.0 && i % 4 != 0 { "c" } else { ["a", "b", "c"][i % 3] };
+        text.push_str(&format!("{x},{group},{}\n", 2.0 * x + (i % 5) as f64));
+    }
+    text
+}
+
+fn batch(spec: &Spec, text: &str) -> Current {
+    let parsed = mlops_prep::parse_csv("batch.csv", text.as_bytes(), spec).unwrap();
+    Current::Batch { name: "batch.csv".into(), frame: mlops_prep::to_frame(&parsed.valid, spec).unwrap() }
+}
+
+fn runs(store: &FsStore) -> usize {
+    store.list("runs/toy/").unwrap().iter().filter(|k| k.ends_with("run.json")).count()
+}
+
+#[test]
+fn drift_alerts_and_retrains_once_per_version_and_respects_the_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let spec = Spec::parse(SPEC, "toy").unwrap();
+    store.put("raw/toy/a.csv", csv(1000, 0, 0.0).as_bytes()).unwrap();
+    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual };
+    run(&store, &spec, &request, &quiet).unwrap();
+    let retrainer = LocalRetrainer { store: &store, spec: &spec };
+    let start: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+
+    // Same distribution: no drift, no alert.
+    let calm = check_at(&store, &spec, batch(&spec, &csv(400, 5000, 0.0)), start, &LogNotifier, &retrainer).unwrap();
+    assert!(!calm.alert && !calm.dataset_drift, "{:?}", calm.features);
+    assert!(calm.features.iter().all(|f| f.verdict == Verdict::NoDrift));
+    assert_eq!(calm.concept.as_ref().unwrap().verdict, Verdict::NoDrift);
+
+    // Too few rows of shifted data: no verdict, so no false alarm.
+    let few = check_at(&store, &spec, batch(&spec, &csv(50, 7000, 5.0)), start, &LogNotifier, &retrainer).unwrap();
+    assert!(!few.alert);
+    assert!(few.features.iter().all(|f| f.verdict == Verdict::InsufficientData));
+
+    // Shifted data: x and group drift, an alert, and one retrain.
+    let before = runs(&store);
+    let drifted = check_at(&store, &spec, batch(&spec, &csv(400, 9000, 5.0)), start, &LogNotifier, &retrainer).unwrap();
+    assert!(drifted.alert && drifted.dataset_drift);
+    assert_eq!(drifted.features.iter().filter(|f| f.verdict == Verdict::Drift).count(), 2);
+    assert!(drifted.retrain.requested, "{}", drifted.retrain.reason);
+    assert_eq!(runs(&store), before + 1);
+    let retrain: crate::contracts::RunRecord = serde_json::from_value(drifted.retrain.started.clone().unwrap()).unwrap();
+    assert_eq!(retrain.trigger, Trigger::Drift);
+    assert!(store.list("monitor/toy/alerts/").unwrap().len() == 1);
+    let html = String::from_utf8(store.get(&drifted.html_key).unwrap().unwrap()).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("Drift score over time") && html.contains(">x <span"),
+        "the report charts every feature"
+    );
+
+    // The retrain found nothing better on the same data: still v1, and the loop guard holds.
+    let (production, etag) = Registry::new(&store, "toy").production().unwrap().unwrap();
+    assert_eq!(production.version, "v1");
+    let later = start + jiff::SignedDuration::from_hours(5);
+    let guarded = check_at(&store, &spec, batch(&spec, &csv(400, 11000, 5.0)), later, &LogNotifier, &retrainer).unwrap();
+    assert!(guarded.alert && !guarded.retrain.requested);
+    assert!(guarded.retrain.reason.starts_with("loop guard"), "{}", guarded.retrain.reason);
+    assert_eq!(runs(&store), before + 1);
+
+    // A new production version is allowed one retrain, but not within the cooldown.
+    store.put("raw/toy/b.csv", csv(500, 20000, 1.0).as_bytes()).unwrap();
+    let record = run(&store, &spec, &request, &quiet).unwrap();
+    if !record.promoted {
+        Registry::new(&store, "toy").promote(&record.version, Action::Manual, "test", None, Some(&etag)).unwrap();
+    }
+    let soon = start + jiff::SignedDuration::from_mins(30);
+    let cooling = check_at(&store, &spec, batch(&spec, &csv(400, 30000, 6.0)), soon, &LogNotifier, &retrainer).unwrap();
+    assert!(cooling.alert && !cooling.retrain.requested);
+    assert!(cooling.retrain.reason.starts_with("cooldown"), "{}", cooling.retrain.reason);
+    let after_cooldown = check_at(&store, &spec, batch(&spec, &csv(400, 30000, 6.0)), later, &LogNotifier, &retrainer).unwrap();
+    assert!(after_cooldown.retrain.requested, "{}", after_cooldown.retrain.reason);
+}
+
+#[test]
+fn feedback_files_are_checked_and_name_the_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let spec = Spec::parse(SPEC, "toy").unwrap();
+    let summary = store_feedback(&store, &spec, "labels.csv", b"prediction_id,y\nr-0,1.5\nr-1,2\n").unwrap();
+    assert_eq!((summary.rows, summary.matched), (2, 0));
+    let cases: [(&[u8], &str); 3] = [
+        (b"id,y\nr-0,1\n", "no 'prediction_id' column"),
+        (b"prediction_id,y\nr-0,1\nr-1,lots\n", "row 2: 'y' is 'lots', not a number"),
+        (b"prediction_id,y\nr-0,\n", "row 1: no 'y'"),
+    ];
+    for (bytes, expected) in cases {
+        let error = store_feedback(&store, &spec, "bad.csv", bytes).unwrap_err().to_string();
+        assert!(error.contains("bad.csv") && error.contains(expected), "{error}");
+    }
+    assert_eq!(store.list("feedback/toy/").unwrap().len(), 1, "bad files are not stored");
+}

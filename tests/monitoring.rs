@@ -1,0 +1,113 @@
+//! `mlops drift`, `mlops feedback`, `mlops watch` and `mlops demo`.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Workspace, toy_csv, toy_spec};
+
+#[test]
+fn the_demo_tells_the_whole_story_unattended() {
+    let workspace = Workspace::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_mlops")).arg("--root").arg(workspace.root()).args(["demo", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    for step in ["1. Train on January to April", "3. Replay May to August", "5. Check drift", "6. The server picks up the new version"] {
+        assert!(stderr.contains(step), "the demo narrates {step:?}: {stderr}");
+    }
+    let summary: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+    assert_eq!(summary["first_model"]["version"], "v1");
+    assert_eq!(summary["drift"]["dataset_drift"], true);
+    assert_eq!(summary["drift"]["concept"]["verdict"], "drift");
+    assert_eq!((summary["drift"]["alert"].as_bool(), summary["drift"]["retrain"].as_bool()), (Some(true), Some(true)));
+    assert_eq!((summary["retrained"]["version"].as_str(), summary["retrained"]["promoted"].as_bool()), (Some("v2"), Some(true)));
+    assert_eq!(summary["answered_by"], "v2");
+    assert_eq!(summary["second_check"]["alert"], false);
+    let report = std::fs::read_to_string(summary["report"].as_str().unwrap()).unwrap();
+    assert!(report.contains("<svg") && report.contains("temp"));
+}
+
+#[test]
+fn drift_on_a_batch_alerts_and_retrains_while_the_empty_log_raises_nothing() {
+    let workspace = Workspace::new();
+    let spec = toy_spec(&workspace);
+    let spec = spec.to_str().unwrap();
+    let data = workspace.write("data.csv", toy_csv(600, 0));
+    workspace.json(&["ingest", "--spec", spec, data.to_str().unwrap()]);
+    workspace.json(&["run", "--spec", spec]);
+
+    let quiet = workspace.json(&["drift", "--spec", spec]);
+    assert_eq!(quiet["current_rows"], 0);
+    assert_eq!(quiet["alert"], false);
+    assert!(quiet["features"].as_array().unwrap().iter().all(|f| f["verdict"] == "insufficient_data"));
+
+    let shifted: String = toy_csv(600, 100_000)
+        .lines()
+        .enumerate()
+        .map(
+            |(i, line)| {
+                if i == 0 { format!("{line}\n") } else { format!("{}\n", line.replace(",red,", ",blue,").replace(",green,", ",blue,")) }
+            },
+        )
+        .collect();
+    let batch = workspace.write("shifted.csv", shifted);
+    let report = workspace.json(&["drift", "--spec", spec, "--batch", batch.to_str().unwrap()]);
+    let group = report["features"].as_array().unwrap().iter().find(|f| f["column"] == "group").unwrap();
+    assert_eq!(group["verdict"], "drift");
+    for statistic in ["chi_square", "chi_square_p_value", "jensen_shannon", "psi"] {
+        assert!(group["statistics"][statistic].is_f64(), "{group}");
+    }
+    assert_eq!(report["alert"], true);
+    assert_eq!(report["retrain"]["requested"], true, "{}", report["retrain"]);
+    assert!(workspace.root().join(report["html_key"].as_str().unwrap()).exists());
+    // Same version, still drifting: the loop guard stops a second retrain.
+    let again = workspace.json(&["drift", "--spec", spec, "--batch", batch.to_str().unwrap()]);
+    assert_eq!((again["alert"].as_bool(), again["retrain"]["requested"].as_bool()), (Some(true), Some(false)));
+
+    let error = workspace.fails(&["drift", "--spec", spec, "--batch", workspace.write("empty.csv", "").to_str().unwrap()]);
+    assert!(error.contains("empty.csv") && error.contains("empty"), "{error}");
+}
+
+/// Lines the watcher prints, as JSON events, until `wanted` matches or the time is up.
+fn wait_for(lines: &mut impl Iterator<Item = std::io::Result<String>>, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let line = lines.next().expect("the watcher is running").unwrap();
+        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+            && wanted(&event)
+        {
+            return event;
+        }
+    }
+    panic!("the watcher did not report in time");
+}
+
+#[test]
+fn watch_runs_on_each_new_file_survives_a_failed_run_and_checks_drift() {
+    let workspace = Workspace::new();
+    let spec = toy_spec(&workspace);
+    let spec = spec.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .arg("--root")
+        .arg(workspace.root())
+        .args(["watch", "--spec", spec, "--interval", "2", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    std::thread::sleep(Duration::from_millis(500));
+    let bad = workspace.write("bad.csv", "id,x,group,when,y\n1,2.0,red,not a date,3\n");
+    workspace.json(&["ingest", "--spec", spec, bad.to_str().unwrap()]);
+    let failed = wait_for(&mut lines, |e| e["event"] == "run_failed");
+    assert!(failed["error"].as_str().unwrap().contains("raw/toy/bad.csv"), "{failed}");
+    let good = workspace.write("good.csv", toy_csv(300, 0));
+    workspace.json(&["ingest", "--spec", spec, good.to_str().unwrap()]);
+    let run = wait_for(&mut lines, |e| e["event"] == "run");
+    assert_eq!(run["record"]["trigger"], "upload");
+    assert_eq!(run["record"]["production"]["version"], "v1");
+    let drift = wait_for(&mut lines, |e| e["event"] == "drift");
+    assert_eq!(drift["report"]["model_version"], "v1");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,180 @@
+//! `mlops serve`: every endpoint, bad requests, hot swap under load, the inference log.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::{Served, Workspace, call, client, toy_csv, toy_spec};
+
+fn trained(workspace: &Workspace) -> std::path::PathBuf {
+    let spec = toy_spec(workspace);
+    let data = workspace.write("data.csv", toy_csv(300, 0));
+    workspace.json(&["ingest", "--spec", spec.to_str().unwrap(), data.to_str().unwrap()]);
+    workspace.json(&["run", "--spec", spec.to_str().unwrap()]);
+    spec
+}
+
+fn row(i: usize) -> serde_json::Value {
+    let group = ["red", "green", "blue"][i % 3];
+    json!({ "x": (i % 89) as f64 / 7.0, "group": group, "when": format!("2024-03-{:02} {:02}:00:00", 1 + i % 28, i % 24) })
+}
+
+#[test]
+fn every_endpoint_answers_and_bad_requests_get_a_4xx_naming_the_field_or_limit() {
+    let workspace = Workspace::new();
+    let spec = trained(&workspace);
+    let server = Served::start(&workspace, &spec);
+    let agent = client();
+
+    let (status, health) = call(&agent, "GET", &server.url("/health"), None);
+    assert_eq!((status, health["model_version"].as_str()), (200, Some("v1")));
+    let (status, model) = call(&agent, "GET", &server.url("/model"), None);
+    assert_eq!(status, 200);
+    assert_eq!(model["version"], "v1");
+    assert!(model["metrics"]["rmse"].is_f64());
+    let schema: Vec<&str> = model["schema"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(schema.contains(&"x") && schema.contains(&"when"));
+    let (status, openapi) = call(&agent, "GET", &server.url("/openapi.json"), None);
+    assert_eq!(status, 200);
+    assert_eq!(openapi["openapi"], "3.0.3");
+    assert_eq!(openapi["components"]["schemas"]["Row"]["properties"]["group"]["enum"], json!(["blue", "green", "red"]));
+
+    let (status, one) = call(&agent, "POST", &server.url("/predict"), Some(&row(1).to_string()));
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["model_version"], "v1");
+    assert_eq!(one["predictions"].as_array().unwrap().len(), 1);
+    let batch = json!({ "rows": (0..100).map(row).collect::<Vec<_>>() });
+    let (status, many) = call(&agent, "POST", &server.url("/predict"), Some(&batch.to_string()));
+    assert_eq!(status, 200);
+    assert_eq!(many["predictions"].as_array().unwrap().len(), 100);
+    assert_eq!(many["prediction_ids"].as_array().unwrap().len(), 100);
+
+    let huge = format!("{{\"rows\": [{}]}}", vec![row(0).to_string(); 20_000].join(","));
+    let too_many = json!({ "rows": (0..1001).map(row).collect::<Vec<_>>() }).to_string();
+    let cases: Vec<(&str, &str, Option<String>, u16, &str)> = vec![
+        ("POST", "/predict", Some("{not json".into()), 400, "not JSON"),
+        ("POST", "/predict", Some(json!({ "group": "red", "when": "2024-03-01 00:00:00" }).to_string()), 422, "row 0: missing field 'x'"),
+        (
+            "POST",
+            "/predict",
+            Some(json!({ "x": "abc", "group": "red", "when": "2024-03-01 00:00:00" }).to_string()),
+            422,
+            "field 'x': expected a number",
+        ),
+        (
+            "POST",
+            "/predict",
+            Some(json!({ "x": 1, "group": "purple", "when": "2024-03-01 00:00:00" }).to_string()),
+            422,
+            "unknown category 'purple'",
+        ),
+        ("POST", "/predict", Some(json!({ "x": 1, "group": "red", "when": "yesterday" }).to_string()), 422, "field 'when'"),
+        (
+            "POST",
+            "/predict",
+            Some(json!({ "x": 1, "group": "red", "when": "2024-03-01 00:00:00", "colour": 1 }).to_string()),
+            422,
+            "unknown field 'colour'",
+        ),
+        ("POST", "/predict", Some(json!({ "rows": [] }).to_string()), 422, "'rows' is empty"),
+        ("POST", "/predict", Some(json!([1, 2]).to_string()), 422, "expected one row"),
+        ("POST", "/predict", Some(huge), 413, "the limit is 1048576"),
+        ("POST", "/predict", Some(too_many), 413, "the limit is 1000 per request"),
+        ("GET", "/predict", None, 405, "GET is not allowed"),
+        ("GET", "/nowhere", None, 404, "no route /nowhere"),
+    ];
+    for (method, path, body, expected_status, expected_error) in cases {
+        let (status, answer) = call(&agent, method, &server.url(path), body.as_deref());
+        assert_eq!(status, expected_status, "{method} {path}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(expected_error), "{method} {path}: {error:?} should contain {expected_error:?}");
+    }
+
+    // Every prediction is logged with its features, version and id.
+    server.stop();
+    let logged: String = workspace
+        .snapshot("inference/toy")
+        .keys()
+        .map(|k| std::fs::read_to_string(workspace.root().join("inference/toy").join(k)).unwrap())
+        .collect();
+    let lines: Vec<serde_json::Value> = logged.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 101);
+    assert!(lines.iter().all(|l| l["model_version"] == "v1" && l["features"]["group"].is_string() && l["prediction"].is_f64()));
+    assert!(lines.iter().any(|l| l["prediction_id"] == many["prediction_ids"][7]));
+}
+
+#[test]
+fn a_promoted_version_is_picked_up_under_load_without_a_failed_request() {
+    let workspace = Workspace::new();
+    let spec = trained(&workspace);
+    let more = workspace.write("more.csv", toy_csv(200, 7000));
+    workspace.json(&["ingest", "--spec", spec.to_str().unwrap(), more.to_str().unwrap()]);
+    let second = workspace.json(&["run", "--spec", spec.to_str().unwrap()]);
+    if second["promoted"] == true {
+        workspace.json(&["rollback", "--spec", spec.to_str().unwrap()]);
+    }
+    let server = Served::start(&workspace, &spec);
+    let stop = AtomicBool::new(false);
+    let (versions, failures) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let (server, stop) = (&server, &stop);
+                scope.spawn(move || {
+                    let agent = client();
+                    let (mut versions, mut failures) = (Vec::new(), Vec::new());
+                    let mut i = c;
+                    while !stop.load(Ordering::Relaxed) {
+                        let (status, answer) = call(&agent, "POST", &server.url("/predict"), Some(&row(i).to_string()));
+                        if status == 200 {
+                            versions.push(answer["model_version"].as_str().unwrap().to_string());
+                        } else {
+                            failures.push(format!("{status}: {answer}"));
+                        }
+                        i += 4;
+                    }
+                    (versions, failures)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(700));
+        workspace.json(&["promote", "--spec", spec.to_str().unwrap(), "v2"]);
+        let promoted_at = Instant::now();
+        while promoted_at.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::Relaxed);
+        clients.into_iter().map(|h| h.join().unwrap()).fold((Vec::new(), Vec::new()), |(mut v, mut f), (cv, cf)| {
+            v.push(cv);
+            f.extend(cf);
+            (v, f)
+        })
+    });
+    assert!(failures.is_empty(), "failed requests during the swap: {failures:?}");
+    for per_client in &versions {
+        assert!(per_client.len() > 5, "each client got answers");
+        assert_eq!(per_client.first().map(String::as_str), Some("v1"));
+        assert_eq!(per_client.last().map(String::as_str), Some("v2"), "the new version serves within seconds");
+        let switch = per_client.iter().position(|v| v == "v2").unwrap();
+        assert!(per_client[switch..].iter().all(|v| v == "v2"), "never back to the old version");
+    }
+}
+
+#[test]
+fn when_the_registry_cannot_be_read_the_last_good_model_keeps_serving() {
+    let workspace = Workspace::new();
+    let spec = trained(&workspace);
+    let server = Served::start(&workspace, &spec);
+    let agent = client();
+    let pointer = workspace.root().join("registry/toy/production.json");
+    let good = std::fs::read(&pointer).unwrap();
+    std::fs::write(&pointer, b"{ this is not a pointer").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    for i in 0..5 {
+        let (status, answer) = call(&agent, "POST", &server.url("/predict"), Some(&row(i).to_string()));
+        assert_eq!((status, answer["model_version"].as_str()), (200, Some("v1")), "{answer}");
+    }
+    std::fs::write(&pointer, good).unwrap();
+    let (status, _) = call(&agent, "GET", &server.url("/health"), None);
+    assert_eq!(status, 200);
+}
