@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::registry::{Action, Registry};
 use mlops_core::serve::{Service, ServiceOptions};
 use mlops_core::{FsStore, Spec, Store};
-use mlops_pipeline::contracts::{RunRequest, Trigger};
 use mlops_pipeline::monitor::Current;
 use mlops_pipeline::stages::{self, Progress};
 use mlops_prep::infer::{InitOptions, infer_spec};
@@ -69,6 +69,17 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     let what = if file.stored { "stored as" } else { "already ingested as" };
                     println!("{} {what} {}", file.file, file.key);
                 }
+            }
+        }
+        Command::Prep { spec } => {
+            let spec = Spec::load(&spec)?;
+            let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Manual };
+            let prepped = stages::prep(&store, &spec, &request)?;
+            let featured = stages::features(&store, &spec, prepped)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&featured)?);
+            } else {
+                output::print_features(&featured);
             }
         }
         Command::Run { spec } => {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use mlops_core::contracts::{RunRecord, RunRequest, Trigger};
 use mlops_core::serve::{Service, ServiceOptions};
 use mlops_core::{FsStore, Spec};
-use mlops_pipeline::contracts::{RunRecord, RunRequest, Trigger};
 use mlops_pipeline::monitor::{Current, PREDICTION_ID};
 use mlops_pipeline::stages;
 use serde_json::{Value, json};

@@ -54,6 +54,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Prep and features only: validate new raw files and fit the features, without training.
+    Prep {
+        #[arg(long)]
+        spec: PathBuf,
+    },
     /// Prep, features, train, evaluate and register once.
     Run {
         #[arg(long)]

@@ -5,10 +5,10 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::drift::Verdict;
 use mlops_core::registry::Registry;
 use mlops_core::{FsStore, Keys, Spec};
-use mlops_pipeline::contracts::{RunRequest, Trigger};
 use mlops_pipeline::monitor::{self, Current, DriftReport, LocalRetrainer, LogNotifier};
 use mlops_pipeline::stages;
 use notify::Watcher;

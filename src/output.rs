@@ -6,9 +6,9 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlops_core::Spec;
 use mlops_core::artifact::ModelCard;
+use mlops_core::contracts::{FeaturesOutput, FileStatus, PrepOutput, RunRecord};
 use mlops_core::registry::Production;
 use mlops_core::spec::Metric;
-use mlops_pipeline::contracts::{FileStatus, RunRecord};
 
 /// A spinner with the current step; drawn on stderr only when it is a terminal.
 pub struct Spinner {
@@ -51,19 +51,41 @@ fn table_with_metrics(first: &[&str], metrics: &[Metric], last: &[&str]) -> Tabl
     table
 }
 
+/// One line per raw file prep looked at.
+fn print_prep(prep: &PrepOutput) {
+    for file in &prep.files {
+        let reason = file.reason.as_deref().unwrap_or_default();
+        match file.status {
+            FileStatus::Processed => println!("prep: {}: {} rows, {} quarantined", file.key, file.rows, file.quarantined),
+            FileStatus::Rejected => println!("prep: {} REJECTED: {reason}", file.key),
+            FileStatus::Skipped => println!("prep: {} skipped: {reason}", file.key),
+        }
+    }
+    if prep.batch.is_none() {
+        println!("prep: no new rows; using the processed data");
+    }
+}
+
+/// The outcome of `mlops prep`: the files, then the fitted features.
+pub fn print_features(featured: &FeaturesOutput) {
+    if let Some(prep) = &featured.prep {
+        print_prep(prep);
+    }
+    println!(
+        "features: {} rows from {} batches ({} duplicates across batches), {} training and {} holdout rows, {} features, data {}",
+        featured.rows,
+        featured.batches,
+        featured.duplicates,
+        featured.rows_train,
+        featured.rows_holdout,
+        featured.features.len(),
+        &featured.data_hash[..12]
+    );
+}
+
 pub fn print_run(record: &RunRecord, metric: Metric) {
     if let Some(prep) = &record.prep {
-        for file in &prep.files {
-            let reason = file.reason.as_deref().unwrap_or_default();
-            match file.status {
-                FileStatus::Processed => println!("prep: {}: {} rows, {} quarantined", file.key, file.rows, file.quarantined),
-                FileStatus::Rejected => println!("prep: {} REJECTED: {reason}", file.key),
-                FileStatus::Skipped => println!("prep: {} skipped: {reason}", file.key),
-            }
-        }
-        if prep.batch.is_none() {
-            println!("prep: no new rows; retraining on the processed data");
-        }
+        print_prep(prep);
     }
     println!(
         "run {}: {} training rows, {} holdout rows, data {}",

@@ -218,3 +218,19 @@ fn running_without_data_or_with_a_broken_spec_fails_with_a_clear_line() {
     let error = workspace.fails(&["run", "--spec", s(&broken)]);
     assert!(error.contains("broken.toml") && error.contains("'why'"), "{error}");
 }
+
+#[test]
+fn prep_alone_validates_and_fits_the_features_without_registering_a_model() {
+    let workspace = Workspace::new();
+    let spec = toy_spec(&workspace);
+    let file = workspace.write("data.csv", toy_csv(200, 0));
+    workspace.json(&["ingest", "--spec", s(&spec), s(&file)]);
+    let featured = workspace.json(&["prep", "--spec", s(&spec)]);
+    assert_eq!((featured["prep"]["rows_in"].as_u64(), featured["rows"].as_u64()), (Some(200), Some(200)), "{featured}");
+    assert_eq!(featured["rows_train"].as_u64().unwrap() + featured["rows_holdout"].as_u64().unwrap(), 200);
+    assert!(workspace.snapshot("models").is_empty(), "prep registered a model");
+    // The next run trains on the data prep processed, without processing it again.
+    let run = workspace.json(&["run", "--spec", s(&spec)]);
+    assert_eq!((run["prep"]["batch"].as_str(), run["data_hash"].as_str()), (None, featured["data_hash"].as_str()), "{run}");
+    assert_eq!(run["production"]["version"], "v1");
+}

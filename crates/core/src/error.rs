@@ -21,6 +21,9 @@ pub enum CoreError {
     Conflict { dataset: String },
     #[error("{0}")]
     Registry(String),
+    /// A service the pipeline calls (a notifier, a retrainer) failed.
+    #[error("{service}: {message}")]
+    Service { service: String, message: String, retryable: bool },
 }
 
 impl CoreError {
@@ -29,6 +32,7 @@ impl CoreError {
         match self {
             CoreError::Store(e) => e.is_retryable(),
             CoreError::Conflict { .. } => true,
+            CoreError::Service { retryable, .. } => *retryable,
             _ => false,
         }
     }

@@ -2,7 +2,9 @@
 //! drift statistics, over a storage trait. No AWS and no async runtime: the CLI and the Lambda
 //! functions call this same code.
 
+pub mod alerts;
 pub mod artifact;
+pub mod contracts;
 pub mod drift;
 pub mod error;
 pub mod features;

@@ -1,6 +1,6 @@
-//! The pipeline: stages over a store, shared by the `mlops` CLI and the Lambda functions.
+//! The pipeline: stages over a store, shared by the `mlops` CLI and the Lambda functions. Their
+//! JSON contracts live in `mlops_core::contracts`.
 
-pub mod contracts;
 pub mod html;
 pub mod ingest;
 pub mod monitor;

@@ -3,17 +3,21 @@
 
 use std::collections::HashMap;
 
+use mlops_core::CoreError;
+use mlops_core::alerts::{Notifier, Retrainer};
 use mlops_core::artifact::ModelArtifact;
+use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::drift::{self, ConceptDrift, Distribution, FeatureDrift, Verdict};
 use mlops_core::frame::{Column, Frame};
 use mlops_core::metrics::evaluate;
 use mlops_core::registry::Registry;
-use mlops_core::rows::RowSchema;
+use mlops_core::rows::{Cell, RowSchema};
 use mlops_core::spec::Task;
 use mlops_core::store::{Condition, StoreError};
 use mlops_core::train::prediction_distribution;
 use mlops_core::{Keys, Spec, Store};
 use ndarray::Array2;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
@@ -27,16 +31,6 @@ pub enum Current {
     Logs,
     /// A batch of rows (validated like prep); the target, when present, gives concept drift.
     Batch { name: String, frame: Frame },
-}
-
-/// Fans an alert out (a log line locally, SNS on AWS).
-pub trait Notifier {
-    fn notify(&self, subject: &str, report: &DriftReport) -> Result<(), PipelineError>;
-}
-
-/// Starts a retrain (a local run, or a Step Functions execution on AWS); returns what started.
-pub trait Retrainer {
-    fn retrain(&self, dataset: &str, reason: &str) -> Result<serde_json::Value, PipelineError>;
 }
 
 /// Whether this check asked for a retrain, and why (not).
@@ -171,7 +165,8 @@ pub fn check_at(
             &serde_json::to_vec_pretty(&serde_json::json!({ "at": report.checked_at, "reason": why, "report": report.report_key }))
                 .expect("alerts serialise"),
         )?;
-        notifier.notify(&format!("mlops drift alert: {} {}", spec.name, production.version), &report)?;
+        let message = serde_json::json!({ "dataset": spec.name, "model_version": production.version, "reason": why, "report": report.report_key, "checked_at": report.checked_at });
+        notifier.notify(&format!("mlops drift alert: {} {}", spec.name, production.version), &message.to_string())?;
         report.retrain = decide_retrain(store, &keys, spec, &production.version, now, &why, retrainer)?;
     }
     let history = previous_reports(store, &keys)?;
@@ -280,18 +275,40 @@ fn task_of(artifact: &ModelArtifact) -> Task {
     }
 }
 
-/// The newest `window` predictions of `version`, newest log files first.
-fn read_logs(store: &dyn Store, keys: &Keys, version: &str, window: usize) -> Result<Vec<LoggedPrediction>, PipelineError> {
-    let mut logged = Vec::new();
-    for key in store.list(&keys.inference_prefix())?.iter().rev() {
-        let Some(bytes) = store.get(key)? else { continue };
-        let mut lines: Vec<LoggedPrediction> = String::from_utf8_lossy(&bytes)
+/// Log files parsed at once: enough to keep every core busy, few enough not to read far past
+/// the window.
+const LOG_FILES_AT_ONCE: usize = 16;
+
+/// A logged prediction with its features checked against the schema (`None`: they break it).
+struct Checked {
+    line: LoggedPrediction,
+    row: Option<Vec<Cell>>,
+}
+
+/// The newest `window` predictions of `version`, newest log files first, their features checked
+/// as they are read (files in parallel) so that only typed rows stay in memory.
+fn read_logs(store: &dyn Store, keys: &Keys, version: &str, window: usize, schema: &RowSchema) -> Result<Vec<Checked>, PipelineError> {
+    let parse = |bytes: &[u8]| -> Vec<Checked> {
+        let mut lines: Vec<Checked> = String::from_utf8_lossy(bytes)
             .lines()
             .filter_map(|line| serde_json::from_str::<LoggedPrediction>(line).ok())
             .filter(|l| l.model_version == version)
+            .enumerate()
+            .map(|(index, mut line)| {
+                let row = schema.check(&line.features, index).ok();
+                line.features = serde_json::Value::Null;
+                Checked { line, row }
+            })
             .collect();
         lines.reverse();
-        logged.extend(lines);
+        lines
+    };
+    let mut logged = Vec::new();
+    let keys = store.list(&keys.inference_prefix())?;
+    for group in keys.rchunks(LOG_FILES_AT_ONCE).map(|g| g.iter().rev().collect::<Vec<_>>()) {
+        let files = group.iter().map(|key| store.get(key)).collect::<Result<Vec<_>, _>>()?;
+        let parsed: Vec<Vec<Checked>> = files.par_iter().map(|bytes| bytes.as_deref().map(parse).unwrap_or_default()).collect();
+        logged.extend(parsed.into_iter().flatten());
         if logged.len() >= window {
             logged.truncate(window);
             break;
@@ -308,17 +325,13 @@ fn from_logs(
     version: &str,
     window: usize,
 ) -> Result<Observed, PipelineError> {
-    let logged = read_logs(store, keys, version, window)?;
     let schema = RowSchema::new(spec);
-    let mut rows = Vec::new();
-    let mut kept = Vec::new();
-    for (index, line) in logged.iter().enumerate() {
-        if let Ok(row) = schema.check(&line.features, index) {
-            rows.push(row);
-            kept.push(line);
-        }
-    }
+    let logged = read_logs(store, keys, version, window, &schema)?;
+    let skipped = logged.iter().filter(|c| c.row.is_none()).count();
+    let (rows, kept): (Vec<Vec<Cell>>, Vec<LoggedPrediction>) = logged.into_iter().filter_map(|c| Some((c.row?, c.line))).unzip();
     let frame = schema.frame(&rows);
+    drop(rows);
+    let kept: Vec<&LoggedPrediction> = kept.iter().collect();
     let task = task_of(artifact);
     let predictions = match task {
         Task::Regression => Distribution::numeric("prediction", &kept.iter().filter_map(|l| l.prediction.as_f64()).collect::<Vec<_>>(), 0),
@@ -326,7 +339,7 @@ fn from_logs(
     };
     let labels = read_feedback(store, keys, spec)?;
     let labelled = delayed_metric(artifact, task, &kept, &labels);
-    Ok(Observed { source: "inference log".into(), frame, skipped: logged.len() - kept.len(), predictions, labelled })
+    Ok(Observed { source: "inference log".into(), frame, skipped, predictions, labelled })
 }
 
 /// The promotion metric of logged predictions against their delayed labels.
@@ -453,8 +466,8 @@ fn previous_reports(store: &dyn Store, keys: &Keys) -> Result<Vec<DriftReport>, 
 pub struct LogNotifier;
 
 impl Notifier for LogNotifier {
-    fn notify(&self, subject: &str, report: &DriftReport) -> Result<(), PipelineError> {
-        tracing::warn!(report = %report.report_key, "{subject}: {}", alert_reason(report));
+    fn notify(&self, subject: &str, message: &str) -> Result<(), CoreError> {
+        tracing::warn!("{subject}: {message}");
         Ok(())
     }
 }
@@ -466,10 +479,13 @@ pub struct LocalRetrainer<'a> {
 }
 
 impl Retrainer for LocalRetrainer<'_> {
-    fn retrain(&self, dataset: &str, _reason: &str) -> Result<serde_json::Value, PipelineError> {
-        let request =
-            crate::contracts::RunRequest { dataset: dataset.to_string(), keys: Vec::new(), trigger: crate::contracts::Trigger::Drift };
-        let record = crate::stages::run(self.store, self.spec, &request, &crate::stages::quiet)?;
+    fn retrain(&self, dataset: &str, _reason: &str) -> Result<serde_json::Value, CoreError> {
+        let request = RunRequest { dataset: dataset.to_string(), keys: Vec::new(), trigger: Trigger::Drift };
+        let record = crate::stages::run(self.store, self.spec, &request, &crate::stages::quiet).map_err(|e| CoreError::Service {
+            service: "retrain".into(),
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+        })?;
         Ok(serde_json::to_value(record).expect("run records serialise"))
     }
 }

@@ -16,7 +16,7 @@ use mlops_core::{Keys, Spec, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
-use crate::contracts::*;
+use mlops_core::contracts::*;
 
 /// Progress of a run, for a person watching.
 #[derive(Debug, Clone)]

@@ -229,8 +229,15 @@ fn quoted_list(values: &[String]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
-/// The typed value of a column and the reasons it may fail, as expressions over its raw text.
-fn column_exprs(column: &ColumnSpec) -> (Expr, Vec<Expr>) {
+/// One way a value can break the schema: when `condition` holds (null counts as false), the row
+/// is quarantined with `message`. Messages are only built for the rows that fail.
+struct Failure {
+    condition: Expr,
+    message: Expr,
+}
+
+/// The typed value of a column and the ways it may fail, as expressions over its raw text.
+fn column_exprs(column: &ColumnSpec) -> (Expr, Vec<Failure>) {
     let name = column.name.as_str();
     let text = col(name).str().strip_chars(lit(Null {}));
     let raw = when(text.clone().eq(lit(""))).then(lit(Null {})).otherwise(text);
@@ -240,12 +247,15 @@ fn column_exprs(column: &ColumnSpec) -> (Expr, Vec<Expr>) {
             let number = raw.clone().cast(DataType::Float64);
             let integral = number.clone().is_finite().and(number.clone().eq(number.clone().floor()));
             let value = when(integral).then(number.cast(DataType::Int64)).otherwise(lit(Null {}).cast(DataType::Int64));
-            (value.clone(), when(raw.clone().is_not_null().and(value.is_null())).then(says("is not an integer")))
+            (value.clone(), Some(Failure { condition: raw.clone().is_not_null().and(value.is_null()), message: says("is not an integer") }))
         }
         ColumnType::Float => {
             let number = raw.clone().cast(DataType::Float64);
             let value = when(number.clone().is_finite()).then(number).otherwise(lit(Null {}).cast(DataType::Float64));
-            (value.clone(), when(raw.clone().is_not_null().and(value.is_null())).then(says("is not a finite number")))
+            (
+                value.clone(),
+                Some(Failure { condition: raw.clone().is_not_null().and(value.is_null()), message: says("is not a finite number") }),
+            )
         }
         ColumnType::Boolean => {
             let lower = raw.clone().str().to_lowercase();
@@ -255,20 +265,25 @@ fn column_exprs(column: &ColumnSpec) -> (Expr, Vec<Expr>) {
                 .when(lower.is_in(words(FALSE_WORDS), false))
                 .then(lit(false))
                 .otherwise(lit(Null {}).cast(DataType::Boolean));
-            (value.clone(), when(raw.clone().is_not_null().and(value.is_null())).then(says("is not a boolean (true/false, 1/0, yes/no)")))
+            (
+                value.clone(),
+                Some(Failure {
+                    condition: raw.clone().is_not_null().and(value.is_null()),
+                    message: says("is not a boolean (true/false, 1/0, yes/no)"),
+                }),
+            )
         }
         ColumnType::Categorical => {
-            let failure = match &column.categories {
-                Some(categories) => {
-                    let allowed = lit(Series::new("allowed".into(), categories.clone())).implode(false);
-                    when(raw.clone().is_not_null().and(raw.clone().is_in(allowed, false).not()))
-                        .then(says(&format!("is not one of the categories ({})", quoted_list(categories))))
+            let failure = column.categories.as_ref().map(|categories| {
+                let allowed = lit(Series::new("allowed".into(), categories.clone())).implode(false);
+                Failure {
+                    condition: raw.clone().is_not_null().and(raw.clone().is_in(allowed, false).not()),
+                    message: says(&format!("is not one of the categories ({})", quoted_list(categories))),
                 }
-                None => when(lit(false)).then(lit("")),
-            };
+            });
             (raw.clone(), failure)
         }
-        ColumnType::String => (raw.clone(), when(lit(false)).then(lit(""))),
+        ColumnType::String => (raw.clone(), None),
         ColumnType::Datetime => {
             let format = column.format.clone().unwrap_or_default();
             let parse = move |c: polars::prelude::Column| -> PolarsResult<polars::prelude::Column> {
@@ -284,18 +299,24 @@ fn column_exprs(column: &ColumnSpec) -> (Expr, Vec<Expr>) {
             let format = column.format.clone().unwrap_or_default();
             (
                 value.clone(),
-                when(raw.clone().is_not_null().and(value.is_null())).then(says(&format!("does not match the datetime format '{format}'"))),
+                Some(Failure {
+                    condition: raw.clone().is_not_null().and(value.is_null()),
+                    message: says(&format!("does not match the datetime format '{format}'")),
+                }),
             )
         }
     };
-    let mut failures = vec![type_failure.otherwise(lit(Null {}))];
+    let mut failures: Vec<Failure> = type_failure.into_iter().collect();
     if !column.nullable {
-        failures.push(when(raw.is_null()).then(lit(format!("{name}: missing value"))).otherwise(lit(Null {})));
+        failures.push(Failure { condition: raw.is_null(), message: lit(format!("{name}: missing value")) });
     }
-    let bound = |outside: Expr, limit: f64, word: &str| {
-        let message =
-            concat_str([lit(format!("{name}: ")), value.clone().cast(DataType::String), lit(format!(" is {word} {limit}"))], "", false);
-        when(outside).then(message).otherwise(lit(Null {}))
+    let bound = |outside: Expr, limit: f64, word: &str| Failure {
+        condition: outside,
+        message: concat_str(
+            [lit(format!("{name}: ")), value.clone().cast(DataType::String), lit(format!(" is {word} {limit}"))],
+            "",
+            false,
+        ),
     };
     if let Some(min) = column.min {
         failures.push(bound(value.clone().cast(DataType::Float64).lt(lit(min)), min, "below the minimum"));
@@ -313,19 +334,23 @@ fn coerce(table: DataFrame, spec: &Spec, header: &[String], row_numbers: Option<
         table.with_column(Series::new(ROW_COLUMN.into(), numbers).into())?;
     }
     let kept: Vec<&ColumnSpec> = spec.columns.iter().filter(|c| !spec.ignore.contains(&c.name)).collect();
-    let (values, failures): (Vec<Expr>, Vec<Vec<Expr>>) = kept.iter().map(|c| column_exprs(c)).unzip();
-    let reason = concat_str(failures.concat(), "; ", true).alias(REASON_COLUMN);
+    let (values, failures): (Vec<Expr>, Vec<Vec<Failure>>) = kept.iter().map(|c| column_exprs(c)).unzip();
+    let failures: Vec<Failure> = failures.into_iter().flatten().collect();
+    // Cheap boolean checks over every row; reasons (string building) only for the failing rows.
+    let any_failure = failures.iter().fold(lit(false), |any, f| any.or(f.condition.clone().fill_null(lit(false))));
+    let bad = table.clone().lazy().select([any_failure.alias(REASON_COLUMN)]).collect()?;
+    let bad = bad.column(REASON_COLUMN)?.bool()?.clone();
+    let valid = table.filter(&!&bad)?.lazy().select(values).collect()?;
+    let reasons: Vec<Expr> =
+        failures.into_iter().map(|f| when(f.condition.fill_null(lit(false))).then(f.message).otherwise(lit(Null {}))).collect();
     let raw_columns: Vec<Expr> = header.iter().map(|h| col(h.as_str()).alias(format!("raw:{h}"))).collect();
-    let mut selection = vec![col(ROW_COLUMN), reason];
-    selection.extend(values);
+    let mut selection = vec![col(ROW_COLUMN), concat_str(reasons, "; ", true).alias(REASON_COLUMN)];
     selection.extend(raw_columns);
-    let checked = table.lazy().select(selection).collect()?;
-    let bad = checked.column(REASON_COLUMN)?.str()?.iter().map(|r| r.is_some_and(|r| !r.is_empty())).collect::<BooleanChunked>();
-    let valid = checked.filter(&!&bad)?.select(kept.iter().map(|c| c.name.as_str()))?;
+    let checked = table.filter(&bad)?.lazy().select(selection).collect()?;
     let mut quarantine_columns: Vec<String> = vec![ROW_COLUMN.into()];
     quarantine_columns.extend(header.iter().map(|h| format!("raw:{h}")));
     quarantine_columns.push(REASON_COLUMN.into());
-    let mut quarantined = checked.filter(&bad)?.select(quarantine_columns)?;
+    let mut quarantined = checked.select(quarantine_columns)?;
     for h in header {
         quarantined.rename(&format!("raw:{h}"), h.as_str().into())?;
     }

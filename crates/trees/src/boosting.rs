@@ -304,7 +304,8 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         };
         let mut trees = Vec::new();
         let mut gains = Vec::new();
-        let mut best = (f64::INFINITY, 0);
+        // The validation loss of the baseline alone: a first tree that does not beat it is dropped.
+        let mut best = (if validation.is_empty() { 0.0 } else { self.loss.mean_loss(&y, &raw, &validation) }, 0);
         for iteration in 0..self.max_iter {
             self.loss.gradients(&y, &raw, &train, &mut grad, &mut hess);
             for output in 0..k {

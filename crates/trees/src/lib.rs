@@ -169,6 +169,28 @@ mod tests {
     }
 
     #[test]
+    fn early_stopping_keeps_the_trees_that_learn_the_signal() {
+        let (x, x_test) = (features(12_000, 4), features(1000, 5));
+        let truth: Vec<f64> = x_test.rows().into_iter().map(|r| (smooth(r) / 3.0).exp()).collect();
+        for loss in [Loss::SquaredError, Loss::Poisson] {
+            let y: Array1<f64> = x.rows().into_iter().map(|r| (smooth(r) / 3.0).exp()).collect();
+            let stopped = GradientBoostingParams::new(loss).max_iter(300).fit(&Dataset::new(x.clone(), y.clone())).unwrap();
+            let full = GradientBoostingParams::new(loss)
+                .max_iter(300)
+                .early_stopping(EarlyStopping::Off)
+                .fit(&Dataset::new(x.clone(), y))
+                .unwrap();
+            let (stopped_error, full_error) =
+                (rmse(&stopped.predict(&x_test).column(0).to_vec(), &truth), rmse(&full.predict(&x_test).column(0).to_vec(), &truth));
+            assert!(stopped.n_trees() > 50, "{loss:?}: early stopping kept {} trees", stopped.n_trees());
+            assert!(
+                stopped_error < 1.2 * full_error && stopped_error < 0.2 * std_dev(&truth),
+                "{loss:?}: {stopped_error} with early stopping, {full_error} without"
+            );
+        }
+    }
+
+    #[test]
     fn forests_regress_and_classify() {
         let (x, x_test) = (features(2000, 8), features(500, 9));
         let y: Array1<f64> = x.rows().into_iter().map(smooth).collect();

@@ -1,7 +1,7 @@
 use super::*;
-use crate::contracts::{RunRequest, Trigger};
 use crate::stages::{quiet, run};
 use mlops_core::FsStore;
+use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::registry::Action;
 
 const SPEC: &str = r#"
@@ -75,7 +75,7 @@ fn drift_alerts_and_retrains_once_per_version_and_respects_the_cooldown() {
     assert_eq!(drifted.features.iter().filter(|f| f.verdict == Verdict::Drift).count(), 2);
     assert!(drifted.retrain.requested, "{}", drifted.retrain.reason);
     assert_eq!(runs(&store), before + 1);
-    let retrain: crate::contracts::RunRecord = serde_json::from_value(drifted.retrain.started.clone().unwrap()).unwrap();
+    let retrain: mlops_core::contracts::RunRecord = serde_json::from_value(drifted.retrain.started.clone().unwrap()).unwrap();
     assert_eq!(retrain.trigger, Trigger::Drift);
     assert!(store.list("monitor/toy/alerts/").unwrap().len() == 1);
     let html = String::from_utf8(store.get(&drifted.html_key).unwrap().unwrap()).unwrap();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use mlops_core::metrics::Metrics;
+use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 
 /// What started a run.
@@ -17,6 +17,12 @@ pub enum Trigger {
     Upload,
     /// The drift check asked for a retrain.
     Drift,
+}
+
+/// The input of the drift function: the dataset to check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriftRequest {
+    pub dataset: String,
 }
 
 /// The input of a run: only `dataset` is required.

@@ -1,0 +1,396 @@
+"""Runs this project and the reference Python pipeline (bench/reference) in turn on the same
+generated data and machine, and writes docs/BENCHMARKS.md. Started by bench/run.sh, which
+builds the release binaries and the Python venv first.
+
+    python harness.py --bin DIR --work DIR [--sizes 100000,1000000,10000000] [--seconds 10]
+                      [--only prep,train,serve,drift,size]
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+REFERENCE = os.path.join(ROOT, "bench", "reference")
+FUNCTIONS = ["prep", "features", "train", "register", "drift", "trigger", "predict"]
+CONNECTIONS = 8
+TRAIN_SIZES = {100_000, 1_000_000}
+
+
+def run(command, cwd=ROOT, env=None):
+    """Runs a command to its end; returns (wall seconds, stdout)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, command))} failed ({process.returncode}):\n{stderr[-3000:]}")
+    return wall, stdout
+
+
+def measured(command, cwd=ROOT, env=None):
+    """Like run, with the peak RSS (MB) from GNU time."""
+    report = os.path.join(WORK, "time.txt")
+    wall, stdout = run(["/usr/bin/time", "-f", "%M", "-o", report, *map(str, command)], cwd=cwd, env=env)
+    with open(report) as f:
+        peak_kb = int(f.read().strip().splitlines()[-1])
+    return wall, peak_kb / 1024, stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(port, path, body, timeout=2.0):
+    """One HTTP/1.1 POST; returns the status code or None when nothing answers yet."""
+    payload = body.encode()
+    request = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(request)
+            head = s.recv(64)
+            return int(head.split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Server:
+    """A server process; `start` returns seconds from spawn to the first answered /predict."""
+
+    def __init__(self, command, port, cwd=ROOT, env=None):
+        self.command, self.port, self.cwd, self.env = command, port, cwd, env
+        self.process = None
+
+    def start(self, body):
+        started = time.perf_counter()
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while True:
+            if post(self.port, "/predict", body) == 200:
+                return time.perf_counter() - started
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.command} exited with {self.process.returncode}")
+            if time.perf_counter() - started > 120:
+                raise SystemExit(f"{self.command} did not answer in 120 s")
+            time.sleep(0.002)
+
+    def rss_mb(self):
+        with open(f"/proc/{self.process.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def load(server, loadgen, body_file, seconds):
+    """Loads a server with the load generator; returns its figures and the peak RSS seen."""
+    peak, done = [server.rss_mb()], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak.append(server.rss_mb())
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        _, stdout = run([loadgen, "--target", f"127.0.0.1:{server.port}", "--body", body_file, "--connections", str(CONNECTIONS), "--seconds", str(seconds)])
+    finally:
+        done.set()
+        sampler.join()
+    figures = json.loads(stdout)
+    figures["rss_mb"] = max(peak)
+    return figures
+
+
+def bench_spec(path):
+    """The shipped spec with only the gradient-boosted candidate, 300 rounds without early stopping,
+    and a drift window of every log."""
+    with open(os.path.join(ROOT, "specs", "bikeshare.toml")) as f:
+        text = f.read()
+    start, end = text.index("[models.ridge]"), text.index("# Counts: Poisson loss")
+    text = text[:start] + text[end:]
+    assert "window = 5000" in text
+    text = text.replace("window = 5000", "window = 100000000")
+    # A fixed number of rounds on both sides (scikit-learn's reference runs without early stopping).
+    assert "min_samples_leaf = 20\n" in text
+    text = text.replace("min_samples_leaf = 20\n", "min_samples_leaf = 20\nearly_stopping = \"off\"\n")
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def sample_rows():
+    """Rows 5000 and 5000..5100 of the shipped data as /predict bodies."""
+    import csv
+    with open(os.path.join(ROOT, "data", "bikeshare", "Bikeshare.csv")) as f:
+        rows = list(csv.DictReader(f))
+    def body(row):
+        row = {k: v for k, v in row.items() if k not in ("casual", "registered", "bikers")}
+        return {k: (v if k in ("mnth", "weathersit") else (float(v) if "." in v else int(v))) for k, v in row.items()}
+    one = os.path.join(WORK, "one.json")
+    hundred = os.path.join(WORK, "hundred.json")
+    with open(one, "w") as f:
+        json.dump(body(rows[5000]), f)
+    with open(hundred, "w") as f:
+        json.dump({"rows": [body(r) for r in rows[5000:5100]]}, f)
+    return one, hundred
+
+
+def main():
+    global WORK
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True, help="the release binaries (mlops, loadgen, the functions)")
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--sizes", default="100000,1000000,10000000")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    parser.add_argument("--only", help="rerun only these sections (prep,train,serve,drift,size), keeping the others' last results")
+    args = parser.parse_args()
+    WORK = os.path.abspath(args.work)
+    os.makedirs(WORK, exist_ok=True)
+    mlops, loadgen = os.path.join(args.bin, "mlops"), os.path.join(args.bin, "loadgen")
+    python = sys.executable
+    spec = os.path.join(WORK, "bench.toml")
+    bench_spec(spec)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    sections = set(args.only.split(",")) if args.only else {"prep", "train", "serve", "drift", "size"}
+    previous = os.path.join(WORK, "results.json")
+    results = {"prep": [], "train": [], "serve": {}, "drift": {}, "size": {}}
+    if args.only:
+        with open(previous) as f:
+            results.update({k: v for k, v in json.load(f).items() if k not in sections})
+
+    for rows in sizes if sections & {"prep", "train"} else []:
+        data = os.path.join(WORK, "data", f"bikeshare-{rows}.csv")
+        if not os.path.exists(data):
+            os.makedirs(os.path.dirname(data), exist_ok=True)
+            print(f"generating {rows} rows", flush=True)
+            run([python, "bench/generate.py", "csv", str(rows), data])
+        store, reference = os.path.join(WORK, f"rust-{rows}"), os.path.join(WORK, f"python-{rows}")
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(reference, ignore_errors=True)
+        run([mlops, "--root", store, "ingest", "--spec", spec, data])
+        print(f"prep + features, {rows} rows", flush=True)
+        wall, rss, stdout = measured([mlops, "--root", store, "prep", "--spec", spec, "--json"])
+        rust = json.loads(stdout)
+        py_wall, py_rss, py_stdout = measured([python, "pipeline.py", "prep", "--spec", spec, "--out", reference, data], cwd=REFERENCE)
+        py = json.loads(py_stdout)
+        assert rust["prep"]["rows_out"] == py["rows_out"], (rust["prep"], py)
+        if "prep" in sections:
+            results["prep"].append({"rows": rows, "project": {"seconds": wall, "rss_mb": rss}, "python": {"seconds": py_wall, "rss_mb": py_rss}, "rows_out": py["rows_out"]})
+        if rows in TRAIN_SIZES and "train" in sections:
+            print(f"training, {rows} rows", flush=True)
+            wall, rss, stdout = measured([mlops, "--root", store, "run", "--spec", spec, "--json"])
+            record = json.loads(stdout)
+            candidate = record["candidates"][0]
+            py_wall, py_rss, py_stdout = measured([python, "pipeline.py", "train", "--spec", spec, "--data", reference, "--model", os.path.join(reference, "model.joblib")], cwd=REFERENCE)
+            py = json.loads(py_stdout)
+            results["train"].append({
+                "rows": rows,
+                "project": {"seconds": candidate["seconds"], "rmse": candidate["metrics"]["rmse"], "wall": wall, "rss_mb": rss},
+                "python": {"seconds": py["fit_seconds"], "rmse": py["rmse"], "wall": py_wall, "rss_mb": py_rss},
+            })
+
+    served = min(s for s in sizes if s in TRAIN_SIZES)
+    one, hundred = sample_rows()
+    with open(one) as f:
+        first_body = f.read()
+    store, reference = os.path.join(WORK, f"rust-{served}"), os.path.join(WORK, f"python-{served}")
+    logs = os.path.join(WORK, "python-served-logs")
+    for side in ("project", "python") if "serve" in sections else []:
+        port = free_port()
+        if side == "project":
+            server = Server([mlops, "--root", store, "serve", "--spec", spec, "--addr", f"127.0.0.1:{port}"], port)
+        else:
+            env = dict(os.environ, SPEC=spec, MODEL=os.path.join(reference, "model.joblib"), LOGS=logs)
+            server = Server([os.path.join(os.path.dirname(python), "uvicorn"), "serve:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], port, cwd=REFERENCE, env=env)
+        print(f"serving: {side}", flush=True)
+        colds = []
+        for _ in range(5):
+            colds.append(server.start(first_body))
+            server.stop()
+        server.start(first_body)
+        try:
+            results["serve"][side] = {"cold_start_s": statistics.median(colds), "one": load(server, loadgen, one, args.seconds), "hundred": load(server, loadgen, hundred, args.seconds)}
+        finally:
+            server.stop()
+
+    if "drift" in sections:
+        drift(results, sizes, served, mlops, spec, python)
+    if "size" in sections:
+        results["size"] = sizes_of(args.bin, python)
+    with open(previous, "w") as f:
+        json.dump(results, f, indent=2)
+    write_report(results, args)
+    print(f"wrote {args.out}")
+
+
+def drift(results, sizes, served, mlops, spec, python):
+    """Both drift checks over the same 1M logged inferences."""
+    print("drift over 1M logged inferences", flush=True)
+    drift_size = 1_000_000 if 1_000_000 in sizes else served
+    logs = os.path.join(WORK, "logs")
+    if not os.path.exists(os.path.join(logs, "DONE")):
+        shutil.rmtree(logs, ignore_errors=True)
+        run([python, "bench/generate.py", "logs", "1000000", logs])
+        open(os.path.join(logs, "DONE"), "w").close()
+    store, reference = os.path.join(WORK, f"rust-{drift_size}"), os.path.join(WORK, f"python-{drift_size}")
+    if not os.path.exists(os.path.join(store, "registry", "bikeshare", "production.json")):
+        run([mlops, "--root", store, "run", "--spec", spec, "--json"])
+    inference = os.path.join(store, "inference", "bikeshare")
+    shutil.rmtree(inference, ignore_errors=True)
+    shutil.copytree(os.path.join(logs, "2026-01-01"), os.path.join(inference, "2026-01-01"))
+    wall, rss, stdout = measured([mlops, "--root", store, "drift", "--spec", spec, "--json"])
+    rust = json.loads(stdout)
+    assert rust["current_rows"] == 1_000_000, rust["current_rows"]
+    py_wall, py_rss, py_stdout = measured([python, "pipeline.py", "drift", "--spec", spec, "--data", reference, "--logs", logs], cwd=REFERENCE)
+    py = json.loads(py_stdout)
+    results["drift"] = {"reference_rows": drift_size, "project": {"seconds": wall, "rss_mb": rss, "drifted": rust["drifted_features"]}, "python": {"seconds": py_wall, "rss_mb": py_rss, "drifted": py["drifted_features"]}}
+
+
+def sizes_of(bin_dir, python):
+    """Each Lambda zip, and the Python deployment's site-packages."""
+    zips = {}
+    for name in FUNCTIONS:
+        binary = os.path.join(bin_dir, name)
+        if os.path.exists(binary):
+            target = os.path.join(WORK, f"{name}.zip")
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+                info = zipfile.ZipInfo("bootstrap")
+                info.external_attr = 0o755 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with open(binary, "rb") as f:
+                    z.writestr(info, f.read())
+            zips[name] = os.path.getsize(target) / 1e6
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True).stdout.strip()
+    packages = subprocess.run(["du", "-sb", site], capture_output=True, text=True).stdout.split()[0]
+    return {"zips_mb": zips, "python_site_packages_mb": int(packages) / 1e6}
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    memory = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")) / 1024 / 1024
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    versions = subprocess.run([sys.executable, "-c", "import pandas, sklearn, scipy, fastapi, uvicorn, numpy; print(f'pandas {pandas.__version__}, numpy {numpy.__version__}, scikit-learn {sklearn.__version__}, scipy {scipy.__version__}, fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}')"], capture_output=True, text=True).stdout.strip()
+    return f"{os.cpu_count()} cores, {cpu}, {memory:.0f} GiB RAM, {platform.system()} {platform.release()}; {rustc}; Python {platform.python_version()} ({versions})"
+
+
+def write_report(r, args):
+    def f(x, digits=2):
+        return "–" if x is None else f"{x:,.{digits}f}"
+
+    def row(cells):
+        return "| " + " | ".join(cells) + " |"
+
+    def goal(value, target):
+        return "–" if value is None else ("met" if value >= target else "missed")
+
+    lines = [
+        "# Benchmarks: this project against the Python stack it replaces",
+        "",
+        "Generated by `bench/run.sh` (do not edit by hand). The Python side is `bench/reference/`:",
+        "pandas prep, scikit-learn's HistGradientBoostingRegressor with the same parameters, joblib,",
+        "FastAPI + uvicorn (one worker) with pydantic validation generated from the same spec, SciPy drift",
+        "statistics. Both sides read the same spec, the same generated data, on the same machine, in turn.",
+        "",
+        f"- Machine: {machine()}",
+        f"- Command: `bench/run.sh {args.sizes} {args.seconds}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
+        + (f"; sections rerun with `--only {args.only}`, the others kept from the previous run" if args.only else ""),
+        "- Data: `bench/generate.py`, seeded: the 8,645 shipped hours cycled with noise on the weather and",
+        "  redrawn counts (see its docstring). Ratios are project over Python for speed, Python over project",
+        "  for time, memory and size, so above 1 means this project is better.",
+        "",
+        "## Prep + features (CSV → validated parquet → fitted features)",
+        "",
+        row(["rows", "project s", "project rows/s", "project peak RSS MB", "Python s", "Python rows/s", "Python peak RSS MB", "speed ratio", "memory ratio"]),
+        row(["---:"] * 9),
+    ]
+    for p in r["prep"]:
+        a, b = p["project"], p["python"]
+        lines.append(row([f"{p['rows']:,}", f(a["seconds"]), f(p["rows"] / a["seconds"], 0), f(a["rss_mb"], 0), f(b["seconds"]), f(p["rows"] / b["seconds"], 0), f(b["rss_mb"], 0), f(b["seconds"] / a["seconds"], 1) + "×", f(b["rss_mb"] / a["rss_mb"], 1) + "×"]))
+    lines += ["", "## Training: gradient-boosted trees (Poisson, 300 rounds, 31 leaves), time-ordered 20 % holdout", ""]
+    lines.append(row(["rows", "project fit s", "project RMSE", "Python fit s", "Python RMSE", "speed ratio", "project peak RSS MB", "Python peak RSS MB"]))
+    lines.append(row(["---:"] * 8))
+    for t in r["train"]:
+        a, b = t["project"], t["python"]
+        lines.append(row([f"{t['rows']:,}", f(a["seconds"]), f(a["rmse"]), f(b["seconds"]), f(b["rmse"]), f(b["seconds"] / a["seconds"], 2) + "×", f(a["rss_mb"], 0), f(b["rss_mb"], 0)]))
+    s = r["serve"]
+    a, b = s["project"], s["python"]
+    lines += [
+        "",
+        f"## Serving /predict on loopback ({CONNECTIONS} connections, {args.seconds} s per body, `loadgen` from bench/)",
+        "",
+        row(["", "project", "Python", "ratio"]),
+        row(["---", "---:", "---:", "---:"]),
+        row(["cold start: spawn → first /predict answered (median of 5), ms", f(a["cold_start_s"] * 1000, 1), f(b["cold_start_s"] * 1000, 1), f(b["cold_start_s"] / a["cold_start_s"], 1) + "×"]),
+    ]
+    for body, label in (("one", "1-row"), ("hundred", "100-row")):
+        lines.append(row([f"{label} requests/s", f(a[body]["requests_per_second"], 0), f(b[body]["requests_per_second"], 0), f(a[body]["requests_per_second"] / b[body]["requests_per_second"], 1) + "×"]))
+        lines.append(row([f"{label} p50 ms", f(a[body]["p50_ms"], 3), f(b[body]["p50_ms"], 3), f(b[body]["p50_ms"] / a[body]["p50_ms"], 1) + "×"]))
+        lines.append(row([f"{label} p99 ms", f(a[body]["p99_ms"], 3), f(b[body]["p99_ms"], 3), f(b[body]["p99_ms"] / a[body]["p99_ms"], 1) + "×"]))
+        lines.append(row([f"{label} failed requests", str(a[body]["non_2xx"]), str(b[body]["non_2xx"]), ""]))
+    rss_a = max(a["one"]["rss_mb"], a["hundred"]["rss_mb"])
+    rss_b = max(b["one"]["rss_mb"], b["hundred"]["rss_mb"])
+    lines.append(row(["RSS under load, MB", f(rss_a, 0), f(rss_b, 0), f(rss_b / rss_a, 1) + "×"]))
+    d = r["drift"]
+    lines += [
+        "",
+        f"## Drift check over 1,000,000 logged inferences (JSON lines) against the {d['reference_rows']:,}-row training reference",
+        "",
+        row(["", "project", "Python", "ratio"]),
+        row(["---", "---:", "---:", "---:"]),
+        row(["seconds", f(d["project"]["seconds"]), f(d["python"]["seconds"]), f(d["python"]["seconds"] / d["project"]["seconds"], 1) + "×"]),
+        row(["peak RSS MB", f(d["project"]["rss_mb"], 0), f(d["python"]["rss_mb"], 0), f(d["python"]["rss_mb"] / d["project"]["rss_mb"], 1) + "×"]),
+        row(["features drifted", str(d["project"]["drifted"]), str(d["python"]["drifted"]), ""]),
+        "",
+        "## Deployment size",
+        "",
+        row(["", "MB"]),
+        row(["---", "---:"]),
+    ]
+    for name, mb in r["size"]["zips_mb"].items():
+        lines.append(row([f"Lambda zip: {name}", f(mb)]))
+    lines.append(row(["Python deployment: site-packages of the reference venv (unzipped)", f(r["size"]["python_site_packages_mb"])]))
+    predict_zip = r["size"]["zips_mb"].get("predict")
+    train = next((t for t in r["train"] if t["rows"] == 1_000_000), r["train"][-1] if r["train"] else None)
+    goals = [
+        ("cold start ≥ 30× faster", b["cold_start_s"] / a["cold_start_s"], 30),
+        ("1-row predict throughput ≥ 20×", a["one"]["requests_per_second"] / b["one"]["requests_per_second"], 20),
+        ("100-row predict throughput ≥ 20×", a["hundred"]["requests_per_second"] / b["hundred"]["requests_per_second"], 20),
+        ("1-row p99 ≤ 1/20", b["one"]["p99_ms"] / a["one"]["p99_ms"], 20),
+        ("100-row p99 ≤ 1/20", b["hundred"]["p99_ms"] / a["hundred"]["p99_ms"], 20),
+        ("prep ≥ 5× (largest size)", r["prep"][-1]["python"]["seconds"] / r["prep"][-1]["project"]["seconds"], 5),
+        ("drift ≥ 10×", d["python"]["seconds"] / d["project"]["seconds"], 10),
+        ("serving RSS ≤ 1/10", rss_b / rss_a, 10),
+    ]
+    if train:
+        goals.append((f"training no slower ({train['rows']:,} rows)", train["python"]["seconds"] / train["project"]["seconds"], 1))
+    lines += ["", "## Goals", "", row(["goal", "ratio", "verdict"]), row(["---", "---:", "---"])]
+    for name, value, target in goals:
+        lines.append(row([name, f(value, 1) + "×", goal(value, target)]))
+    if train:
+        lines.append(row(["training holdout RMSE equal or better", f"{train['project']['rmse']:.2f} vs {train['python']['rmse']:.2f}", "met" if train["project"]["rmse"] <= train["python"]["rmse"] * 1.005 else "missed"]))
+    if predict_zip:
+        lines.append(row(["predict zip ≤ 8 MB", f(predict_zip), "met" if predict_zip <= 8 else "missed"]))
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+//! The AWS adapters of the pipeline: the core's [`Store`](mlops_core::Store) on S3, alerts on
+//! SNS, retrains and uploads as Step Functions executions, and the glue the Lambda functions
+//! share. Endpoint and region come from the standard AWS configuration, so the same binary
+//! talks to AWS or to LocalStack.
+//!
+//! The core is synchronous; these adapters run the SDK's futures on the Lambda's tokio runtime
+//! through a [`tokio::runtime::Handle`], so core code must be called from a blocking thread
+//! ([`lambda::blocking`]).
+
+pub mod alerts;
+pub mod lambda;
+pub mod s3;
+
+use aws_config::SdkConfig;
+
+/// What went wrong in an adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("environment variable {0} is not set")]
+    MissingVariable(&'static str),
+    #[error("{0}")]
+    Service(String),
+}
+
+/// The standard AWS configuration (environment, profile, instance role; `AWS_ENDPOINT_URL`
+/// for LocalStack).
+pub async fn config() -> SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// A required environment variable.
+pub fn env(name: &'static str) -> Result<String, AwsError> {
+    std::env::var(name).map_err(|_| AwsError::MissingVariable(name))
+}
+
+/// Whether requests go to a custom endpoint (LocalStack), where S3 needs path-style addressing.
+pub fn custom_endpoint() -> bool {
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"].iter().any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()))
+}

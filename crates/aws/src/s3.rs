@@ -1,0 +1,136 @@
+//! The store on S3, with the same key layout as the local store. The production pointer moves
+//! by conditional writes (`If-None-Match: *`, `If-Match: ETAG`).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use mlops_core::store::{Condition, Store, StoreError, Tagged};
+use tokio::runtime::Handle;
+
+/// A bucket as a [`Store`]. Its methods block on the async SDK: call them from a blocking
+/// thread, never from async code.
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    runtime: Handle,
+}
+
+impl S3Store {
+    /// A store on `bucket`, running requests on the current tokio runtime.
+    pub fn new(config: &aws_config::SdkConfig, bucket: impl Into<String>) -> S3Store {
+        let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(crate::custom_endpoint()).build();
+        S3Store { client: Client::from_conf(s3), bucket: bucket.into(), runtime: Handle::current() }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn block<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+}
+
+/// A store error for a failed request: throttling, 5xx and transport failures are retryable.
+fn failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(key: &str, error: SdkError<E, R>) -> StoreError {
+    let retryable = match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            code.contains("Throttl") || code == "SlowDown" || code == "InternalError" || code == "ServiceUnavailable"
+        }
+        _ => false,
+    };
+    let message = match error.as_service_error() {
+        Some(service) => format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or_default()),
+        None => DisplayErrorContext(&error).to_string(),
+    };
+    StoreError::Backend { key: key.to_string(), message, retryable }
+}
+
+fn status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    error.raw_response().map(|r| r.status().as_u16())
+}
+
+impl Store for S3Store {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_tagged(key)?.map(|t| t.bytes))
+    }
+
+    fn get_tagged(&self, key: &str) -> Result<Option<Tagged>, StoreError> {
+        self.block(async {
+            match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+                Ok(object) => {
+                    let etag = object.e_tag().unwrap_or_default().to_string();
+                    let bytes = object.body.collect().await.map_err(|e| StoreError::Backend {
+                        key: key.into(),
+                        message: e.to_string(),
+                        retryable: true,
+                    })?;
+                    Ok(Some(Tagged { bytes: bytes.into_bytes().to_vec(), etag }))
+                }
+                Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+                Err(error) => Err(failure(key, error)),
+            }
+        })
+    }
+
+    fn etag(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.block(async {
+            match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+                Ok(head) => Ok(Some(head.e_tag().unwrap_or_default().to_string())),
+                Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) || status(&error) == Some(404) => Ok(None),
+                Err(error) => Err(failure(key, error)),
+            }
+        })
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.block(async {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(ByteStream::from(bytes.to_vec()))
+                .send()
+                .await
+                .map_err(|e| failure(key, e))?;
+            Ok(())
+        })
+    }
+
+    fn put_if(&self, key: &str, bytes: &[u8], condition: Condition) -> Result<String, StoreError> {
+        self.block(async {
+            let request = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(bytes.to_vec()));
+            let request = match condition {
+                Condition::Absent => request.if_none_match("*"),
+                Condition::Matches(etag) => request.if_match(etag),
+            };
+            match request.send().await {
+                Ok(put) => Ok(put.e_tag().unwrap_or_default().to_string()),
+                // 412: the condition failed; 409: a concurrent conditional write is in flight.
+                Err(error) if matches!(status(&error), Some(412 | 409)) => Err(StoreError::PreconditionFailed { key: key.to_string() }),
+                Err(error) => Err(failure(key, error)),
+            }
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.block(async {
+            let mut keys = Vec::new();
+            let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| failure(prefix, e))?;
+                keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    fn location(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+}

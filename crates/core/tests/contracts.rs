@@ -1,0 +1,35 @@
+//! Every sample event in `events/` is the JSON contract of its function: it parses into the
+//! Rust type the handler takes, and that type writes it back unchanged.
+
+use mlops_core::contracts::{DriftRequest, FeaturesOutput, PrepOutput, RunRequest, TrainOutput};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn round_trips<T: DeserializeOwned + Serialize>(name: &str, text: &str) -> T {
+    let original: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("events/{name}: {e}"));
+    let parsed: T =
+        serde_json::from_value(original.clone()).unwrap_or_else(|e| panic!("events/{name} is not a {}: {e}", std::any::type_name::<T>()));
+    assert_eq!(serde_json::to_value(&parsed).unwrap(), original, "events/{name} changes when written back");
+    parsed
+}
+
+#[test]
+fn the_sample_events_are_the_stage_contracts() {
+    let prep: RunRequest = round_trips("prep.json", include_str!("../../../events/prep.json"));
+    assert_eq!(prep.dataset, "bikeshare");
+    let features: PrepOutput = round_trips("features.json", include_str!("../../../events/features.json"));
+    let train: FeaturesOutput = round_trips("train.json", include_str!("../../../events/train.json"));
+    let register: TrainOutput = round_trips("register.json", include_str!("../../../events/register.json"));
+    round_trips::<DriftRequest>("drift.json", include_str!("../../../events/drift.json"));
+    // Each stage's output is the next stage's input.
+    assert_eq!(train.prep.as_ref(), Some(&features));
+    assert_eq!(register.features, train);
+    assert!(register.candidates.iter().any(|c| c.name == register.best));
+}
+
+#[test]
+fn an_operator_can_start_a_run_with_just_the_dataset() {
+    let request: RunRequest = serde_json::from_str(r#"{"dataset": "bikeshare"}"#).unwrap();
+    assert!(request.keys.is_empty());
+    assert_eq!(request.trigger, mlops_core::contracts::Trigger::Manual);
+}
