@@ -202,7 +202,7 @@ def main():
             py = json.loads(py_stdout)
             results["train"].append({
                 "rows": rows,
-                "project": {"seconds": candidate["seconds"], "rmse": candidate["metrics"]["rmse"], "wall": wall, "rss_mb": rss},
+                "project": {"seconds": candidate["fit_seconds"], "rmse": candidate["metrics"]["rmse"], "wall": wall, "rss_mb": rss},
                 "python": {"seconds": py["fit_seconds"], "rmse": py["rmse"], "wall": py_wall, "rss_mb": py_rss},
             })
 

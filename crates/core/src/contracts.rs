@@ -116,7 +116,11 @@ pub struct CandidateSummary {
     pub kind: String,
     /// Holdout metrics under their usual names (rmse, mae, r2; auc, accuracy, f1, log_loss).
     pub metrics: Metrics,
+    /// The whole candidate: features, fit, evaluation.
     pub seconds: f64,
+    /// The model's fit alone.
+    #[serde(default)]
+    pub fit_seconds: f64,
     pub artifact_key: String,
 }
 

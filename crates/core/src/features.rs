@@ -2,7 +2,8 @@
 //! that serving applies exactly the transform training used, through this same code.
 //!
 //! Two encodings of the same fitted features: [`Encoding::Ordinal`] for trees (categories as
-//! integer codes ordered by their mean target, raw numbers, missing values kept as NaN) and
+//! integer codes in the spec's declared order, or by mean target when the spec declares none;
+//! raw numbers, cyclical time parts with their sine and cosine, missing values kept as NaN) and
 //! [`Encoding::OneHot`] for linear models (one-hot categories and calendar parts, standardised
 //! and imputed numbers, sine/cosine of cyclical parts).
 
@@ -28,7 +29,8 @@ pub enum Encoding {
 #[derive(Debug, Clone)]
 pub struct FeatureParams {
     time: Option<TimeSource>,
-    columns: Vec<(String, ColumnType)>,
+    /// Name, type and declared categories of each feature column.
+    columns: Vec<(String, ColumnType, Option<Vec<String>>)>,
     transforms: BTreeMap<String, Vec<NumericTransform>>,
     time_parts: Vec<TimePart>,
     cyclical: Vec<TimePart>,
@@ -75,11 +77,11 @@ struct Cross {
 
 impl Levels {
     /// Levels ordered by mean target (then name), the rarest folded into "other" beyond `max`.
-    fn fit(keys: &[Option<String>], target: Option<&[f64]>, max: usize) -> Levels {
+    fn fit<'a>(keys: impl Iterator<Item = Option<&'a str>>, target: Option<&[f64]>, max: usize) -> Levels {
         let mut stats: HashMap<&str, (usize, f64)> = HashMap::new();
-        for (row, key) in keys.iter().enumerate() {
+        for (row, key) in keys.enumerate() {
             if let Some(key) = key {
-                let entry = stats.entry(key.as_str()).or_default();
+                let entry = stats.entry(key).or_default();
                 entry.0 += 1;
                 entry.1 += target.map_or(0.0, |t| t[row]);
             }
@@ -90,6 +92,13 @@ impl Levels {
         by_count.truncate(if other { max - 1 } else { max });
         by_count.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(b.0)));
         Levels { levels: by_count.into_iter().map(|(k, _, _)| k.to_string()).collect(), other }
+    }
+
+    /// The spec's categories in the spec's order: every declared level has a code, including
+    /// those the training rows lack (a time-ordered split often holds later months only), and
+    /// trees see the order the spec gives (months in calendar order, severities by degree).
+    fn declared(categories: &[String]) -> Levels {
+        Levels { levels: categories.to_vec(), other: false }
     }
 
     /// Code of a key: its level, the "other" level, or `None` when missing or unknown.
@@ -117,11 +126,12 @@ impl Scale {
         if present.is_empty() {
             return Scale { median: 0.0, mean: 0.0, std: 1.0 };
         }
-        present.sort_unstable_by(f64::total_cmp);
         let n = present.len() as f64;
         let mean = present.iter().sum::<f64>() / n;
         let std = (present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-        Scale { median: present[present.len() / 2], mean, std: if std > 1e-12 { std } else { 1.0 } }
+        let middle = present.len() / 2;
+        let median = *present.select_nth_unstable_by(middle, f64::total_cmp).1;
+        Scale { median, mean, std: if std > 1e-12 { std } else { 1.0 } }
     }
 
     fn standardise(&self, value: f64) -> f64 {
@@ -155,7 +165,7 @@ impl FeatureParams {
     pub fn new(spec: &Spec) -> FeatureParams {
         FeatureParams {
             time: spec.time.as_ref().map(|t| TimeSource::new(t).expect("a checked spec has a valid time")),
-            columns: spec.feature_columns().map(|c| (c.name.clone(), c.kind)).collect(),
+            columns: spec.feature_columns().map(|c| (c.name.clone(), c.kind, c.categories.clone())).collect(),
             transforms: spec.features.transforms.clone(),
             time_parts: spec.features.time_parts.clone(),
             cyclical: spec.features.cyclical.clone(),
@@ -168,15 +178,17 @@ impl FeatureParams {
     pub fn fit(&self, frame: &Frame, target: Option<&[f64]>) -> Result<FittedFeatures, String> {
         let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
         let mut inputs = Vec::new();
+        // Level keys per row, only of the inputs that crosses read (one string per row and input).
+        let crossed = |name: &str| self.crosses.iter().flatten().any(|c| c == name);
         let mut keys: Vec<Vec<Option<String>>> = Vec::new();
-        for (name, kind) in &self.columns {
+        for (name, kind, declared) in &self.columns {
             let column = frame.column(name).ok_or_else(|| format!("feature column '{name}' is missing"))?;
             match column {
                 Column::Numeric(raw) => {
                     let transforms = self.transforms.get(name).cloned().unwrap_or_default();
                     let values: Vec<f64> = raw.iter().map(|&v| apply_transforms(v, &transforms)).collect();
                     let discrete = matches!(kind, ColumnType::Integer | ColumnType::Boolean);
-                    keys.push(raw.iter().map(|v| v.is_finite().then(|| number_key(*v))).collect());
+                    keys.push(if crossed(name) { raw.iter().map(|v| v.is_finite().then(|| number_key(*v))).collect() } else { Vec::new() });
                     inputs.push(Input::Numeric {
                         column: name.clone(),
                         scale: Scale::fit(&values),
@@ -186,16 +198,27 @@ impl FeatureParams {
                     });
                 }
                 Column::Categorical { .. } => {
-                    let row_keys: Vec<Option<String>> = (0..frame.n_rows()).map(|r| column.text(r).map(str::to_string)).collect();
-                    inputs.push(Input::Categorical { column: name.clone(), levels: Levels::fit(&row_keys, target, self.max_levels) });
-                    keys.push(row_keys);
+                    let levels = match declared {
+                        Some(categories) if categories.len() <= self.max_levels => Levels::declared(categories),
+                        _ => Levels::fit((0..frame.n_rows()).map(|r| column.text(r)), target, self.max_levels),
+                    };
+                    inputs.push(Input::Categorical { column: name.clone(), levels });
+                    keys.push(if crossed(name) {
+                        (0..frame.n_rows()).map(|r| column.text(r).map(str::to_string)).collect()
+                    } else {
+                        Vec::new()
+                    });
                 }
             }
         }
         for &part in &self.time_parts {
             let times = times.as_ref().expect("time parts need a time (checked with the spec)");
             let values: Vec<f64> = times.iter().map(|&t| time::part(t, part)).collect();
-            keys.push(values.iter().map(|v| v.is_finite().then(|| number_key(*v))).collect());
+            keys.push(if crossed(part.name()) {
+                values.iter().map(|v| v.is_finite().then(|| number_key(*v))).collect()
+            } else {
+                Vec::new()
+            });
             inputs.push(Input::Time { part, cyclical: self.cyclical.contains(&part), scale: Scale::fit(&values) });
         }
         let names: Vec<String> = inputs.iter().map(Input::name).collect();
@@ -208,7 +231,7 @@ impl FeatureParams {
                 let (a, b) = (position(a)?, position(b)?);
                 let cross_keys: Vec<Option<String>> =
                     keys[a].iter().zip(&keys[b]).map(|(x, y)| Some(format!("{}|{}", x.as_ref()?, y.as_ref()?))).collect();
-                Ok(Cross { inputs: [a, b], levels: Levels::fit(&cross_keys, target, self.max_levels) })
+                Ok(Cross { inputs: [a, b], levels: Levels::fit(cross_keys.iter().map(Option::as_deref), target, self.max_levels) })
             })
             .collect::<Result<_, String>>()?;
         Ok(FittedFeatures { time: self.time.clone(), inputs, crosses })
@@ -222,6 +245,15 @@ impl Input {
             Input::Time { part, .. } => part.name().to_string(),
         }
     }
+}
+
+/// Writes the sine and cosine of a cyclical time part into columns `at` and `at + 1` (`missing`
+/// where the time is unknown); returns the columns written.
+fn fill_cyclical(x: &mut Array2<f64>, at: usize, part: TimePart, values: &[f64], missing: f64) -> usize {
+    let angle = |v: f64| 2.0 * std::f64::consts::PI * v / time::period(part);
+    x.column_mut(at).iter_mut().zip(values).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).sin() } else { missing });
+    x.column_mut(at + 1).iter_mut().zip(values).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).cos() } else { missing });
+    2
 }
 
 /// Values of one input over the rows of a frame, before encoding.
@@ -248,6 +280,9 @@ impl FittedFeatures {
                     if *cyclical {
                         names.extend([format!("{name}.sin"), format!("{name}.cos")]);
                     }
+                }
+                (Input::Time { cyclical: true, .. }, Encoding::Ordinal) => {
+                    names.extend([name.clone(), format!("{name}.sin"), format!("{name}.cos")]);
                 }
                 (Input::Numeric { missing_indicator: true, .. }, Encoding::OneHot) => {
                     names.extend([name.clone(), format!("{name}.missing")]);
@@ -339,6 +374,9 @@ impl FittedFeatures {
                 (_, Values::Numeric(v), Encoding::Ordinal) => {
                     x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { *v } else { f64::NAN });
                     at += 1;
+                    if let Input::Time { part, cyclical: true, .. } = input {
+                        at += fill_cyclical(&mut x, at, *part, v, f64::NAN);
+                    }
                 }
                 (Input::Numeric { scale, missing_indicator, .. }, Values::Numeric(v), Encoding::OneHot) => {
                     x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = scale.standardise(*v));
@@ -366,13 +404,7 @@ impl FittedFeatures {
                         }
                     }
                     if *cyclical {
-                        let angle = |v: f64| 2.0 * std::f64::consts::PI * v / time::period(*part);
-                        x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).sin() } else { 0.0 });
-                        x.column_mut(at + 1)
-                            .iter_mut()
-                            .zip(v)
-                            .for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).cos() } else { 0.0 });
-                        at += 2;
+                        at += fill_cyclical(&mut x, at, *part, v, 0.0);
                     }
                 }
                 (_, Values::Categorical(_), _) => unreachable!("only categorical inputs have categorical values"),
@@ -413,8 +445,11 @@ mod tests {
     use super::*;
 
     fn spec() -> Spec {
-        Spec::parse(
-            r#"
+        Spec::parse(&spec_text(), "toy").unwrap()
+    }
+
+    fn spec_text() -> String {
+        r#"
 name = "toy"
 [target]
 column = "y"
@@ -444,10 +479,8 @@ name = "y"
 type = "float"
 [models.lm]
 kind = "linear"
-"#,
-            "toy",
-        )
-        .unwrap()
+"#
+        .to_string()
     }
 
     fn frame(hours: &[f64], size: &[f64], colour: &[Option<&str>]) -> Frame {
@@ -468,15 +501,34 @@ kind = "linear"
         );
         let target = [10.0, 10.0, 1.0, 1.0, 5.0, 7.0];
         let fitted = FeatureParams::new(&spec()).fit(&train, Some(&target)).unwrap();
-        assert_eq!(fitted.names(Encoding::Ordinal), ["size", "colour", "hour", "weekday", "hour×colour"]);
+        assert_eq!(fitted.names(Encoding::Ordinal), ["size", "colour", "hour", "hour.sin", "hour.cos", "weekday", "hour×colour"]);
         let x = fitted.transform(&train, Encoding::Ordinal).unwrap();
         // Two levels kept (blue mean 1 < red mean 10), green and pink share "other" (code 2).
         assert_eq!(x.column(1).to_vec(), [1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
         assert!(x[[2, 0]].is_nan(), "missing numbers stay missing for trees");
         assert_eq!(x[[1, 0]], 2f64.ln());
         assert_eq!(x.column(2).to_vec(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        // Trees get the sine and cosine of cyclical parts too: hour 3 is an eighth of the day.
+        assert!((x[[3, 3]] - std::f64::consts::FRAC_PI_4.sin()).abs() < 1e-12 && (x[[0, 4]] - 1.0).abs() < 1e-12);
         // 2024-01-01 was a Monday.
-        assert_eq!(x[[0, 3]], 0.0);
+        assert_eq!(x[[0, 5]], 0.0);
+    }
+
+    #[test]
+    fn declared_categories_keep_the_spec_order_and_levels_training_lacks() {
+        let text = spec_text().replace(
+            "name = \"colour\"\ntype = \"categorical\"",
+            "name = \"colour\"\ntype = \"categorical\"\ncategories = [\"low\", \"mid\", \"high\"]",
+        );
+        let spec = Spec::parse(&text, "toy").unwrap();
+        let train = frame(&[0.0, 1.0, 2.0], &[1.0, 1.0, 1.0], &[Some("mid"), Some("low"), Some("mid")]);
+        let fitted = FeatureParams::new(&spec).fit(&train, Some(&[9.0, 1.0, 9.0])).unwrap();
+        // "high" is not in the training rows (a later month, say): it still has its code, after "mid".
+        let later = frame(&[3.0, 4.0], &[1.0, 1.0], &[Some("high"), Some("low")]);
+        let x = fitted.transform(&later, Encoding::Ordinal).unwrap();
+        assert_eq!(x.column(1).to_vec(), [2.0, 0.0]);
+        let names = fitted.names(Encoding::OneHot);
+        assert!(names.contains(&"colour=high".to_string()), "{names:?}");
     }
 
     #[test]

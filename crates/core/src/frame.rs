@@ -35,10 +35,14 @@ impl Column {
             .into_iter()
             .map(|value| match value {
                 None => MISSING_CODE,
-                Some(text) => *index.entry(text.to_string()).or_insert_with(|| {
-                    levels.push(text.to_string());
-                    levels.len() as u32 - 1
-                }),
+                Some(text) => match index.get(text) {
+                    Some(&code) => code,
+                    None => {
+                        levels.push(text.to_string());
+                        index.insert(text.to_string(), levels.len() as u32 - 1);
+                        levels.len() as u32 - 1
+                    }
+                },
             })
             .collect();
         Column::Categorical { levels, codes }

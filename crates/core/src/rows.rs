@@ -1,9 +1,16 @@
 //! JSON rows checked against the schema and turned into a [`Frame`]: what a /predict request
 //! carries, and what the inference log holds for drift monitoring.
+//!
+//! Rows are read as [`RawRow`]s: field names and raw JSON values borrowed from the request body
+//! or the log line, so checking a row allocates only its checked cells.
 
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::features::number_key;
 use crate::frame::{Column, Frame};
@@ -17,12 +24,112 @@ pub enum Cell {
     Missing,
 }
 
+/// One JSON row as sent: the raw text, and its fields when it is an object.
+#[derive(Debug)]
+pub struct RawRow<'a> {
+    raw: &'a RawValue,
+    fields: Option<Vec<(Cow<'a, str>, &'a RawValue)>>,
+}
+
+impl<'a> RawRow<'a> {
+    /// Splits a JSON value into its fields (none when it is not an object).
+    pub fn parse(raw: &'a RawValue) -> RawRow<'a> {
+        let fields = raw.get().starts_with('{').then(|| serde_json::from_str::<Fields>(raw.get()).ok().map(|f| f.0)).flatten();
+        RawRow { raw, fields }
+    }
+
+    /// The row's JSON text, as sent.
+    pub fn raw(&self) -> &'a RawValue {
+        self.raw
+    }
+
+    /// The raw value of field `name` (the last one when a name repeats, as JSON parsers do).
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields.as_ref()?.iter().rev().find(|(key, _)| key == name).map(|(_, value)| *value)
+    }
+}
+
+/// The fields of a JSON object, names borrowed unless they hold escapes.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of fields")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Name(name)) = map.next_key()? {
+                    fields.push((name, map.next_value::<&RawValue>()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// A field name, borrowed from the input when it has no escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name.to_string())))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+/// A raw JSON value by kind; strings are unescaped only when they hold escapes.
+enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Text(Cow<'a, str>),
+    /// An object or an array.
+    Composite,
+}
+
+fn scalar(raw: &RawValue) -> Scalar<'_> {
+    let text = raw.get().trim();
+    match text.as_bytes().first() {
+        Some(b'n') => Scalar::Null,
+        Some(b't') => Scalar::Bool(true),
+        Some(b'f') => Scalar::Bool(false),
+        Some(b'"') if !text.contains('\\') => Scalar::Text(Cow::Borrowed(&text[1..text.len() - 1])),
+        Some(b'"') => serde_json::from_str::<String>(text).map_or(Scalar::Composite, |t| Scalar::Text(Cow::Owned(t))),
+        Some(b'{' | b'[') | None => Scalar::Composite,
+        Some(_) => text.parse::<f64>().map_or(Scalar::Composite, Scalar::Number),
+    }
+}
+
+/// A value for an error message: its JSON text, cut at 40 characters.
+fn describe(raw: &RawValue) -> String {
+    let text = raw.get().trim();
+    if text.chars().count() > 40 { format!("{}...", text.chars().take(40).collect::<String>()) } else { text.to_string() }
+}
+
 /// The input columns of a spec and how to check them.
 #[derive(Debug, Clone)]
 pub struct RowSchema {
     inputs: Vec<Input>,
-    /// Columns that may appear but are not read (the target, ignored columns).
-    tolerated: HashSet<String>,
+    /// Every field name a row may have: an input (by index) or a tolerated column that is not
+    /// read (the target, ignored columns).
+    names: HashMap<String, Option<usize>>,
     id: Option<String>,
 }
 
@@ -33,14 +140,9 @@ struct Input {
     categories: Option<HashSet<String>>,
 }
 
-fn describe(value: &Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() > 40 { format!("{}...", text.chars().take(40).collect::<String>()) } else { text }
-}
-
 impl RowSchema {
     pub fn new(spec: &Spec) -> RowSchema {
-        let inputs = spec
+        let inputs: Vec<Input> = spec
             .input_columns()
             .map(|c| Input {
                 column: c.clone(),
@@ -48,9 +150,10 @@ impl RowSchema {
                 categories: c.categories.as_ref().map(|c| c.iter().cloned().collect()),
             })
             .collect();
-        let mut tolerated: HashSet<String> = spec.ignore.iter().cloned().collect();
-        tolerated.insert(spec.target.column.clone());
-        RowSchema { inputs, tolerated, id: spec.id.clone() }
+        let mut names: HashMap<String, Option<usize>> = spec.ignore.iter().map(|name| (name.clone(), None)).collect();
+        names.insert(spec.target.column.clone(), None);
+        names.extend(inputs.iter().enumerate().map(|(i, input)| (input.column.name.clone(), Some(i))));
+        RowSchema { inputs, names, id: spec.id.clone() }
     }
 
     /// The input columns, in schema order.
@@ -59,31 +162,45 @@ impl RowSchema {
     }
 
     /// Checks one row; the error names the row and the field.
-    pub fn check(&self, row: &Value, index: usize) -> Result<Vec<Cell>, String> {
+    pub fn check(&self, row: &RawRow, index: usize) -> Result<Vec<Cell>, String> {
         let fail = |message: String| format!("row {index}: {message}");
-        let object = row.as_object().ok_or_else(|| fail(format!("expected an object of fields, got {}", describe(row))))?;
-        if let Some(unknown) = object.keys().find(|k| !self.tolerated.contains(*k) && !self.inputs.iter().any(|i| &i.column.name == *k)) {
-            return Err(fail(format!("unknown field '{unknown}'")));
+        let fields = row.fields.as_ref().ok_or_else(|| fail(format!("expected an object of fields, got {}", describe(row.raw))))?;
+        let mut values: Vec<Option<&RawValue>> = vec![None; self.inputs.len()];
+        // Rows usually list the inputs in schema order: try the next input before the map.
+        let mut next = 0;
+        for (name, value) in fields {
+            let slot = match self.inputs.get(next) {
+                Some(input) if input.column.name == name.as_ref() => Some(Some(next)),
+                _ => self.names.get(name.as_ref()).copied(),
+            };
+            match slot {
+                Some(Some(i)) => {
+                    values[i] = Some(value);
+                    next = i + 1;
+                }
+                Some(None) => {}
+                None => return Err(fail(format!("unknown field '{name}'"))),
+            }
         }
         self.inputs
             .iter()
-            .map(|input| {
+            .zip(values)
+            .map(|(input, value)| {
                 let name = &input.column.name;
-                match object.get(name) {
-                    None | Some(Value::Null) if input.required => Err(fail(format!("missing field '{name}'"))),
-                    None | Some(Value::Null) => Ok(Cell::Missing),
-                    Some(value) => input.check(value).map_err(|e| fail(format!("field '{name}': {e}"))),
+                match value.map(|raw| (raw, scalar(raw))) {
+                    None | Some((_, Scalar::Null)) if input.required => Err(fail(format!("missing field '{name}'"))),
+                    None | Some((_, Scalar::Null)) => Ok(Cell::Missing),
+                    Some((raw, value)) => input.check(raw, value).map_err(|e| fail(format!("field '{name}': {e}"))),
                 }
             })
             .collect()
     }
 
     /// The key of a row for delayed labels: its id field, if the spec has one and it is set.
-    pub fn id_of(&self, row: &Value) -> Option<String> {
-        let value = row.get(self.id.as_deref()?)?;
-        match value {
-            Value::String(text) => Some(text.trim().to_string()),
-            Value::Number(number) => number.as_f64().map(number_key),
+    pub fn id_of(&self, row: &RawRow) -> Option<String> {
+        match scalar(row.get(self.id.as_deref()?)?) {
+            Scalar::Text(text) => Some(text.trim().to_string()),
+            Scalar::Number(number) => Some(number_key(number)),
             _ => None,
         }
     }
@@ -153,42 +270,42 @@ impl RowSchema {
 }
 
 impl Input {
-    fn check(&self, value: &Value) -> Result<Cell, String> {
+    fn check(&self, raw: &RawValue, value: Scalar) -> Result<Cell, String> {
         let column = &self.column;
-        let text = || match value {
-            Value::String(text) => Some(text.trim().to_string()),
-            Value::Number(number) => number.as_f64().map(number_key),
+        let text = |value: Scalar| match value {
+            Scalar::Text(text) => Some(text.trim().to_string()),
+            Scalar::Number(number) => Some(number_key(number)),
             _ => None,
         };
         let cell = match column.kind {
             ColumnType::Integer | ColumnType::Float => {
                 let number = match value {
-                    Value::Number(number) => number.as_f64(),
-                    Value::String(text) => text.trim().parse::<f64>().ok(),
+                    Scalar::Number(number) => Some(number),
+                    Scalar::Text(text) => text.trim().parse::<f64>().ok(),
                     _ => None,
                 }
                 .filter(|v| v.is_finite());
                 let wanted = if column.kind == ColumnType::Integer { "an integer" } else { "a number" };
                 match number {
                     Some(v) if column.kind == ColumnType::Float || v.fract() == 0.0 => Cell::Number(v),
-                    _ => return Err(format!("expected {wanted}, got {}", describe(value))),
+                    _ => return Err(format!("expected {wanted}, got {}", describe(raw))),
                 }
             }
             ColumnType::Boolean => match value {
-                Value::Bool(b) => Cell::Number(f64::from(u8::from(*b))),
-                _ => {
-                    let word = text().map(|t| t.to_ascii_lowercase()).unwrap_or_default();
+                Scalar::Bool(b) => Cell::Number(f64::from(u8::from(b))),
+                value => {
+                    let word = text(value).map(|t| t.to_ascii_lowercase()).unwrap_or_default();
                     if TRUE_WORDS.contains(&word.as_str()) {
                         Cell::Number(1.0)
                     } else if FALSE_WORDS.contains(&word.as_str()) {
                         Cell::Number(0.0)
                     } else {
-                        return Err(format!("expected a boolean, got {}", describe(value)));
+                        return Err(format!("expected a boolean, got {}", describe(raw)));
                     }
                 }
             },
             ColumnType::Categorical | ColumnType::String => {
-                let text = text().ok_or_else(|| format!("expected a string, got {}", describe(value)))?;
+                let text = text(value).ok_or_else(|| format!("expected a string, got {}", describe(raw)))?;
                 if let Some(categories) = &self.categories
                     && !categories.contains(&text)
                 {
@@ -198,7 +315,7 @@ impl Input {
                 Cell::Text(text)
             }
             ColumnType::Datetime => {
-                let text = text().ok_or_else(|| format!("expected a datetime string, got {}", describe(value)))?;
+                let text = text(value).ok_or_else(|| format!("expected a datetime string, got {}", describe(raw)))?;
                 Cell::Number(crate::time::parse_datetime(&text, column.format.as_deref().unwrap_or_default())?)
             }
         };
@@ -218,6 +335,10 @@ impl Input {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn raw(row: &Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(row).unwrap()
+    }
 
     fn schema() -> RowSchema {
         let spec = Spec::parse(
@@ -265,7 +386,8 @@ kind = "linear"
     #[test]
     fn good_rows_are_coerced_like_prep_does() {
         let schema = schema();
-        let row = json!({"key": 7, "n": "3", "colour": " red ", "flag": "Yes", "y": 1.0, "leak": 2});
+        let row = raw(&json!({"key": 7, "n": "3", "colour": " red ", "flag": "Yes", "y": 1.0, "leak": 2}));
+        let row = RawRow::parse(&row);
         assert_eq!(
             schema.check(&row, 0).unwrap(),
             [Cell::Text("7".into()), Cell::Number(3.0), Cell::Text("red".into()), Cell::Number(1.0), Cell::Missing]
@@ -292,7 +414,21 @@ kind = "linear"
             (json!([1, 2]), "row 2: expected an object of fields, got [1,2]"),
         ];
         for (row, expected) in cases {
-            assert_eq!(schema.check(&row, 2).unwrap_err(), expected);
+            assert_eq!(schema.check(&RawRow::parse(&raw(&row)), 2).unwrap_err(), expected);
         }
+    }
+
+    #[test]
+    fn rows_are_read_as_sent_escapes_spacing_and_repeated_names_included() {
+        let schema = schema();
+        let body = "{ \"\\u006e\" : 4 ,\n \"colour\": \"bl\\u0075e\", \"flag\": false, \"flag\": \"yes\", \"size\": null }";
+        let row: &RawValue = serde_json::from_str(body).unwrap();
+        let row = RawRow::parse(row);
+        assert_eq!(row.raw().get(), body);
+        assert_eq!(
+            schema.check(&row, 0).unwrap(),
+            [Cell::Missing, Cell::Number(4.0), Cell::Text("blue".into()), Cell::Number(1.0), Cell::Missing]
+        );
+        assert_eq!(schema.id_of(&row), None);
     }
 }

@@ -6,16 +6,19 @@
 //! registry cannot be read, the last good model keeps serving. Every prediction is logged, in
 //! batches, under `inference/DATASET/DATE/`.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::artifact::{ModelArtifact, ModelCard};
 use crate::error::CoreError;
 use crate::registry::Registry;
-use crate::rows::RowSchema;
+use crate::rows::{RawRow, RowSchema};
 use crate::spec::Spec;
 use crate::store::{Keys, Store};
 
@@ -207,17 +210,9 @@ impl Service {
         if body.len() > limit {
             return Response::error(413, &format!("the body has {} bytes; the limit is {limit}", body.len()), request_id);
         }
-        let parsed: Value = match serde_json::from_slice(body) {
-            Ok(value) => value,
-            Err(e) => return Response::error(400, &format!("the body is not JSON: {e}"), request_id),
-        };
-        let rows: Vec<Value> = match parsed {
-            Value::Object(mut object) if object.contains_key("rows") => match object.remove("rows") {
-                Some(Value::Array(rows)) => rows,
-                _ => return Response::error(422, "'rows' must be an array of objects", request_id),
-            },
-            row @ Value::Object(_) => vec![row],
-            _ => return Response::error(422, "expected one row as an object, or {\"rows\": [...]}", request_id),
+        let rows = match split_rows(body) {
+            Ok(rows) => rows,
+            Err((status, message)) => return Response::error(status, &message, request_id),
         };
         if rows.is_empty() {
             return Response::error(422, "'rows' is empty", request_id);
@@ -225,6 +220,7 @@ impl Service {
         if rows.len() > self.options.max_rows {
             return Response::error(413, &format!("{} rows; the limit is {} per request", rows.len(), self.options.max_rows), request_id);
         }
+        let rows: Vec<RawRow> = rows.into_iter().map(RawRow::parse).collect();
         let checked: Result<Vec<_>, String> = rows.iter().enumerate().map(|(i, row)| model.schema.check(row, i)).collect();
         let checked = match checked {
             Ok(checked) => checked,
@@ -240,11 +236,24 @@ impl Service {
             rows.iter().enumerate().map(|(i, row)| model.schema.id_of(row).unwrap_or_else(|| format!("{request_id}-{i}"))).collect();
         let at = jiff::Timestamp::now().to_string();
         let mut body = json!({ "model_version": model.version, "request_id": request_id, "prediction_ids": ids });
+        let line = |row: &RawRow, id: &str, prediction: Predicted, probabilities: Option<&[f64]>| {
+            let features = one_line(row.raw());
+            let line = LogLine {
+                request_id,
+                prediction_id: id,
+                time: &at,
+                model_version: &model.version,
+                features: &features,
+                prediction,
+                probabilities,
+            };
+            serde_json::to_string(&line).expect("log lines serialise")
+        };
         let mut lines = Vec::with_capacity(rows.len());
         if labels.is_empty() {
             let values: Vec<f64> = predictions.column(0).to_vec();
             for ((row, id), value) in rows.iter().zip(&ids).zip(&values) {
-                lines.push(log_line(request_id, id, &at, &model.version, row, json!(value), None));
+                lines.push(line(row, id, Predicted::Number(*value), None));
             }
             body["predictions"] = json!(values);
         } else {
@@ -253,7 +262,7 @@ impl Service {
             for ((row, id), p) in rows.iter().zip(&ids).zip(predictions.rows()) {
                 let best = (0..p.len()).fold(0, |best, c| if p[c] > p[best] { c } else { best });
                 let by_label: serde_json::Map<String, Value> = labels.iter().zip(p.iter()).map(|(l, v)| (l.clone(), json!(v))).collect();
-                lines.push(log_line(request_id, id, &at, &model.version, row, json!(labels[best]), Some(p.to_vec())));
+                lines.push(line(row, id, Predicted::Label(&labels[best]), Some(&p.to_vec())));
                 predicted.push(json!(labels[best]));
                 probabilities.push(Value::Object(by_label));
             }
@@ -303,21 +312,60 @@ impl Service {
     }
 }
 
-/// One logged prediction.
-fn log_line(
-    request_id: &str,
-    id: &str,
-    at: &str,
-    version: &str,
-    row: &Value,
-    prediction: Value,
-    probabilities: Option<Vec<f64>>,
-) -> String {
-    let mut line = json!({ "request_id": request_id, "prediction_id": id, "time": at, "model_version": version, "features": row, "prediction": prediction });
-    if let Some(probabilities) = probabilities {
-        line["probabilities"] = json!(probabilities);
+/// The rows of a request body: one object, or `{"rows": [...]}`; the error is a status and a
+/// message.
+fn split_rows(body: &[u8]) -> Result<Vec<&RawValue>, (u16, String)> {
+    #[derive(Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow, default, deserialize_with = "present")]
+        rows: Option<&'a RawValue>,
     }
-    line.to_string()
+    fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+        <&RawValue>::deserialize(deserializer).map(Some)
+    }
+    let not_json = |e: &dyn std::fmt::Display| (400, format!("the body is not JSON: {e}"));
+    let text = std::str::from_utf8(body).map_err(|e| not_json(&e))?;
+    let value: &RawValue = serde_json::from_str(text).map_err(|e| not_json(&e))?;
+    if !value.get().starts_with('{') {
+        return Err((422, "expected one row as an object, or {\"rows\": [...]}".into()));
+    }
+    let batch: Batch = serde_json::from_str(value.get()).map_err(|e| not_json(&e))?;
+    match batch.rows {
+        Some(rows) => serde_json::from_str(rows.get()).map_err(|_| (422, "'rows' must be an array of objects".into())),
+        None => Ok(vec![value]),
+    }
+}
+
+/// A row's JSON text on one line (a log line must not break), compacted only when needed.
+fn one_line(raw: &RawValue) -> Cow<'_, RawValue> {
+    if raw.get().contains(['\n', '\r']) {
+        let value: Value = serde_json::from_str(raw.get()).expect("a raw value is JSON");
+        Cow::Owned(serde_json::value::to_raw_value(&value).expect("values serialise"))
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
+/// One logged prediction: a line of the inference log.
+#[derive(Serialize)]
+struct LogLine<'a> {
+    request_id: &'a str,
+    prediction_id: &'a str,
+    time: &'a str,
+    model_version: &'a str,
+    /// The row as the caller sent it.
+    features: &'a RawValue,
+    prediction: Predicted<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probabilities: Option<&'a [f64]>,
+}
+
+/// A prediction: a number, or a class label.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Predicted<'a> {
+    Number(f64),
+    Label(&'a str),
 }
 
 fn model_description(model: &Loaded) -> Value {
@@ -381,4 +429,29 @@ fn openapi(spec: &Spec, schema: &RowSchema, version: &str, options: &ServiceOpti
             "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" }, "request_id": { "type": "string" } } }
         } }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_split_into_rows_or_say_what_is_wrong() {
+        let rows = |body: &str| split_rows(body.as_bytes()).map(|rows| rows.iter().map(|r| r.get().to_string()).collect::<Vec<_>>());
+        assert_eq!(rows(r#"{"a": 1}"#).unwrap(), [r#"{"a": 1}"#]);
+        assert_eq!(rows(r#"{"rows": [{"a": 1}, {"a": 2}]}"#).unwrap(), [r#"{"a": 1}"#, r#"{"a": 2}"#]);
+        assert_eq!(rows(r#"{"rows": []}"#).unwrap(), Vec::<String>::new());
+        assert_eq!(rows("{\"a\": ").unwrap_err().0, 400);
+        assert_eq!(split_rows(b"\xff").unwrap_err().0, 400);
+        assert_eq!(rows("[1, 2]").unwrap_err(), (422, "expected one row as an object, or {\"rows\": [...]}".to_string()));
+        assert_eq!(rows(r#"{"rows": null}"#).unwrap_err(), (422, "'rows' must be an array of objects".to_string()));
+    }
+
+    #[test]
+    fn logged_rows_stay_on_one_line() {
+        let pretty: &RawValue = serde_json::from_str("{\n  \"a\": [1,\r\n 2],\n  \"b\": \"x\"\n}").unwrap();
+        assert_eq!(one_line(pretty).get(), r#"{"a":[1,2],"b":"x"}"#);
+        let compact: &RawValue = serde_json::from_str(r#"{"a": 1}"#).unwrap();
+        assert!(matches!(one_line(compact), Cow::Borrowed(raw) if raw.get() == r#"{"a": 1}"#));
+    }
 }

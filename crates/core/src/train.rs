@@ -92,7 +92,10 @@ impl TrainingSet {
 pub struct Trained {
     pub name: String,
     pub metrics: Metrics,
+    /// The whole candidate: features, fit, evaluation.
     pub seconds: f64,
+    /// The model's fit alone.
+    pub fit_seconds: f64,
     pub artifact: ModelArtifact,
 }
 
@@ -109,7 +112,9 @@ pub fn train_candidate(
     let encoding = models::encoding_of(model);
     let (train, y_train) = set.rows(&set.split.train);
     let x_train = features.transform(&train, encoding).map_err(failed)?;
+    let fit_started = Instant::now();
     let fitted = models::fit(model, set.problem(spec), x_train.view(), &y_train).map_err(failed)?;
+    let fit_seconds = fit_started.elapsed().as_secs_f64();
     let mut artifact = ModelArtifact {
         format: ARTIFACT_FORMAT,
         spec_toml: spec.to_toml(),
@@ -127,7 +132,7 @@ pub fn train_candidate(
     let (metrics, predictions) = evaluate_on_holdout(&artifact, set)?;
     artifact.reference.baseline = metrics[&spec.metric()];
     artifact.reference.predictions = prediction_distribution(spec.target.task, &artifact.target, &predictions, spec.split.seed);
-    Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), artifact })
+    Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), fit_seconds, artifact })
 }
 
 /// Metrics of any artifact (a champion too) on the set's holdout, and its predictions.

@@ -1,6 +1,7 @@
 //! Monitoring: drift of the production model's inputs, predictions and quality against its
 //! training reference; delayed labels; alerts and retraining under a cooldown and a loop guard.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use mlops_core::CoreError;
@@ -11,7 +12,7 @@ use mlops_core::drift::{self, ConceptDrift, Distribution, FeatureDrift, Verdict}
 use mlops_core::frame::{Column, Frame};
 use mlops_core::metrics::evaluate;
 use mlops_core::registry::Registry;
-use mlops_core::rows::{Cell, RowSchema};
+use mlops_core::rows::{Cell, RawRow, RowSchema};
 use mlops_core::spec::Task;
 use mlops_core::store::{Condition, StoreError};
 use mlops_core::train::prediction_distribution;
@@ -19,6 +20,7 @@ use mlops_core::{Keys, Spec, Store};
 use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::PipelineError;
 
@@ -75,15 +77,33 @@ pub struct MonitorState {
     pub last_retrain_for: Option<String>,
 }
 
-/// One logged prediction.
+/// One line of the inference log, borrowed from the file.
 #[derive(Debug, Deserialize)]
-struct LoggedPrediction {
-    prediction_id: String,
-    model_version: String,
-    features: serde_json::Value,
+struct LogLine<'a> {
+    #[serde(borrow)]
+    prediction_id: Cow<'a, str>,
+    #[serde(borrow)]
+    model_version: Cow<'a, str>,
+    #[serde(borrow)]
+    features: &'a RawValue,
     prediction: serde_json::Value,
     #[serde(default)]
     probabilities: Option<Vec<f64>>,
+}
+
+/// What a logged prediction keeps once its features are checked.
+#[derive(Debug)]
+struct LoggedPrediction {
+    prediction_id: String,
+    prediction: serde_json::Value,
+    probabilities: Option<Vec<f64>>,
+}
+
+/// The key of a log line, for matching delayed labels.
+#[derive(Deserialize)]
+struct LoggedId<'a> {
+    #[serde(borrow)]
+    prediction_id: Cow<'a, str>,
 }
 
 /// Checks drift now; see [`check_at`].
@@ -285,19 +305,33 @@ struct Checked {
     row: Option<Vec<Cell>>,
 }
 
+/// How to read the inference log.
+struct LogQuery<'a> {
+    version: &'a str,
+    window: usize,
+    schema: &'a RowSchema,
+    /// Keep prediction ids (only delayed labels need them).
+    ids: bool,
+}
+
 /// The newest `window` predictions of `version`, newest log files first, their features checked
 /// as they are read (files in parallel) so that only typed rows stay in memory.
-fn read_logs(store: &dyn Store, keys: &Keys, version: &str, window: usize, schema: &RowSchema) -> Result<Vec<Checked>, PipelineError> {
+fn read_logs(store: &dyn Store, keys: &Keys, query: &LogQuery) -> Result<Vec<Checked>, PipelineError> {
+    let LogQuery { version, window, schema, ids } = *query;
     let parse = |bytes: &[u8]| -> Vec<Checked> {
-        let mut lines: Vec<Checked> = String::from_utf8_lossy(bytes)
+        let text = std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed);
+        let mut lines: Vec<Checked> = text
             .lines()
-            .filter_map(|line| serde_json::from_str::<LoggedPrediction>(line).ok())
+            .filter_map(|line| serde_json::from_str::<LogLine>(line).ok())
             .filter(|l| l.model_version == version)
             .enumerate()
-            .map(|(index, mut line)| {
-                let row = schema.check(&line.features, index).ok();
-                line.features = serde_json::Value::Null;
-                Checked { line, row }
+            .map(|(index, line)| Checked {
+                row: schema.check(&RawRow::parse(line.features), index).ok(),
+                line: LoggedPrediction {
+                    prediction_id: if ids { line.prediction_id.into_owned() } else { String::new() },
+                    prediction: line.prediction,
+                    probabilities: line.probabilities,
+                },
             })
             .collect();
         lines.reverse();
@@ -306,8 +340,10 @@ fn read_logs(store: &dyn Store, keys: &Keys, version: &str, window: usize, schem
     let mut logged = Vec::new();
     let keys = store.list(&keys.inference_prefix())?;
     for group in keys.rchunks(LOG_FILES_AT_ONCE).map(|g| g.iter().rev().collect::<Vec<_>>()) {
-        let files = group.iter().map(|key| store.get(key)).collect::<Result<Vec<_>, _>>()?;
-        let parsed: Vec<Vec<Checked>> = files.par_iter().map(|bytes| bytes.as_deref().map(parse).unwrap_or_default()).collect();
+        let parsed = group
+            .par_iter()
+            .map(|key| Ok(store.get(key)?.as_deref().map(parse).unwrap_or_default()))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         logged.extend(parsed.into_iter().flatten());
         if logged.len() >= window {
             logged.truncate(window);
@@ -326,7 +362,8 @@ fn from_logs(
     window: usize,
 ) -> Result<Observed, PipelineError> {
     let schema = RowSchema::new(spec);
-    let logged = read_logs(store, keys, version, window, &schema)?;
+    let labels = read_feedback(store, keys, spec)?;
+    let logged = read_logs(store, keys, &LogQuery { version, window, schema: &schema, ids: !labels.is_empty() })?;
     let skipped = logged.iter().filter(|c| c.row.is_none()).count();
     let (rows, kept): (Vec<Vec<Cell>>, Vec<LoggedPrediction>) = logged.into_iter().filter_map(|c| Some((c.row?, c.line))).unzip();
     let frame = schema.frame(&rows);
@@ -337,7 +374,6 @@ fn from_logs(
         Task::Regression => Distribution::numeric("prediction", &kept.iter().filter_map(|l| l.prediction.as_f64()).collect::<Vec<_>>(), 0),
         _ => Distribution::of("prediction", &Column::categorical(kept.iter().map(|l| l.prediction.as_str())), 0),
     };
-    let labels = read_feedback(store, keys, spec)?;
     let labelled = delayed_metric(artifact, task, &kept, &labels);
     Ok(Observed { source: "inference log".into(), frame, skipped, predictions, labelled })
 }
@@ -444,8 +480,8 @@ pub fn store_feedback(store: &dyn Store, spec: &Spec, name: &str, bytes: &[u8]) 
         let Some(bytes) = store.get(&log)? else { continue };
         matched += String::from_utf8_lossy(&bytes)
             .lines()
-            .filter_map(|line| serde_json::from_str::<LoggedPrediction>(line).ok())
-            .filter(|l| ids.contains(l.prediction_id.as_str()))
+            .filter_map(|line| serde_json::from_str::<LoggedId>(line).ok())
+            .filter(|l| ids.contains(l.prediction_id.as_ref()))
             .count();
     }
     Ok(FeedbackSummary { key, rows: pairs.len(), matched })

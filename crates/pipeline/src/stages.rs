@@ -266,7 +266,11 @@ pub fn features(store: &dyn Store, spec: &Spec, prep: PrepOutput) -> Result<Feat
         let bytes = store.get(&key)?.ok_or_else(|| PipelineError::Corrupt(format!("{key} is missing although its batch has _SUCCESS")))?;
         tables.push(mlops_prep::read_parquet(bytes, &key)?);
     }
-    let (merged, duplicates) = mlops_prep::merge(tables)?;
+    // Prep removed the duplicates within each batch; only several batches can share rows.
+    let (merged, duplicates) = match <[_; 1]>::try_from(tables) {
+        Ok([table]) => (table, 0),
+        Err(tables) => mlops_prep::merge(tables)?,
+    };
     let frame = mlops_prep::to_frame(&merged, spec)?;
     let set = TrainingSet::new(spec, &frame).map_err(PipelineError::from_data)?;
     let features = set.fit_features(spec).map_err(PipelineError::from_data)?;
@@ -313,6 +317,7 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
                     kind: model.kind().to_string(),
                     metrics: trained.metrics,
                     seconds: trained.seconds,
+                    fit_seconds: trained.fit_seconds,
                     artifact_key,
                 };
                 progress(Progress::CandidateFinished(&summary));

@@ -8,12 +8,13 @@
 
 pub mod infer;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Cursor;
 
 use mlops_core::frame::{Column as CoreColumn, Frame};
 use mlops_core::spec::{ColumnSpec, ColumnType, FALSE_WORDS, Spec, TRUE_WORDS};
 use polars::prelude::*;
+use rayon::prelude::*;
 
 /// Column holding each row's 1-based record number in its file (the header not counted).
 pub const ROW_COLUMN: &str = "_row";
@@ -229,102 +230,101 @@ fn quoted_list(values: &[String]) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
-/// One way a value can break the schema: when `condition` holds (null counts as false), the row
-/// is quarantined with `message`. Messages are only built for the rows that fail.
-struct Failure {
-    condition: Expr,
-    message: Expr,
+/// The trimmed text of a value, or `None` when it is empty; a missing value of a column that is
+/// not nullable is a failure of its row.
+fn present<'a>(column: &ColumnSpec, row: usize, value: Option<&'a str>, failures: &mut Vec<(usize, String)>) -> Option<&'a str> {
+    let raw = value.map(str::trim).filter(|t| !t.is_empty());
+    if raw.is_none() && !column.nullable {
+        failures.push((row, format!("{}: missing value", column.name)));
+    }
+    raw
 }
 
-/// The typed value of a column and the ways it may fail, as expressions over its raw text.
-fn column_exprs(column: &ColumnSpec) -> (Expr, Vec<Failure>) {
+/// The typed values of one column, and the failures of its rows as `(row position, reason)`.
+struct Coerced {
+    values: Series,
+    failures: Vec<(usize, String)>,
+}
+
+/// Types one column of raw text in a single pass: trimmed, empty as missing, parsed, checked
+/// against its bounds and categories. Reasons are only built for the rows that fail.
+fn coerce_column(column: &ColumnSpec, text: &StringChunked) -> Coerced {
     let name = column.name.as_str();
-    let text = col(name).str().strip_chars(lit(Null {}));
-    let raw = when(text.clone().eq(lit(""))).then(lit(Null {})).otherwise(text);
-    let says = |message: &str| concat_str([lit(format!("{name}: '")), raw.clone(), lit(format!("' {message}"))], "", false);
-    let (value, type_failure) = match column.kind {
+    let mut failures = Vec::new();
+    let mut typed = |parse: &dyn Fn(&str) -> Result<f64, String>| -> Vec<Option<f64>> {
+        text.iter()
+            .enumerate()
+            .map(|(row, value)| {
+                let raw = present(column, row, value, &mut failures)?;
+                match parse(raw) {
+                    Err(problem) => {
+                        failures.push((row, format!("{name}: '{raw}' {problem}")));
+                        None
+                    }
+                    Ok(value) => {
+                        if let Some(min) = column.min.filter(|min| value < *min) {
+                            failures.push((row, format!("{name}: {value} is below the minimum {min}")));
+                        } else if let Some(max) = column.max.filter(|max| value > *max) {
+                            failures.push((row, format!("{name}: {value} is above the maximum {max}")));
+                        }
+                        Some(value)
+                    }
+                }
+            })
+            .collect()
+    };
+    let number = |raw: &str| raw.parse::<f64>().ok().filter(|v| v.is_finite());
+    let values = match column.kind {
         ColumnType::Integer => {
-            let number = raw.clone().cast(DataType::Float64);
-            let integral = number.clone().is_finite().and(number.clone().eq(number.clone().floor()));
-            let value = when(integral).then(number.cast(DataType::Int64)).otherwise(lit(Null {}).cast(DataType::Int64));
-            (value.clone(), Some(Failure { condition: raw.clone().is_not_null().and(value.is_null()), message: says("is not an integer") }))
+            let values = typed(&|raw| number(raw).filter(|v| v.fract() == 0.0).ok_or_else(|| "is not an integer".into()));
+            values.into_iter().map(|v| v.map(|v| v as i64)).collect::<Int64Chunked>().into_series()
         }
         ColumnType::Float => {
-            let number = raw.clone().cast(DataType::Float64);
-            let value = when(number.clone().is_finite()).then(number).otherwise(lit(Null {}).cast(DataType::Float64));
-            (
-                value.clone(),
-                Some(Failure { condition: raw.clone().is_not_null().and(value.is_null()), message: says("is not a finite number") }),
-            )
+            typed(&|raw| number(raw).ok_or_else(|| "is not a finite number".into())).into_iter().collect::<Float64Chunked>().into_series()
         }
         ColumnType::Boolean => {
-            let lower = raw.clone().str().to_lowercase();
-            let words = |w: [&str; 5]| lit(Series::new("words".into(), w.to_vec())).implode(false);
-            let value = when(lower.clone().is_in(words(TRUE_WORDS), false))
-                .then(lit(true))
-                .when(lower.is_in(words(FALSE_WORDS), false))
-                .then(lit(false))
-                .otherwise(lit(Null {}).cast(DataType::Boolean));
-            (
-                value.clone(),
-                Some(Failure {
-                    condition: raw.clone().is_not_null().and(value.is_null()),
-                    message: says("is not a boolean (true/false, 1/0, yes/no)"),
-                }),
-            )
-        }
-        ColumnType::Categorical => {
-            let failure = column.categories.as_ref().map(|categories| {
-                let allowed = lit(Series::new("allowed".into(), categories.clone())).implode(false);
-                Failure {
-                    condition: raw.clone().is_not_null().and(raw.clone().is_in(allowed, false).not()),
-                    message: says(&format!("is not one of the categories ({})", quoted_list(categories))),
+            let word = |raw: &str| {
+                let lower = raw.to_ascii_lowercase();
+                if TRUE_WORDS.contains(&lower.as_str()) {
+                    Ok(1.0)
+                } else if FALSE_WORDS.contains(&lower.as_str()) {
+                    Ok(0.0)
+                } else {
+                    Err("is not a boolean (true/false, 1/0, yes/no)".into())
                 }
-            });
-            (raw.clone(), failure)
+            };
+            typed(&word).into_iter().map(|v| v.map(|v| v == 1.0)).collect::<BooleanChunked>().into_series()
         }
-        ColumnType::String => (raw.clone(), None),
         ColumnType::Datetime => {
             let format = column.format.clone().unwrap_or_default();
-            let parse = move |c: polars::prelude::Column| -> PolarsResult<polars::prelude::Column> {
-                let parsed: Int64Chunked = c
-                    .str()?
-                    .iter()
-                    .map(|v| v.and_then(|v| mlops_core::time::parse_datetime(v, &format).ok()).map(|s| (s * 1000.0).round() as i64))
-                    .collect();
-                Ok(parsed.into_datetime(TimeUnit::Milliseconds, None).into_column())
+            let parse = |raw: &str| {
+                mlops_core::time::parse_datetime(raw, &format)
+                    .map(|s| (s * 1000.0).round())
+                    .map_err(|_| format!("does not match the datetime format '{format}'"))
             };
-            let value =
-                raw.clone().map(parse, |_, field| Ok(Field::new(field.name().clone(), DataType::Datetime(TimeUnit::Milliseconds, None))));
-            let format = column.format.clone().unwrap_or_default();
-            (
-                value.clone(),
-                Some(Failure {
-                    condition: raw.clone().is_not_null().and(value.is_null()),
-                    message: says(&format!("does not match the datetime format '{format}'")),
-                }),
-            )
+            let millis: Int64Chunked = typed(&parse).into_iter().map(|v| v.map(|v| v as i64)).collect();
+            millis.into_datetime(TimeUnit::Milliseconds, None).into_series()
+        }
+        ColumnType::Categorical | ColumnType::String => {
+            let allowed: Option<HashSet<&str>> = column.categories.as_ref().map(|c| c.iter().map(String::as_str).collect());
+            let problem = column.categories.as_ref().map(|c| format!("is not one of the categories ({})", quoted_list(c)));
+            let values: StringChunked = text
+                .iter()
+                .enumerate()
+                .map(|(row, value)| {
+                    let raw = present(column, row, value, &mut failures)?;
+                    if let (Some(allowed), Some(problem)) = (&allowed, &problem)
+                        && !allowed.contains(raw)
+                    {
+                        failures.push((row, format!("{name}: '{raw}' {problem}")));
+                    }
+                    Some(raw)
+                })
+                .collect();
+            values.into_series()
         }
     };
-    let mut failures: Vec<Failure> = type_failure.into_iter().collect();
-    if !column.nullable {
-        failures.push(Failure { condition: raw.is_null(), message: lit(format!("{name}: missing value")) });
-    }
-    let bound = |outside: Expr, limit: f64, word: &str| Failure {
-        condition: outside,
-        message: concat_str(
-            [lit(format!("{name}: ")), value.clone().cast(DataType::String), lit(format!(" is {word} {limit}"))],
-            "",
-            false,
-        ),
-    };
-    if let Some(min) = column.min {
-        failures.push(bound(value.clone().cast(DataType::Float64).lt(lit(min)), min, "below the minimum"));
-    }
-    if let Some(max) = column.max {
-        failures.push(bound(value.clone().cast(DataType::Float64).gt(lit(max)), max, "above the maximum"));
-    }
-    (value.alias(name), failures)
+    Coerced { values: values.with_name(name.into()), failures }
 }
 
 /// Coerces the text columns of one file; returns valid typed rows and quarantined raw rows.
@@ -334,26 +334,21 @@ fn coerce(table: DataFrame, spec: &Spec, header: &[String], row_numbers: Option<
         table.with_column(Series::new(ROW_COLUMN.into(), numbers).into())?;
     }
     let kept: Vec<&ColumnSpec> = spec.columns.iter().filter(|c| !spec.ignore.contains(&c.name)).collect();
-    let (values, failures): (Vec<Expr>, Vec<Vec<Failure>>) = kept.iter().map(|c| column_exprs(c)).unzip();
-    let failures: Vec<Failure> = failures.into_iter().flatten().collect();
-    // Cheap boolean checks over every row; reasons (string building) only for the failing rows.
-    let any_failure = failures.iter().fold(lit(false), |any, f| any.or(f.condition.clone().fill_null(lit(false))));
-    let bad = table.clone().lazy().select([any_failure.alias(REASON_COLUMN)]).collect()?;
-    let bad = bad.column(REASON_COLUMN)?.bool()?.clone();
-    let valid = table.filter(&!&bad)?.lazy().select(values).collect()?;
-    let reasons: Vec<Expr> =
-        failures.into_iter().map(|f| when(f.condition.fill_null(lit(false))).then(f.message).otherwise(lit(Null {}))).collect();
-    let raw_columns: Vec<Expr> = header.iter().map(|h| col(h.as_str()).alias(format!("raw:{h}"))).collect();
-    let mut selection = vec![col(ROW_COLUMN), concat_str(reasons, "; ", true).alias(REASON_COLUMN)];
-    selection.extend(raw_columns);
-    let checked = table.filter(&bad)?.lazy().select(selection).collect()?;
-    let mut quarantine_columns: Vec<String> = vec![ROW_COLUMN.into()];
-    quarantine_columns.extend(header.iter().map(|h| format!("raw:{h}")));
-    quarantine_columns.push(REASON_COLUMN.into());
-    let mut quarantined = checked.select(quarantine_columns)?;
-    for h in header {
-        quarantined.rename(&format!("raw:{h}"), h.as_str().into())?;
+    let texts = kept.iter().map(|c| table.column(&c.name).and_then(|t| t.str().cloned())).collect::<PolarsResult<Vec<_>>>()?;
+    let coerced: Vec<Coerced> = kept.par_iter().zip(&texts).map(|(column, text)| coerce_column(column, text)).collect();
+    // Every reason of a row, in column order.
+    let mut reasons: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (row, reason) in coerced.iter().flat_map(|c| &c.failures) {
+        reasons.entry(*row).or_default().push(reason.clone());
     }
+    let bad: BooleanChunked = (0..table.height()).map(|row| reasons.contains_key(&row)).collect();
+    let height = table.height();
+    let valid = DataFrame::new(height, coerced.into_iter().map(|c| c.values.into()).collect())?.filter(&!&bad)?;
+    let mut quarantine_columns: Vec<String> = vec![ROW_COLUMN.into()];
+    quarantine_columns.extend(header.iter().cloned());
+    let mut quarantined = table.filter(&bad)?.select(quarantine_columns)?;
+    let reasons: Vec<String> = reasons.into_values().map(|r| r.join("; ")).collect();
+    quarantined.with_column(Series::new(REASON_COLUMN.into(), reasons).into())?;
     Ok((valid, quarantined))
 }
 

@@ -248,24 +248,8 @@ impl Grower<'_> {
         let fill = |(slot, hist): (usize, &mut [f64])| {
             let column = &self.bins.columns[features[slot]];
             match (&ordered_hess, width) {
-                (None, 1) => {
-                    for (j, &row) in rows.iter().enumerate() {
-                        let at = column[row as usize] as usize * 3;
-                        hist[at] += ordered_grad[j];
-                        hist[at + 2] += 1.0;
-                    }
-                    for bin in hist.chunks_exact_mut(3) {
-                        bin[1] = bin[2];
-                    }
-                }
-                (Some(hess), 1) => {
-                    for (j, &row) in rows.iter().enumerate() {
-                        let at = column[row as usize] as usize * 3;
-                        hist[at] += ordered_grad[j];
-                        hist[at + 1] += hess[j];
-                        hist[at + 2] += 1.0;
-                    }
-                }
+                (None, 1) => single_output(hist, column, rows, &ordered_grad, None),
+                (Some(hess), 1) => single_output(hist, column, rows, &ordered_grad, Some(hess.as_slice())),
                 _ => {
                     for (j, &row) in rows.iter().enumerate() {
                         let at = column[row as usize] as usize * stride;
@@ -368,6 +352,29 @@ impl Grower<'_> {
     }
 }
 
+/// Partial histograms per feature in [`single_output`].
+const LANES: usize = 2;
+
+/// Fills one feature's histogram of a single-output model: `[gradient, hessian, count]` per
+/// bin (the hessian is the count when `hess` is `None`). Consecutive rows often share a bin, so
+/// neighbouring rows go to separate partial histograms: their additions do not wait on each
+/// other.
+fn single_output(hist: &mut [f64], column: &[u8], rows: &[u32], grad: &[f64], hess: Option<&[f64]>) {
+    let mut partial = [[[0.0f64; 3]; BIN_SLOTS]; LANES];
+    let hess_of = |j: usize| hess.map_or(1.0, |h| h[j]);
+    for (j, &row) in rows.iter().enumerate() {
+        let bin = &mut partial[j % LANES][column[row as usize] as usize];
+        bin[0] += grad[j];
+        bin[1] += hess_of(j);
+        bin[2] += 1.0;
+    }
+    for (bin, sums) in hist.chunks_exact_mut(3).enumerate() {
+        for (c, sum) in sums.iter_mut().enumerate() {
+            *sum = partial.iter().map(|lane| lane[bin][c]).sum();
+        }
+    }
+}
+
 impl Pending {
     fn hist_missing_count(&self, feature: usize, stride: usize) -> f64 {
         let slot = self.hist.features.iter().position(|&f| f == feature).expect("split feature has a histogram");
@@ -404,6 +411,31 @@ impl Frontier {
         match self {
             Frontier::BestFirst(heap) => heap.into_sorted_vec(),
             Frontier::DepthFirst(stack) => stack,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_output_histograms_sum_every_row_once() {
+        let column: Vec<u8> = (0..101u32).map(|i| [3, 3, 3, 7, MISSING_BIN][i as usize % 5]).collect();
+        let rows: Vec<u32> = (0..101).filter(|i| i % 4 != 1).collect();
+        let grad: Vec<f64> = rows.iter().map(|&r| f64::from(r) * 0.5).collect();
+        let hess: Vec<f64> = rows.iter().map(|&r| 1.0 + f64::from(r % 3)).collect();
+        for hess in [Some(hess.as_slice()), None] {
+            let mut hist = vec![0.0; BIN_SLOTS * 3];
+            single_output(&mut hist, &column, &rows, &grad, hess);
+            let mut expected = vec![0.0; BIN_SLOTS * 3];
+            for (j, &row) in rows.iter().enumerate() {
+                let at = column[row as usize] as usize * 3;
+                expected[at] += grad[j];
+                expected[at + 1] += hess.map_or(1.0, |h| h[j]);
+                expected[at + 2] += 1.0;
+            }
+            assert_eq!(hist, expected);
         }
     }
 }
