@@ -301,6 +301,11 @@ def write_report(r, args):
     def row(cells):
         return "| " + " | ".join(cells) + " |"
 
+    def versus(label, project, python, digits, project_over_python=False):
+        """A row of one figure on both sides and their ratio (above 1: this project is better)."""
+        ratio = project / python if project_over_python else python / project
+        return row([label, f(project, digits), f(python, digits), f(ratio, 1) + "×"])
+
     def goal(value, target):
         return "–" if value is None else ("met" if value >= target else "missed")
 
@@ -341,16 +346,16 @@ def write_report(r, args):
         "",
         row(["", "project", "Python", "ratio"]),
         row(["---", "---:", "---:", "---:"]),
-        row(["cold start: spawn → first /predict answered (median of 5), ms", f(a["cold_start_s"] * 1000, 1), f(b["cold_start_s"] * 1000, 1), f(b["cold_start_s"] / a["cold_start_s"], 1) + "×"]),
+        versus("cold start: spawn → first /predict answered (median of 5), ms", a["cold_start_s"] * 1000, b["cold_start_s"] * 1000, 1),
     ]
     for body, label in (("one", "1-row"), ("hundred", "100-row")):
-        lines.append(row([f"{label} requests/s", f(a[body]["requests_per_second"], 0), f(b[body]["requests_per_second"], 0), f(a[body]["requests_per_second"] / b[body]["requests_per_second"], 1) + "×"]))
-        lines.append(row([f"{label} p50 ms", f(a[body]["p50_ms"], 3), f(b[body]["p50_ms"], 3), f(b[body]["p50_ms"] / a[body]["p50_ms"], 1) + "×"]))
-        lines.append(row([f"{label} p99 ms", f(a[body]["p99_ms"], 3), f(b[body]["p99_ms"], 3), f(b[body]["p99_ms"] / a[body]["p99_ms"], 1) + "×"]))
+        lines.append(versus(f"{label} requests/s", a[body]["requests_per_second"], b[body]["requests_per_second"], 0, project_over_python=True))
+        lines.append(versus(f"{label} p50 ms", a[body]["p50_ms"], b[body]["p50_ms"], 3))
+        lines.append(versus(f"{label} p99 ms", a[body]["p99_ms"], b[body]["p99_ms"], 3))
         lines.append(row([f"{label} failed requests", str(a[body]["non_2xx"]), str(b[body]["non_2xx"]), ""]))
     rss_a = max(a["one"]["rss_mb"], a["hundred"]["rss_mb"])
     rss_b = max(b["one"]["rss_mb"], b["hundred"]["rss_mb"])
-    lines.append(row(["RSS under load, MB", f(rss_a, 0), f(rss_b, 0), f(rss_b / rss_a, 1) + "×"]))
+    lines.append(versus("RSS under load, MB", rss_a, rss_b, 0))
     d = r["drift"]
     lines += [
         "",
@@ -358,8 +363,8 @@ def write_report(r, args):
         "",
         row(["", "project", "Python", "ratio"]),
         row(["---", "---:", "---:", "---:"]),
-        row(["seconds", f(d["project"]["seconds"]), f(d["python"]["seconds"]), f(d["python"]["seconds"] / d["project"]["seconds"], 1) + "×"]),
-        row(["peak RSS MB", f(d["project"]["rss_mb"], 0), f(d["python"]["rss_mb"], 0), f(d["python"]["rss_mb"] / d["project"]["rss_mb"], 1) + "×"]),
+        versus("seconds", d["project"]["seconds"], d["python"]["seconds"], 2),
+        versus("peak RSS MB", d["project"]["rss_mb"], d["python"]["rss_mb"], 0),
         row(["features drifted", str(d["project"]["drifted"]), str(d["python"]["drifted"]), ""]),
         "",
         "## Deployment size",

@@ -335,11 +335,11 @@ fn coerce(table: DataFrame, spec: &Spec, header: &[String], row_numbers: Option<
     }
     let kept: Vec<&ColumnSpec> = spec.columns.iter().filter(|c| !spec.ignore.contains(&c.name)).collect();
     let texts = kept.iter().map(|c| table.column(&c.name).and_then(|t| t.str().cloned())).collect::<PolarsResult<Vec<_>>>()?;
-    let coerced: Vec<Coerced> = kept.par_iter().zip(&texts).map(|(column, text)| coerce_column(column, text)).collect();
+    let mut coerced: Vec<Coerced> = kept.par_iter().zip(&texts).map(|(column, text)| coerce_column(column, text)).collect();
     // Every reason of a row, in column order.
     let mut reasons: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for (row, reason) in coerced.iter().flat_map(|c| &c.failures) {
-        reasons.entry(*row).or_default().push(reason.clone());
+    for (row, reason) in coerced.iter_mut().flat_map(|c| c.failures.drain(..)) {
+        reasons.entry(row).or_default().push(reason);
     }
     let bad: BooleanChunked = (0..table.height()).map(|row| reasons.contains_key(&row)).collect();
     let height = table.height();
