@@ -10,9 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ndarray::Array2;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{Column, Frame};
+use crate::frame::{Column, Frame, MISSING_CODE};
 use crate::spec::{ColumnType, NumericTransform, Spec, TimePart};
 use crate::time::{self, TimeSource};
 
@@ -161,6 +162,60 @@ fn one_hot_domain(part: TimePart) -> Option<std::ops::RangeInclusive<i64>> {
     }
 }
 
+/// The level key of every row of one input, interned: a code per row (`None` when missing) into
+/// the distinct key texts, so that crossing inputs does not build a string per row.
+#[derive(Default)]
+struct LevelKeys {
+    codes: Vec<Option<u32>>,
+    texts: Vec<String>,
+}
+
+impl LevelKeys {
+    fn numbers(values: &[f64]) -> LevelKeys {
+        let mut index: HashMap<u64, u32> = HashMap::new();
+        let mut texts = Vec::new();
+        let codes = values
+            .iter()
+            .map(|&v| {
+                v.is_finite().then(|| {
+                    *index.entry(v.to_bits()).or_insert_with(|| {
+                        texts.push(number_key(v));
+                        texts.len() as u32 - 1
+                    })
+                })
+            })
+            .collect();
+        LevelKeys { codes, texts }
+    }
+
+    fn categories(levels: &[String], codes: &[u32]) -> LevelKeys {
+        LevelKeys { codes: codes.iter().map(|&c| (c != MISSING_CODE).then_some(c)).collect(), texts: levels.to_vec() }
+    }
+
+    /// The keys `a|b` of two inputs, row by row; missing when either is.
+    fn crossed(a: &LevelKeys, b: &LevelKeys) -> LevelKeys {
+        let mut index: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut texts = Vec::new();
+        let codes = a
+            .codes
+            .iter()
+            .zip(&b.codes)
+            .map(|(&x, &y)| {
+                let (x, y) = (x?, y?);
+                Some(*index.entry((x, y)).or_insert_with(|| {
+                    texts.push(format!("{}|{}", a.texts[x as usize], b.texts[y as usize]));
+                    texts.len() as u32 - 1
+                }))
+            })
+            .collect();
+        LevelKeys { codes, texts }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Option<&str>> {
+        self.codes.iter().map(|code| code.map(|c| self.texts[c as usize].as_str()))
+    }
+}
+
 impl FeatureParams {
     pub fn new(spec: &Spec) -> FeatureParams {
         FeatureParams {
@@ -177,50 +232,42 @@ impl FeatureParams {
     /// Fits on training rows; `target` (numeric, or class index) orders categorical levels.
     pub fn fit(&self, frame: &Frame, target: Option<&[f64]>) -> Result<FittedFeatures, String> {
         let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
-        let mut inputs = Vec::new();
-        // Level keys per row, only of the inputs that crosses read (one string per row and input).
+        // Level keys per row, only of the inputs that crosses read.
         let crossed = |name: &str| self.crosses.iter().flatten().any(|c| c == name);
-        let mut keys: Vec<Vec<Option<String>>> = Vec::new();
-        for (name, kind, declared) in &self.columns {
+        let columns = self.columns.par_iter().map(|(name, kind, declared)| {
             let column = frame.column(name).ok_or_else(|| format!("feature column '{name}' is missing"))?;
-            match column {
+            Ok(match column {
                 Column::Numeric(raw) => {
                     let transforms = self.transforms.get(name).cloned().unwrap_or_default();
                     let values: Vec<f64> = raw.iter().map(|&v| apply_transforms(v, &transforms)).collect();
                     let discrete = matches!(kind, ColumnType::Integer | ColumnType::Boolean);
-                    keys.push(if crossed(name) { raw.iter().map(|v| v.is_finite().then(|| number_key(*v))).collect() } else { Vec::new() });
-                    inputs.push(Input::Numeric {
+                    let keys = if crossed(name) { LevelKeys::numbers(raw) } else { LevelKeys::default() };
+                    let input = Input::Numeric {
                         column: name.clone(),
                         scale: Scale::fit(&values),
                         missing_indicator: values.iter().any(|v| !v.is_finite()),
                         transforms,
                         discrete,
-                    });
+                    };
+                    (input, keys)
                 }
-                Column::Categorical { .. } => {
+                Column::Categorical { levels: texts, codes } => {
                     let levels = match declared {
                         Some(categories) if categories.len() <= self.max_levels => Levels::declared(categories),
                         _ => Levels::fit((0..frame.n_rows()).map(|r| column.text(r)), target, self.max_levels),
                     };
-                    inputs.push(Input::Categorical { column: name.clone(), levels });
-                    keys.push(if crossed(name) {
-                        (0..frame.n_rows()).map(|r| column.text(r).map(str::to_string)).collect()
-                    } else {
-                        Vec::new()
-                    });
+                    let keys = if crossed(name) { LevelKeys::categories(texts, codes) } else { LevelKeys::default() };
+                    (Input::Categorical { column: name.clone(), levels }, keys)
                 }
-            }
-        }
-        for &part in &self.time_parts {
+            })
+        });
+        let parts = self.time_parts.par_iter().map(|&part| {
             let times = times.as_ref().expect("time parts need a time (checked with the spec)");
             let values: Vec<f64> = times.iter().map(|&t| time::part(t, part)).collect();
-            keys.push(if crossed(part.name()) {
-                values.iter().map(|v| v.is_finite().then(|| number_key(*v))).collect()
-            } else {
-                Vec::new()
-            });
-            inputs.push(Input::Time { part, cyclical: self.cyclical.contains(&part), scale: Scale::fit(&values) });
-        }
+            let keys = if crossed(part.name()) { LevelKeys::numbers(&values) } else { LevelKeys::default() };
+            Ok((Input::Time { part, cyclical: self.cyclical.contains(&part), scale: Scale::fit(&values) }, keys))
+        });
+        let (inputs, keys): (Vec<Input>, Vec<LevelKeys>) = columns.chain(parts).collect::<Result<Vec<_>, String>>()?.into_iter().unzip();
         let names: Vec<String> = inputs.iter().map(Input::name).collect();
         let crosses = self
             .crosses
@@ -229,9 +276,8 @@ impl FeatureParams {
                 let position =
                     |name: &String| names.iter().position(|n| n == name).ok_or_else(|| format!("cross input '{name}' is not a feature"));
                 let (a, b) = (position(a)?, position(b)?);
-                let cross_keys: Vec<Option<String>> =
-                    keys[a].iter().zip(&keys[b]).map(|(x, y)| Some(format!("{}|{}", x.as_ref()?, y.as_ref()?))).collect();
-                Ok(Cross { inputs: [a, b], levels: Levels::fit(cross_keys.iter().map(Option::as_deref), target, self.max_levels) })
+                let cross_keys = LevelKeys::crossed(&keys[a], &keys[b]);
+                Ok(Cross { inputs: [a, b], levels: Levels::fit(cross_keys.iter(), target, self.max_levels) })
             })
             .collect::<Result<_, String>>()?;
         Ok(FittedFeatures { time: self.time.clone(), inputs, crosses })

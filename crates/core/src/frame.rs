@@ -1,7 +1,11 @@
 //! A small columnar table: what prep hands to training and what a /predict request becomes, so
 //! both go through the same feature code.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::hash::hash_values;
 
 /// Code of a missing categorical value.
 pub const MISSING_CODE: u32 = u32::MAX;
@@ -57,6 +61,26 @@ impl Column {
     }
 
     /// Keeps the given rows, in the given order.
+    /// SHA-256 of the column's kind, levels and values.
+    pub fn content_hash(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        match self {
+            Column::Numeric(values) => {
+                hasher.update(b"numeric");
+                hash_values(&mut hasher, values, |v| v.to_bits().to_le_bytes());
+            }
+            Column::Categorical { levels, codes } => {
+                hasher.update(b"categorical");
+                for level in levels {
+                    hasher.update((level.len() as u64).to_le_bytes());
+                    hasher.update(level.as_bytes());
+                }
+                hash_values(&mut hasher, codes, |c| c.to_le_bytes());
+            }
+        }
+        hasher.finalize().into()
+    }
+
     pub fn take(&self, rows: &[usize]) -> Column {
         match self {
             Column::Numeric(values) => Column::Numeric(rows.iter().map(|&r| values[r]).collect()),
@@ -97,9 +121,34 @@ impl Frame {
         self.names.iter().position(|n| n == name).map(|i| &self.columns[i])
     }
 
-    /// Keeps the given rows, in the given order.
+    /// Keeps the given rows, in the given order (columns in parallel).
     pub fn take(&self, rows: &[usize]) -> Frame {
-        Frame { names: self.names.clone(), columns: self.columns.iter().map(|c| c.take(rows)).collect() }
+        Frame { names: self.names.clone(), columns: self.columns.par_iter().map(|c| c.take(rows)).collect() }
+    }
+
+    /// Keeps the named columns that exist, in the order given.
+    pub fn select(mut self, names: &[&str]) -> Frame {
+        let mut kept = Frame::default();
+        for name in names {
+            if let Some(i) = self.names.iter().position(|n| n == name) {
+                kept.names.push(self.names.swap_remove(i));
+                kept.columns.push(self.columns.swap_remove(i));
+            }
+        }
+        kept
+    }
+
+    /// SHA-256 of the frame's names and values, hashed column by column in parallel: the same
+    /// rows in the same order give the same hash.
+    pub fn content_hash(&self) -> [u8; 32] {
+        let digests: Vec<[u8; 32]> = self.columns.par_iter().map(Column::content_hash).collect();
+        let mut hasher = Sha256::new();
+        for (name, digest) in self.names.iter().zip(&digests) {
+            hasher.update((name.len() as u64).to_le_bytes());
+            hasher.update(name.as_bytes());
+            hasher.update(digest);
+        }
+        hasher.finalize().into()
     }
 }
 

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use rayon::prelude::*;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -123,6 +124,9 @@ fn describe(raw: &RawValue) -> String {
     if text.chars().count() > 40 { format!("{}...", text.chars().take(40).collect::<String>()) } else { text.to_string() }
 }
 
+/// Rows from which [`RowSchema::frame`] builds columns in parallel.
+const PARALLEL_FRAME_ROWS: usize = 10_000;
+
 /// The input columns of a spec and how to check them.
 #[derive(Debug, Clone)]
 pub struct RowSchema {
@@ -205,30 +209,31 @@ impl RowSchema {
         }
     }
 
-    /// A frame of checked rows.
+    /// A frame of checked rows; columns are built in parallel for many rows (the inference log),
+    /// in the calling thread for a request's few.
     pub fn frame(&self, rows: &[Vec<Cell>]) -> Frame {
-        let columns = self
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(i, input)| {
-                let column = match input.column.kind {
-                    ColumnType::Categorical | ColumnType::String => Column::categorical(rows.iter().map(|row| match &row[i] {
-                        Cell::Text(text) => Some(text.as_str()),
-                        _ => None,
-                    })),
-                    _ => Column::Numeric(
-                        rows.iter()
-                            .map(|row| match row[i] {
-                                Cell::Number(value) => value,
-                                _ => f64::NAN,
-                            })
-                            .collect(),
-                    ),
-                };
-                (input.column.name.clone(), column)
-            })
-            .collect();
+        let column = |(i, input): (usize, &Input)| {
+            let column = match input.column.kind {
+                ColumnType::Categorical | ColumnType::String => Column::categorical(rows.iter().map(|row| match &row[i] {
+                    Cell::Text(text) => Some(text.as_str()),
+                    _ => None,
+                })),
+                _ => Column::Numeric(
+                    rows.iter()
+                        .map(|row| match row[i] {
+                            Cell::Number(value) => value,
+                            _ => f64::NAN,
+                        })
+                        .collect(),
+                ),
+            };
+            (input.column.name.clone(), column)
+        };
+        let columns = if rows.len() >= PARALLEL_FRAME_ROWS {
+            self.inputs.par_iter().enumerate().map(column).collect()
+        } else {
+            self.inputs.iter().enumerate().map(column).collect()
+        };
         Frame::new(columns).expect("every row has every column")
     }
 

@@ -3,6 +3,7 @@
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 /// Row indices of the training and holdout sets.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -18,7 +19,7 @@ fn holdout_size(n: usize, share: f64) -> usize {
 /// The latest `share` of rows by time are held out (ties keep row order).
 pub fn by_time(times: &[f64], share: f64) -> Split {
     let mut order: Vec<usize> = (0..times.len()).collect();
-    order.sort_by(|&a, &b| times[a].total_cmp(&times[b]).then(a.cmp(&b)));
+    order.par_sort_unstable_by(|&a, &b| times[a].total_cmp(&times[b]).then(a.cmp(&b)));
     let holdout = order.split_off(times.len() - holdout_size(times.len(), share));
     Split { train: order, holdout }
 }

@@ -3,13 +3,14 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::artifact::{ARTIFACT_FORMAT, ModelArtifact};
 use crate::drift::{Distribution, Reference, feature_distributions};
 use crate::error::CoreError;
 use crate::features::{FeatureParams, FittedFeatures};
 use crate::frame::Frame;
-use crate::hash::sha256_hex;
+use crate::hash::hash_values;
 use crate::metrics::{Metrics, evaluate};
 use crate::models::{self, Problem};
 use crate::spec::{ColumnType, ModelSpec, Spec, SplitMethod, Task};
@@ -33,7 +34,7 @@ pub struct TrainingSet {
 
 impl TrainingSet {
     /// Builds the set from merged, validated rows.
-    pub fn new(spec: &Spec, frame: &Frame) -> Result<TrainingSet, CoreError> {
+    pub fn new(spec: &Spec, frame: Frame) -> Result<TrainingSet, CoreError> {
         let target_name = &spec.target.column;
         let column = frame.column(target_name).ok_or_else(|| CoreError::Data(format!("the data has no target column '{target_name}'")))?;
         let target = TargetEncoder::fit(spec.target.task, column, spec.target.positive.as_deref())
@@ -46,13 +47,14 @@ impl TrainingSet {
                 rows.len()
             )));
         }
-        let kept: Vec<(String, crate::frame::Column)> = spec
+        let used: Vec<&str> = spec
             .columns
             .iter()
             .filter(|c| !spec.ignore.contains(&c.name) && c.kind != ColumnType::String)
-            .filter_map(|c| frame.column(&c.name).map(|column| (c.name.clone(), column.take(&rows))))
+            .map(|c| c.name.as_str())
             .collect();
-        let frame = Frame::new(kept).map_err(CoreError::Data)?;
+        let every_row = rows.len() == frame.n_rows();
+        let frame = if every_row { frame.select(&used) } else { frame.select(&used).take(&rows) };
         let y: Vec<f64> = rows.iter().map(|&r| encoded[r].expect("kept rows have a target")).collect();
         let split = match spec.split_method() {
             SplitMethod::Time => {
@@ -64,7 +66,10 @@ impl TrainingSet {
                 split::random(y.len(), spec.split.holdout, spec.split.seed, spec.target.task.is_classification().then_some(&y[..]))
             }
         };
-        let data_hash = sha256_hex(&postcard::to_stdvec(&(&frame, &y)).expect("frames serialise"));
+        let mut hasher = Sha256::new();
+        hasher.update(frame.content_hash());
+        hash_values(&mut hasher, &y, |v| v.to_bits().to_le_bytes());
+        let data_hash = hex::encode(hasher.finalize());
         Ok(TrainingSet { frame, y, target, split, data_hash })
     }
 

@@ -142,7 +142,7 @@ pub fn check_at(
     let features: Vec<FeatureDrift> = artifact
         .reference
         .features
-        .iter()
+        .par_iter()
         .map(|reference| {
             let column = observed.frame.column(reference.column());
             let current = match column {

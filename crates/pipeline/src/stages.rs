@@ -110,14 +110,16 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
             return Err(PipelineError::BadInput(format!("{key} is not under {raw_prefix}")));
         }
         let bytes = store.get(&key)?.ok_or_else(|| PipelineError::BadInput(format!("{key}: no such raw file")))?;
-        let sha256 = sha256_hex(&bytes);
+        // Hashing takes one core for a second per 600 MB: it runs while the file is parsed; the
+        // parse is dropped for the rare file already processed.
+        let (sha256, parsed_file) = rayon::join(|| sha256_hex(&bytes), || mlops_prep::parse_csv(&key, &bytes, spec));
         if let Some(first) = known_hashes.get(sha256.as_str()).map(|k| k.to_string()).or_else(|| seen_now.get(&sha256).cloned()) {
             let reason = if first == key { "already processed".to_string() } else { format!("same content as {first}, already processed") };
             outcomes.push(FileOutcome { key, status: FileStatus::Skipped, rows: 0, quarantined: 0, reason: Some(reason) });
             continue;
         }
         seen_now.insert(sha256.clone(), key.clone());
-        match mlops_prep::parse_csv(&key, &bytes, spec) {
+        match parsed_file {
             Ok(file) if file.valid.height() == 0 => {
                 let first = file.quarantined.column(mlops_prep::REASON_COLUMN).ok().and_then(|c| c.str().ok()?.get(0).map(str::to_string));
                 let reason = format!("no valid row: all {} rows quarantined (first: {})", file.rows, first.unwrap_or_default());
@@ -229,16 +231,53 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
     Ok(output)
 }
 
-/// The run's data: merged batches, split, with the features fitted on its training rows.
+/// The run's data by reference: the processed batches it merges and their hash, with the
+/// features fitted on its training rows. Train and register rebuild the same training set from
+/// the batches (immutable once written) rather than passing every row along.
 #[derive(Serialize, Deserialize)]
 struct FeatureState {
-    set: TrainingSet,
+    batches: Vec<String>,
+    data_hash: String,
     features: FittedFeatures,
 }
 
 fn read_feature_state(store: &dyn Store, key: &str) -> Result<FeatureState, PipelineError> {
     let bytes = store.get(key)?.ok_or_else(|| PipelineError::BadInput(format!("{key}: the features of this run do not exist")))?;
     postcard::from_bytes(&bytes).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))
+}
+
+/// The processed batches merged (duplicates across batches removed) into a training set; with
+/// the number of duplicates removed.
+fn training_set(store: &dyn Store, spec: &Spec, batches: &[String]) -> Result<(TrainingSet, usize), PipelineError> {
+    let keys = Keys { dataset: &spec.name };
+    let mut tables = Vec::new();
+    for batch in batches {
+        let key = keys.processed_data(batch);
+        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::Corrupt(format!("{key} is missing although its batch has _SUCCESS")))?;
+        tables.push(mlops_prep::read_parquet(bytes, &key)?);
+    }
+    // Prep removed the duplicates within each batch; only several batches can share rows.
+    let (merged, duplicates) = match <[_; 1]>::try_from(tables) {
+        Ok([table]) => (table, 0),
+        Err(tables) => mlops_prep::merge(tables)?,
+    };
+    let frame = mlops_prep::to_frame(&merged, spec)?;
+    drop(merged);
+    Ok((TrainingSet::new(spec, frame).map_err(PipelineError::from_data)?, duplicates))
+}
+
+/// The training set of a run, rebuilt from its batches and checked against its hash.
+fn rebuild_training_set(store: &dyn Store, spec: &Spec, state: &FeatureState) -> Result<TrainingSet, PipelineError> {
+    let (set, _) = training_set(store, spec, &state.batches)?;
+    if set.data_hash != state.data_hash {
+        return Err(PipelineError::Corrupt(format!(
+            "the processed batches {} no longer hash to {} (now {})",
+            state.batches.join(", "),
+            state.data_hash,
+            set.data_hash
+        )));
+    }
+    Ok(set)
 }
 
 /// Features: merges every processed batch (duplicates across batches removed), splits it and
@@ -260,19 +299,7 @@ pub fn features(store: &dyn Store, spec: &Spec, prep: PrepOutput) -> Result<Feat
             keys.raw_prefix()
         )));
     }
-    let mut tables = Vec::new();
-    for batch in &batches {
-        let key = keys.processed_data(batch);
-        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::Corrupt(format!("{key} is missing although its batch has _SUCCESS")))?;
-        tables.push(mlops_prep::read_parquet(bytes, &key)?);
-    }
-    // Prep removed the duplicates within each batch; only several batches can share rows.
-    let (merged, duplicates) = match <[_; 1]>::try_from(tables) {
-        Ok([table]) => (table, 0),
-        Err(tables) => mlops_prep::merge(tables)?,
-    };
-    let frame = mlops_prep::to_frame(&merged, spec)?;
-    let set = TrainingSet::new(spec, &frame).map_err(PipelineError::from_data)?;
+    let (set, duplicates) = training_set(store, spec, &batches)?;
     let features = set.fit_features(spec).map_err(PipelineError::from_data)?;
     let run_id = stamped_id();
     let features_key = keys.features(&run_id);
@@ -292,7 +319,7 @@ pub fn features(store: &dyn Store, spec: &Spec, prep: PrepOutput) -> Result<Feat
         prep: Some(prep),
         seconds: started.elapsed().as_secs_f64(),
     };
-    let state = FeatureState { set, features };
+    let state = FeatureState { batches, data_hash: set.data_hash, features };
     store.put(&features_key, &postcard::to_stdvec(&state).expect("feature state serialises"))?;
     Ok(output)
 }
@@ -303,12 +330,13 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
     let started = Instant::now();
     let keys = Keys { dataset: &spec.name };
     let state = read_feature_state(store, &input.features_key)?;
+    let set = rebuild_training_set(store, spec, &state)?;
     let metric = spec.metric();
     let mut candidates = Vec::new();
     let mut failures = Vec::new();
     for (index, (name, model)) in spec.models.iter().enumerate() {
         progress(Progress::CandidateStarted { name, index, total: spec.models.len() });
-        match train_candidate(spec, name, model, &state.set, &state.features) {
+        match train_candidate(spec, name, model, &set, &state.features) {
             Ok(trained) => {
                 let artifact_key = keys.candidate(&input.run_id, name);
                 store.put(&artifact_key, &trained.artifact.to_bytes())?;
@@ -363,15 +391,20 @@ pub fn register(store: &dyn Store, spec: &Spec, input: TrainOutput) -> Result<(R
     let artifact = ModelArtifact::from_bytes(&artifact_bytes, &best.artifact_key)?;
     let version = register_version(&registry, spec, &input, best, &artifact, &artifact_bytes)?;
     let state = read_feature_state(store, &run.features_key)?;
+    // Rebuilt only when there is a champion to evaluate on this run's holdout.
+    let mut set: Option<TrainingSet> = None;
     let mut attempts = 0;
     let (promoted, reason, champion) = loop {
         attempts += 1;
         let production = registry.production()?;
         let champion = match &production {
-            Some((p, _)) => Some(VersionMetrics {
-                version: p.version.clone(),
-                metrics: champion_metrics(&registry, &p.version, &p.metrics, &state.set),
-            }),
+            Some((p, _)) => {
+                let set = match &mut set {
+                    Some(set) => set,
+                    None => set.insert(rebuild_training_set(store, spec, &state)?),
+                };
+                Some(VersionMetrics { version: p.version.clone(), metrics: champion_metrics(&registry, &p.version, &p.metrics, set) })
+            }
             None => None,
         };
         if champion.as_ref().is_some_and(|c| c.version == version) {

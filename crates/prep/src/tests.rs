@@ -124,6 +124,28 @@ fn merging_removes_duplicates_across_files_and_parquet_round_trips() {
 }
 
 #[test]
+fn duplicates_are_found_across_hash_blocks_with_missing_values_equal() {
+    let mut csv = String::from("n,x,c,flag,when,y\n");
+    for i in 0..1000 {
+        let x = if i % 3 == 0 { "" } else { "2.5" };
+        csv += &format!("{},{x},a,1,2024-01-01,{}\n", i % 10, i % 7);
+    }
+    let parsed = parse_csv("many.csv", csv.as_bytes(), &spec()).unwrap();
+    assert_eq!(parsed.valid.height(), 1000);
+    let (merged, duplicates) = merge(vec![parsed.valid]).unwrap();
+    // The first row of each distinct (n, x missing, y), in order.
+    let mut seen = HashSet::new();
+    let firsts: Vec<i64> = (0..1000).filter(|i| seen.insert((i % 10, i % 3 == 0, i % 7))).collect();
+    assert_eq!((merged.height(), duplicates), (firsts.len(), 1000 - firsts.len()));
+    let n: Vec<i64> = merged.column("n").unwrap().i64().unwrap().into_no_null_iter().collect();
+    let y: Vec<f64> = merged.column("y").unwrap().f64().unwrap().into_no_null_iter().collect();
+    let x_missing: Vec<bool> = merged.column("x").unwrap().f64().unwrap().iter().map(|x| x.is_none()).collect();
+    assert_eq!(n, firsts.iter().map(|i| i % 10).collect::<Vec<_>>());
+    assert_eq!(y, firsts.iter().map(|i| (i % 7) as f64).collect::<Vec<_>>());
+    assert_eq!(x_missing, firsts.iter().map(|i| i % 3 == 0).collect::<Vec<_>>());
+}
+
+#[test]
 fn init_drafts_a_usable_spec() {
     let csv = "order_id,when,city,amount,note,churned\n\
                17,2024-01-01 08:00:00,paris,10.5,hello there,yes\n\

@@ -8,6 +8,7 @@ use ndarray::{ArrayBase, Data, Ix1, Ix2};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bins::{BinMapper, BinnedMatrix, MISSING_BIN};
@@ -19,6 +20,10 @@ use crate::{TreesError, check_common, check_targets, parameter};
 /// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
 const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
 const MIN_PROBABILITY: f64 = 1e-15;
+/// One block of rows of every output's gradients (or hessians).
+type OutputSlices<'a> = Vec<&'a mut [f64]>;
+/// Rows per parallel task when computing gradients.
+const GRADIENT_BLOCK: usize = 16 * 1024;
 
 /// The loss that boosting minimises.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -59,35 +64,48 @@ impl Loss {
         }
     }
 
-    /// Fills gradients and hessians (`n_outputs` blocks of one value per row) for `rows`.
-    fn gradients(self, y: &[f64], raw: &[f64], rows: &[u32], grad: &mut [Vec<f64>], hess: &mut [Vec<f64>]) {
+    /// Fills gradients and hessians (`n_outputs` blocks of one value per row) for every row, in
+    /// parallel over blocks of rows; the growers read only those of their training rows.
+    fn gradients(self, y: &[f64], raw: &[f64], grad: &mut [Vec<f64>], hess: &mut [Vec<f64>]) {
         let k = self.n_outputs();
-        let mut probabilities = vec![0.0; k];
-        for &row in rows {
-            let r = row as usize;
-            let f = &raw[r * k..(r + 1) * k];
-            match self {
-                Loss::SquaredError => grad[0][r] = f[0] - y[r],
-                Loss::Poisson => {
-                    let mu = f[0].min(700.0).exp();
-                    grad[0][r] = mu - y[r];
-                    hess[0][r] = mu;
-                }
-                Loss::LogLoss => {
-                    let p = sigmoid(f[0]);
-                    grad[0][r] = p - y[r];
-                    hess[0][r] = (p * (1.0 - p)).max(MIN_PROBABILITY);
-                }
-                Loss::Softmax { .. } => {
-                    softmax_into(f, &mut probabilities);
-                    for (class, p) in probabilities.iter().enumerate() {
-                        let is_class = if y[r] as usize == class { 1.0 } else { 0.0 };
-                        grad[class][r] = p - is_class;
-                        hess[class][r] = (p * (1.0 - p)).max(MIN_PROBABILITY);
+        let mut blocks: Vec<(OutputSlices, OutputSlices)> =
+            (0..y.len().div_ceil(GRADIENT_BLOCK)).map(|_| (Vec::with_capacity(k), Vec::with_capacity(k))).collect();
+        for (class_grad, class_hess) in grad.iter_mut().zip(hess.iter_mut()) {
+            let pieces = class_grad.chunks_mut(GRADIENT_BLOCK).zip(class_hess.chunks_mut(GRADIENT_BLOCK));
+            for ((g, h), (block_grad, block_hess)) in pieces.zip(&mut blocks) {
+                block_grad.push(g);
+                block_hess.push(h);
+            }
+        }
+        blocks.into_par_iter().enumerate().for_each(|(block, (mut grad, mut hess))| {
+            let mut probabilities = vec![0.0; k];
+            let first = block * GRADIENT_BLOCK;
+            for j in 0..grad[0].len() {
+                let r = first + j;
+                let f = &raw[r * k..(r + 1) * k];
+                match self {
+                    Loss::SquaredError => grad[0][j] = f[0] - y[r],
+                    Loss::Poisson => {
+                        let mu = f[0].min(700.0).exp();
+                        grad[0][j] = mu - y[r];
+                        hess[0][j] = mu;
+                    }
+                    Loss::LogLoss => {
+                        let p = sigmoid(f[0]);
+                        grad[0][j] = p - y[r];
+                        hess[0][j] = (p * (1.0 - p)).max(MIN_PROBABILITY);
+                    }
+                    Loss::Softmax { .. } => {
+                        softmax_into(f, &mut probabilities);
+                        for (class, p) in probabilities.iter().enumerate() {
+                            let is_class = if y[r] as usize == class { 1.0 } else { 0.0 };
+                            grad[class][j] = p - is_class;
+                            hess[class][j] = (p * (1.0 - p)).max(MIN_PROBABILITY);
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     /// Mean loss over `rows` (up to a constant), for early stopping.
@@ -307,7 +325,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         // The validation loss of the baseline alone: a first tree that does not beat it is dropped.
         let mut best = (if validation.is_empty() { 0.0 } else { self.loss.mean_loss(&y, &raw, &validation) }, 0);
         for iteration in 0..self.max_iter {
-            self.loss.gradients(&y, &raw, &train, &mut grad, &mut hess);
+            self.loss.gradients(&y, &raw, &mut grad, &mut hess);
             for output in 0..k {
                 let grower = Grower {
                     bins: &binned,

@@ -16,6 +16,8 @@ use crate::tree::{Node, Tree};
 
 /// Histograms over this many (row, feature) cells or more are built in parallel.
 const PARALLEL_CELLS: usize = 64 * 1024;
+/// Nodes of this many rows or more are partitioned in parallel.
+const PARALLEL_PARTITION_ROWS: usize = 64 * 1024;
 
 /// How a tree grows.
 #[derive(Debug, Clone)]
@@ -115,7 +117,6 @@ impl Grower<'_> {
         let mut leaf_values: Vec<f64> = Vec::new();
         let mut leaves = Vec::new();
         let mut gains = Vec::new();
-        let mut scratch = Vec::with_capacity(rows.len());
 
         let root_stats = self.sum_rows(&rows);
         let root_features = self.draw_features(rng);
@@ -141,7 +142,7 @@ impl Grower<'_> {
         while n_leaves < max_leaves {
             let Some(parent) = frontier.pop() else { break };
             let split = &parent.split;
-            let middle = self.partition(&mut rows[parent.start..parent.end], split, &mut scratch) + parent.start;
+            let middle = self.partition(&mut rows[parent.start..parent.end], split) + parent.start;
             let (left_node, right_node) = (nodes.len(), nodes.len() + 1);
             let no_missing = parent.hist_missing_count(split.feature, self.stride()) == 0.0;
             let missing_left = if no_missing { middle - parent.start >= parent.end - middle } else { split.missing_left };
@@ -160,10 +161,10 @@ impl Grower<'_> {
 
             let left_stats = split.left.clone();
             let right_stats: Stats = parent.stats.iter().zip(&left_stats).map(|(p, l)| p - l).collect();
-            let (left_hist, right_hist) = self.child_histograms(&rows, &parent, middle, rng);
-            let depth = parent.depth + 1;
+            let (start, end, depth) = (parent.start, parent.end, parent.depth + 1);
+            let (left_hist, right_hist) = self.child_histograms(&rows, parent, middle, rng);
             for (node, start, end, stats, hist) in
-                [(left_node, parent.start, middle, left_stats, left_hist), (right_node, middle, parent.end, right_stats, right_hist)]
+                [(left_node, start, middle, left_stats, left_hist), (right_node, middle, end, right_stats, right_hist)]
             {
                 match self.pending(node, start, end, depth, stats, hist) {
                     Ok(pending) => frontier.push(pending),
@@ -209,7 +210,7 @@ impl Grower<'_> {
         }
     }
 
-    fn child_histograms(&self, rows: &[u32], parent: &Pending, middle: usize, rng: &mut ChaCha8Rng) -> (Histograms, Histograms) {
+    fn child_histograms(&self, rows: &[u32], parent: Pending, middle: usize, rng: &mut ChaCha8Rng) -> (Histograms, Histograms) {
         let left_rows = &rows[parent.start..middle];
         let right_rows = &rows[middle..parent.end];
         if self.config.features_per_node.is_some() {
@@ -218,9 +219,9 @@ impl Grower<'_> {
             return (left, right);
         }
         let left_is_smaller = left_rows.len() <= right_rows.len();
-        let smaller = self.build(if left_is_smaller { left_rows } else { right_rows }, parent.hist.features.clone());
-        let larger_sums = parent.hist.sums.iter().zip(&smaller.sums).map(|(p, s)| p - s).collect();
-        let larger = Histograms { features: parent.hist.features.clone(), sums: larger_sums };
+        let mut larger = parent.hist;
+        let smaller = self.build(if left_is_smaller { left_rows } else { right_rows }, larger.features.clone());
+        larger.sums.iter_mut().zip(&smaller.sums).for_each(|(p, s)| *p -= s);
         if left_is_smaller { (smaller, larger) } else { (larger, smaller) }
     }
 
@@ -241,34 +242,46 @@ impl Grower<'_> {
     fn build(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
         let width = self.grads.width;
         let stride = self.stride();
+        let parallel = rows.len() * features.len() >= PARALLEL_CELLS;
+        let mut sums = vec![0.0; features.len() * BIN_SLOTS * stride];
+        if width == 1 {
+            let groups = feature_groups(&features, &mut sums);
+            let columns = |features: &[usize]| features.iter().map(|&f| self.bins.columns[f].as_slice()).collect::<Vec<_>>();
+            if self.every_row(rows) {
+                // The root of a tree over every row: no indirection and nothing to gather.
+                for_each(groups, parallel, |(features, hist)| {
+                    single_output(&columns(features), hist, rows.len(), |j| j, self.grads.grad, self.grads.hess)
+                });
+            } else {
+                let (grad, hess) = (gather(rows, self.grads.grad, parallel), self.grads.hess.map(|h| gather(rows, h, parallel)));
+                for_each(groups, parallel, |(features, hist)| {
+                    single_output(&columns(features), hist, rows.len(), |j| rows[j] as usize, &grad, hess.as_deref())
+                });
+            }
+            return Histograms { features, sums };
+        }
         let ordered_grad: Vec<f64> =
             rows.iter().flat_map(|&row| &self.grads.grad[row as usize * width..(row as usize + 1) * width]).copied().collect();
-        let ordered_hess: Option<Vec<f64>> = self.grads.hess.map(|h| rows.iter().map(|&row| h[row as usize]).collect());
-        let mut sums = vec![0.0; features.len() * BIN_SLOTS * stride];
-        let fill = |(slot, hist): (usize, &mut [f64])| {
+        let ordered_hess = self.grads.hess.map(|h| gather(rows, h, parallel));
+        let slots: Vec<(usize, &mut [f64])> = sums.chunks_mut(BIN_SLOTS * stride).enumerate().collect();
+        for_each(slots, parallel, |(slot, hist)| {
             let column = &self.bins.columns[features[slot]];
-            match (&ordered_hess, width) {
-                (None, 1) => single_output(hist, column, rows, &ordered_grad, None),
-                (Some(hess), 1) => single_output(hist, column, rows, &ordered_grad, Some(hess.as_slice())),
-                _ => {
-                    for (j, &row) in rows.iter().enumerate() {
-                        let at = column[row as usize] as usize * stride;
-                        for c in 0..width {
-                            hist[at + c] += ordered_grad[j * width + c];
-                        }
-                        hist[at + width] += ordered_hess.as_ref().map_or(1.0, |h| h[j]);
-                        hist[at + width + 1] += 1.0;
-                    }
+            for (j, &row) in rows.iter().enumerate() {
+                let at = column[row as usize] as usize * stride;
+                for c in 0..width {
+                    hist[at + c] += ordered_grad[j * width + c];
                 }
+                hist[at + width] += ordered_hess.as_ref().map_or(1.0, |h| h[j]);
+                hist[at + width + 1] += 1.0;
             }
-        };
-        let chunk = BIN_SLOTS * stride;
-        if rows.len() * features.len() >= PARALLEL_CELLS {
-            sums.par_chunks_mut(chunk).enumerate().for_each(fill);
-        } else {
-            sums.chunks_mut(chunk).enumerate().for_each(fill);
-        }
+        });
         Histograms { features, sums }
+    }
+
+    /// Whether `rows` are every row of the matrix, in order.
+    fn every_row(&self, rows: &[u32]) -> bool {
+        self.bins.columns.first().is_some_and(|column| column.len() == rows.len())
+            && rows.iter().enumerate().all(|(j, &row)| row as usize == j)
     }
 
     fn score(&self, stats: &[f64]) -> f64 {
@@ -332,45 +345,134 @@ impl Grower<'_> {
     }
 
     /// Stable partition of `rows` by `split`; returns the number of rows going left.
-    fn partition(&self, rows: &mut [u32], split: &Split, scratch: &mut Vec<u32>) -> usize {
+    fn partition(&self, rows: &mut [u32], split: &Split) -> usize {
         let column = &self.bins.columns[split.feature];
-        scratch.clear();
-        let mut n_left = 0;
-        for i in 0..rows.len() {
-            let row = rows[i];
+        let goes_left = |row: u32| {
             let bin = column[row as usize];
-            let go_left = if bin == MISSING_BIN { split.missing_left } else { bin as usize <= split.bin };
-            if go_left {
-                rows[n_left] = row;
-                n_left += 1;
-            } else {
-                scratch.push(row);
-            }
-        }
-        rows[n_left..].copy_from_slice(scratch);
-        n_left
+            if bin == MISSING_BIN { split.missing_left } else { bin as usize <= split.bin }
+        };
+        stable_partition(rows, goes_left)
     }
+}
+
+/// Stable partition of `rows`, the ones where `goes_left` holds first; returns how many those
+/// are. Large slices are partitioned in parallel blocks whose parts are then concatenated.
+fn stable_partition(rows: &mut [u32], goes_left: impl Fn(u32) -> bool + Sync) -> usize {
+    if rows.len() < PARALLEL_PARTITION_ROWS {
+        return partition_block(rows, goes_left);
+    }
+    let block = rows.len().div_ceil(rayon::current_num_threads() * 4);
+    let parts: Vec<(usize, Vec<u32>)> = rows
+        .par_chunks_mut(block)
+        .map(|chunk| {
+            let n_left = partition_block(chunk, &goes_left);
+            (n_left, chunk.to_vec())
+        })
+        .collect();
+    let n_left: usize = parts.iter().map(|(n_left, _)| n_left).sum();
+    let (mut left_at, mut right_at) = (0, n_left);
+    for (n_chunk_left, part) in &parts {
+        let n_chunk_right = part.len() - n_chunk_left;
+        rows[left_at..left_at + n_chunk_left].copy_from_slice(&part[..*n_chunk_left]);
+        rows[right_at..right_at + n_chunk_right].copy_from_slice(&part[*n_chunk_left..]);
+        left_at += n_chunk_left;
+        right_at += n_chunk_right;
+    }
+    n_left
+}
+
+/// Stable, branch-free partition of `rows`: the ones where `goes_left` holds first.
+fn partition_block(rows: &mut [u32], goes_left: impl Fn(u32) -> bool) -> usize {
+    let mut right = vec![0u32; rows.len()];
+    let (mut n_left, mut n_right) = (0, 0);
+    for i in 0..rows.len() {
+        let row = rows[i];
+        let left = goes_left(row);
+        rows[n_left] = row;
+        right[n_right] = row;
+        n_left += usize::from(left);
+        n_right += usize::from(!left);
+    }
+    rows[n_left..].copy_from_slice(&right[..n_right]);
+    n_left
+}
+
+/// Splits single-output histograms into the groups of features that [`single_output`] fills in
+/// one pass: pairs, with the last pair split in two when that balances the threads better.
+fn feature_groups<'a, 'f>(features: &'f [usize], mut sums: &'a mut [f64]) -> Vec<(&'f [usize], &'a mut [f64])> {
+    let n_pairs = features.len() / 2;
+    let split_last = n_pairs > 1 && !n_pairs.is_multiple_of(rayon::current_num_threads());
+    let mut sizes: Vec<usize> = vec![2; n_pairs - usize::from(split_last)];
+    sizes.resize(sizes.len() + features.len() - 2 * sizes.len(), 1);
+    let mut groups = Vec::with_capacity(sizes.len());
+    let mut features = features;
+    for size in sizes {
+        let (group_features, rest_features) = features.split_at(size);
+        let (group_sums, rest_sums) = std::mem::take(&mut sums).split_at_mut(size * BIN_SLOTS * 3);
+        groups.push((group_features, group_sums));
+        (features, sums) = (rest_features, rest_sums);
+    }
+    groups
 }
 
 /// Partial histograms per feature in [`single_output`].
 const LANES: usize = 2;
 
-/// Fills one feature's histogram of a single-output model: `[gradient, hessian, count]` per
-/// bin (the hessian is the count when `hess` is `None`). Consecutive rows often share a bin, so
-/// neighbouring rows go to separate partial histograms: their additions do not wait on each
-/// other.
-fn single_output(hist: &mut [f64], column: &[u8], rows: &[u32], grad: &[f64], hess: Option<&[f64]>) {
-    let mut partial = [[[0.0f64; 3]; BIN_SLOTS]; LANES];
-    let hess_of = |j: usize| hess.map_or(1.0, |h| h[j]);
-    for (j, &row) in rows.iter().enumerate() {
-        let bin = &mut partial[j % LANES][column[row as usize] as usize];
-        bin[0] += grad[j];
-        bin[1] += hess_of(j);
-        bin[2] += 1.0;
+/// Runs `f` on every item, in parallel when `parallel`.
+fn for_each<T: Send>(items: Vec<T>, parallel: bool, f: impl Fn(T) + Sync + Send) {
+    if parallel {
+        items.into_par_iter().for_each(f);
+    } else {
+        items.into_iter().for_each(f);
     }
-    for (bin, sums) in hist.chunks_exact_mut(3).enumerate() {
-        for (c, sum) in sums.iter_mut().enumerate() {
-            *sum = partial.iter().map(|lane| lane[bin][c]).sum();
+}
+
+/// The values of `rows`, in their order.
+fn gather(rows: &[u32], values: &[f64], parallel: bool) -> Vec<f64> {
+    if parallel {
+        rows.par_iter().map(|&row| values[row as usize]).collect()
+    } else {
+        rows.iter().map(|&row| values[row as usize]).collect()
+    }
+}
+
+/// Fills the histograms of one or two features of a single-output model (a block of
+/// `BIN_SLOTS` `[gradient, hessian, count]` triples each; the hessian is the count when `hess`
+/// is `None`) in one pass over `n` rows: the `j`-th is row `row_at(j)` of the columns, with
+/// gradient `grad[j]`. Consecutive rows often share a bin, so neighbouring rows go to separate
+/// partial histograms: their additions do not wait on each other.
+fn single_output(columns: &[&[u8]], hist: &mut [f64], n: usize, row_at: impl Fn(usize) -> usize, grad: &[f64], hess: Option<&[f64]>) {
+    match *columns {
+        [first, second] => fill_partials([first, second], hist, n, row_at, grad, hess),
+        [only] => fill_partials([only], hist, n, row_at, grad, hess),
+        _ => unreachable!("one or two features at a time"),
+    }
+}
+
+fn fill_partials<const G: usize>(
+    columns: [&[u8]; G],
+    hist: &mut [f64],
+    n: usize,
+    row_at: impl Fn(usize) -> usize,
+    grad: &[f64],
+    hess: Option<&[f64]>,
+) {
+    let mut partial = vec![[[[0.0f64; 3]; BIN_SLOTS]; LANES]; G];
+    let hess_of = |j: usize| hess.map_or(1.0, |h| h[j]);
+    for (j, &g) in grad[..n].iter().enumerate() {
+        let (row, h) = (row_at(j), hess_of(j));
+        for (partial, column) in partial.iter_mut().zip(&columns) {
+            let bin = &mut partial[j % LANES][column[row] as usize];
+            bin[0] += g;
+            bin[1] += h;
+            bin[2] += 1.0;
+        }
+    }
+    for (partial, hist) in partial.iter().zip(hist.chunks_exact_mut(BIN_SLOTS * 3)) {
+        for (bin, sums) in hist.chunks_exact_mut(3).enumerate() {
+            for (c, sum) in sums.iter_mut().enumerate() {
+                *sum = partial.iter().map(|lane| lane[bin][c]).sum();
+            }
         }
     }
 }
@@ -420,14 +522,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn partitions_are_stable_in_parallel_as_in_one_block() {
+        for n in [10, PARALLEL_PARTITION_ROWS * 3 + 7] {
+            let mut rows: Vec<u32> = (0..n as u32).map(|i| i * 3).collect();
+            let goes_left = |row: u32| (row / 3) % 7 < 3 || row.is_multiple_of(11);
+            let expected: Vec<u32> =
+                rows.iter().copied().filter(|&r| goes_left(r)).chain(rows.iter().copied().filter(|&r| !goes_left(r))).collect();
+            let n_left = stable_partition(&mut rows, goes_left);
+            assert_eq!(n_left, expected.iter().filter(|&&r| goes_left(r)).count());
+            assert_eq!(rows, expected);
+        }
+    }
+
+    #[test]
+    fn feature_groups_cover_every_feature_once() {
+        for n_features in [1, 2, 3, 16, 18] {
+            let features: Vec<usize> = (0..n_features).collect();
+            let mut sums = vec![0.0; n_features * BIN_SLOTS * 3];
+            let groups = feature_groups(&features, &mut sums);
+            assert_eq!(groups.iter().flat_map(|(f, _)| f.iter().copied()).collect::<Vec<_>>(), features);
+            assert!(groups.iter().all(|(f, s)| (1..=2).contains(&f.len()) && s.len() == f.len() * BIN_SLOTS * 3));
+        }
+    }
+
+    #[test]
     fn single_output_histograms_sum_every_row_once() {
         let column: Vec<u8> = (0..101u32).map(|i| [3, 3, 3, 7, MISSING_BIN][i as usize % 5]).collect();
         let rows: Vec<u32> = (0..101).filter(|i| i % 4 != 1).collect();
         let grad: Vec<f64> = rows.iter().map(|&r| f64::from(r) * 0.5).collect();
         let hess: Vec<f64> = rows.iter().map(|&r| 1.0 + f64::from(r % 3)).collect();
+        let shifted: Vec<u8> = column.iter().map(|&b| if b == MISSING_BIN { b } else { b + 1 }).collect();
         for hess in [Some(hess.as_slice()), None] {
             let mut hist = vec![0.0; BIN_SLOTS * 3];
-            single_output(&mut hist, &column, &rows, &grad, hess);
+            single_output(&[&column], &mut hist, rows.len(), |j| rows[j] as usize, &grad, hess);
+            let mut pair = vec![0.0; 2 * BIN_SLOTS * 3];
+            single_output(&[&shifted, &column], &mut pair, rows.len(), |j| rows[j] as usize, &grad, hess);
+            assert_eq!(pair[BIN_SLOTS * 3..], hist[..], "the second of a pair");
+            for bin in [3, 7, MISSING_BIN as usize] {
+                let shifted_bin = if bin == MISSING_BIN as usize { bin } else { bin + 1 };
+                assert_eq!(pair[shifted_bin * 3..shifted_bin * 3 + 3], hist[bin * 3..bin * 3 + 3], "the first of a pair");
+            }
             let mut expected = vec![0.0; BIN_SLOTS * 3];
             for (j, &row) in rows.iter().enumerate() {
                 let at = column[row as usize] as usize * 3;

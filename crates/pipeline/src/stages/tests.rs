@@ -93,6 +93,23 @@ fn a_run_where_every_new_file_is_rejected_fails_and_names_them() {
 }
 
 #[test]
+fn train_refuses_processed_batches_that_changed_after_the_features_were_fitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let spec = spec();
+    store.put("raw/toy/first.csv", csv(60, 0.0).as_bytes()).unwrap();
+    let prepped = prep(&store, &spec, &request()).unwrap();
+    let batch = prepped.batch.clone().unwrap();
+    let featured = features(&store, &spec, prepped).unwrap();
+    let keys = Keys { dataset: "toy" };
+    let mut other = mlops_prep::parse_csv("other.csv", csv(60, 1.0).as_bytes(), &spec).unwrap();
+    store.put(&keys.processed_data(&batch), &mlops_prep::to_parquet(&mut other.valid).unwrap()).unwrap();
+    let error = train(&store, &spec, featured.clone(), &quiet).unwrap_err();
+    assert!(matches!(error, PipelineError::Corrupt(_)), "{error:?}");
+    assert!(error.to_string().contains(&format!("no longer hash to {}", featured.data_hash)), "{error}");
+}
+
+#[test]
 fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path());
