@@ -239,13 +239,13 @@ impl Service {
         let line = |row: &RawRow, id: &str, prediction: Predicted, probabilities: Option<&[f64]>| {
             let features = one_line(row.raw());
             let line = LogLine {
-                request_id,
-                prediction_id: id,
-                time: &at,
-                model_version: &model.version,
+                request_id: Cow::Borrowed(request_id),
+                prediction_id: Cow::Borrowed(id),
+                time: Cow::Borrowed(&at),
+                model_version: Cow::Borrowed(&model.version),
                 features: &features,
                 prediction,
-                probabilities,
+                probabilities: probabilities.map(Cow::Borrowed),
             };
             serde_json::to_string(&line).expect("log lines serialise")
         };
@@ -262,7 +262,7 @@ impl Service {
             for ((row, id), p) in rows.iter().zip(&ids).zip(predictions.rows()) {
                 let best = (0..p.len()).fold(0, |best, c| if p[c] > p[best] { c } else { best });
                 let by_label: serde_json::Map<String, Value> = labels.iter().zip(p.iter()).map(|(l, v)| (l.clone(), json!(v))).collect();
-                lines.push(line(row, id, Predicted::Label(&labels[best]), Some(&p.to_vec())));
+                lines.push(line(row, id, Predicted::Label(Cow::Borrowed(&labels[best])), Some(&p.to_vec())));
                 predicted.push(json!(labels[best]));
                 probabilities.push(Value::Object(by_label));
             }
@@ -315,24 +315,27 @@ impl Service {
 /// The rows of a request body: one object, or `{"rows": [...]}`; the error is a status and a
 /// message.
 fn split_rows(body: &[u8]) -> Result<Vec<&RawValue>, (u16, String)> {
+    /// `{"rows": [...]}`; any other object is a single row.
     #[derive(Deserialize)]
     struct Batch<'a> {
         #[serde(borrow, default, deserialize_with = "present")]
-        rows: Option<&'a RawValue>,
+        rows: Option<Vec<&'a RawValue>>,
     }
-    fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
-        <&RawValue>::deserialize(deserializer).map(Some)
+    fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<&'de RawValue>>, D::Error> {
+        Vec::deserialize(deserializer).map(Some)
     }
     let not_json = |e: &dyn std::fmt::Display| (400, format!("the body is not JSON: {e}"));
     let text = std::str::from_utf8(body).map_err(|e| not_json(&e))?;
-    let value: &RawValue = serde_json::from_str(text).map_err(|e| not_json(&e))?;
-    if !value.get().starts_with('{') {
+    if !text.trim_start().starts_with('{') {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| not_json(&e))?;
         return Err((422, "expected one row as an object, or {\"rows\": [...]}".into()));
     }
-    let batch: Batch = serde_json::from_str(value.get()).map_err(|e| not_json(&e))?;
-    match batch.rows {
-        Some(rows) => serde_json::from_str(rows.get()).map_err(|_| (422, "'rows' must be an array of objects".into())),
-        None => Ok(vec![value]),
+    // One pass over the body: the rows are only delimited here, and checked one by one later.
+    match serde_json::from_str::<Batch>(text) {
+        Ok(Batch { rows: Some(rows) }) => Ok(rows),
+        Ok(Batch { rows: None }) => Ok(vec![serde_json::from_str(text).map_err(|e| not_json(&e))?]),
+        Err(e) if e.is_data() => Err((422, "'rows' must be an array of objects".into())),
+        Err(e) => Err(not_json(&e)),
     }
 }
 
@@ -346,26 +349,61 @@ fn one_line(raw: &RawValue) -> Cow<'_, RawValue> {
     }
 }
 
-/// One logged prediction: a line of the inference log.
-#[derive(Serialize)]
-struct LogLine<'a> {
-    request_id: &'a str,
-    prediction_id: &'a str,
-    time: &'a str,
-    model_version: &'a str,
+/// One logged prediction: a line of the inference log, written by the server and read by the
+/// drift check (borrowed from the line where it can be).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogLine<'a> {
+    #[serde(borrow, default)]
+    pub request_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub prediction_id: Cow<'a, str>,
+    /// When the prediction was made (RFC 3339).
+    #[serde(borrow, default)]
+    pub time: Cow<'a, str>,
+    #[serde(borrow)]
+    pub model_version: Cow<'a, str>,
     /// The row as the caller sent it.
-    features: &'a RawValue,
-    prediction: Predicted<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    probabilities: Option<&'a [f64]>,
+    #[serde(borrow)]
+    pub features: &'a RawValue,
+    #[serde(borrow)]
+    pub prediction: Predicted<'a>,
+    /// Class probabilities, in the order of the model's labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Cow<'a, [f64]>>,
 }
 
 /// A prediction: a number, or a class label.
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-enum Predicted<'a> {
+pub enum Predicted<'a> {
     Number(f64),
-    Label(&'a str),
+    Label(#[serde(borrow)] Cow<'a, str>),
+}
+
+impl Predicted<'_> {
+    /// The predicted number of a regression.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Predicted::Number(value) => Some(*value),
+            Predicted::Label(_) => None,
+        }
+    }
+
+    /// The predicted label of a classification.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Predicted::Label(label) => Some(label),
+            Predicted::Number(_) => None,
+        }
+    }
+
+    /// The same prediction, owning its label.
+    pub fn into_owned(self) -> Predicted<'static> {
+        match self {
+            Predicted::Number(value) => Predicted::Number(value),
+            Predicted::Label(label) => Predicted::Label(Cow::Owned(label.into_owned())),
+        }
+    }
 }
 
 fn model_description(model: &Loaded) -> Value {
@@ -445,6 +483,28 @@ mod tests {
         assert_eq!(split_rows(b"\xff").unwrap_err().0, 400);
         assert_eq!(rows("[1, 2]").unwrap_err(), (422, "expected one row as an object, or {\"rows\": [...]}".to_string()));
         assert_eq!(rows(r#"{"rows": null}"#).unwrap_err(), (422, "'rows' must be an array of objects".to_string()));
+    }
+
+    #[test]
+    fn log_lines_read_back_as_written() {
+        let features: &RawValue = serde_json::from_str(r#"{"a": 1}"#).unwrap();
+        let line = LogLine {
+            request_id: "r".into(),
+            prediction_id: "r-0".into(),
+            time: "2026-11-27T00:00:00Z".into(),
+            model_version: "v3".into(),
+            features,
+            prediction: Predicted::Label("yes \"quoted\"".into()),
+            probabilities: Some(Cow::Borrowed(&[0.25, 0.75])),
+        };
+        let text = serde_json::to_string(&line).unwrap();
+        let read: LogLine = serde_json::from_str(&text).unwrap();
+        assert_eq!((read.prediction_id.as_ref(), read.model_version.as_ref(), read.features.get()), ("r-0", "v3", r#"{"a": 1}"#));
+        assert_eq!((read.prediction.label(), read.prediction.number()), (Some("yes \"quoted\""), None));
+        assert_eq!(read.probabilities.as_deref(), Some(&[0.25, 0.75][..]));
+        let number: LogLine =
+            serde_json::from_str(r#"{"prediction_id":"p","model_version":"v1","features":{},"prediction":12.5}"#).unwrap();
+        assert_eq!((number.prediction.number(), number.prediction.label()), (Some(12.5), None));
     }
 
     #[test]

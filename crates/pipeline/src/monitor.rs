@@ -13,6 +13,7 @@ use mlops_core::frame::{Column, Frame};
 use mlops_core::metrics::evaluate;
 use mlops_core::registry::Registry;
 use mlops_core::rows::{Cell, RawRow, RowSchema};
+use mlops_core::serve::{LogLine, Predicted};
 use mlops_core::spec::Task;
 use mlops_core::store::{Condition, StoreError};
 use mlops_core::train::prediction_distribution;
@@ -20,7 +21,6 @@ use mlops_core::{Keys, Spec, Store};
 use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::PipelineError;
 
@@ -77,25 +77,11 @@ pub struct MonitorState {
     pub last_retrain_for: Option<String>,
 }
 
-/// One line of the inference log, borrowed from the file.
-#[derive(Debug, Deserialize)]
-struct LogLine<'a> {
-    #[serde(borrow)]
-    prediction_id: Cow<'a, str>,
-    #[serde(borrow)]
-    model_version: Cow<'a, str>,
-    #[serde(borrow)]
-    features: &'a RawValue,
-    prediction: serde_json::Value,
-    #[serde(default)]
-    probabilities: Option<Vec<f64>>,
-}
-
 /// What a logged prediction keeps once its features are checked.
 #[derive(Debug)]
 struct LoggedPrediction {
     prediction_id: String,
-    prediction: serde_json::Value,
+    prediction: Predicted<'static>,
     probabilities: Option<Vec<f64>>,
 }
 
@@ -330,8 +316,8 @@ fn read_logs(store: &dyn Store, keys: &Keys, query: &LogQuery) -> Result<Vec<Che
                 row: schema.check(&RawRow::parse(line.features), index).ok(),
                 line: LoggedPrediction {
                     prediction_id: if ids { line.prediction_id.into_owned() } else { String::new() },
-                    prediction: line.prediction,
-                    probabilities: line.probabilities,
+                    prediction: line.prediction.into_owned(),
+                    probabilities: line.probabilities.map(Cow::into_owned),
                 },
             })
             .collect();
@@ -372,8 +358,8 @@ fn from_logs(
     let kept: Vec<&LoggedPrediction> = kept.iter().collect();
     let task = task_of(artifact);
     let predictions = match task {
-        Task::Regression => Distribution::numeric("prediction", &kept.iter().filter_map(|l| l.prediction.as_f64()).collect::<Vec<_>>(), 0),
-        _ => Distribution::of("prediction", &Column::categorical(kept.iter().map(|l| l.prediction.as_str())), 0),
+        Task::Regression => Distribution::numeric("prediction", &kept.iter().filter_map(|l| l.prediction.number()).collect::<Vec<_>>(), 0),
+        _ => Distribution::of("prediction", &Column::categorical(kept.iter().map(|l| l.prediction.label())), 0),
     };
     let labelled = delayed_metric(artifact, task, &kept, &labels);
     Ok(Observed { source: "inference log".into(), frame, skipped, predictions, labelled })
@@ -397,7 +383,7 @@ fn delayed_metric(
             _ => target.labels().iter().position(|l| l == label).map(|i| i as f64),
         };
         let row: Option<Vec<f64>> = match task {
-            Task::Regression => line.prediction.as_f64().map(|v| vec![v]),
+            Task::Regression => line.prediction.number().map(|v| vec![v]),
             _ => line.probabilities.clone().filter(|p| p.len() == width),
         };
         if let (Some(encoded), Some(row)) = (encoded, row) {

@@ -1,7 +1,7 @@
 //! The fitted model of every learner in this crate: a sum or an average of trees.
 
 use linfa::traits::PredictInplace;
-use ndarray::{Array2, ArrayBase, ArrayView1, Data, Ix2};
+use ndarray::{Array2, ArrayBase, Data, Ix2, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +9,10 @@ use crate::tree::Tree;
 
 /// Rows predicted per parallel task.
 const ROWS_PER_TASK: usize = 512;
+
+/// Rows that go down each tree together: their features and sums stay in the first-level cache
+/// while the tree's nodes are reused for every one of them.
+const BLOCK_ROWS: usize = 64;
 
 /// How the raw sum of tree outputs becomes a prediction.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,28 +73,6 @@ impl TreeEnsemble {
         &self.importances
     }
 
-    /// Predicts one row of raw features into `out` (length [`Self::n_predictions`]).
-    pub fn predict_row(&self, row: &[f64], out: &mut [f64]) {
-        let mut raw = self.baseline.clone();
-        for tree in &self.trees {
-            tree.accumulate(row, &mut raw);
-        }
-        if self.average {
-            let n = self.trees.len().max(1) as f64;
-            raw.iter_mut().for_each(|v| *v /= n);
-        }
-        match self.link {
-            Link::Identity | Link::Proportions => out.copy_from_slice(&raw),
-            Link::Exp => out[0] = raw[0].min(700.0).exp(),
-            Link::Sigmoid => {
-                let p = sigmoid(raw[0]);
-                out[0] = 1.0 - p;
-                out[1] = p;
-            }
-            Link::Softmax => softmax_into(&raw, out),
-        }
-    }
-
     /// Predicts every row of `x`: one row of [`Self::n_predictions`] columns each.
     pub fn predict<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> Array2<f64> {
         let mut out = Array2::zeros((x.nrows(), self.n_predictions()));
@@ -99,13 +81,16 @@ impl TreeEnsemble {
     }
 
     fn predict_into<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>, out: &mut Array2<f64>) {
-        let x = x.view();
-        let width = self.n_predictions();
+        let (x, width) = (x.view(), self.n_predictions());
         let predict_chunk = |(chunk, out): (usize, &mut [f64])| {
-            let mut row = vec![0.0; x.ncols()];
-            for (i, out) in out.chunks_exact_mut(width).enumerate() {
-                copy_row(x.row(chunk * ROWS_PER_TASK + i), &mut row);
-                self.predict_row(&row, out);
+            let (mut rows, mut raw) = (Vec::new(), Vec::new());
+            for (block, out) in out.chunks_mut(BLOCK_ROWS * width).enumerate() {
+                let first = chunk * ROWS_PER_TASK + block * BLOCK_ROWS;
+                rows.clear();
+                for row in x.slice(s![first..first + out.len() / width, ..]).rows() {
+                    rows.extend(row.iter());
+                }
+                self.predict_block(&rows, out, &mut raw);
             }
         };
         let out = out.as_slice_mut().expect("a fresh array is contiguous");
@@ -115,11 +100,34 @@ impl TreeEnsemble {
             out.chunks_mut(ROWS_PER_TASK * width).enumerate().for_each(predict_chunk);
         }
     }
-}
 
-fn copy_row(source: ArrayView1<f64>, row: &mut [f64]) {
-    for (slot, value) in row.iter_mut().zip(source.iter()) {
-        *slot = *value;
+    /// Predicts `rows` (contiguous, [`Self::n_features`] values each) into `out`
+    /// ([`Self::n_predictions`] values each), tree by tree; `raw` is scratch space.
+    fn predict_block(&self, rows: &[f64], out: &mut [f64], raw: &mut Vec<f64>) {
+        let n_rows = out.len() / self.n_predictions();
+        raw.clear();
+        for _ in 0..n_rows {
+            raw.extend_from_slice(&self.baseline);
+        }
+        for tree in &self.trees {
+            tree.accumulate_rows(rows, self.n_features, raw, self.n_outputs);
+        }
+        for (raw, out) in raw.chunks_exact_mut(self.n_outputs).zip(out.chunks_exact_mut(self.n_predictions())) {
+            if self.average {
+                let n = self.trees.len().max(1) as f64;
+                raw.iter_mut().for_each(|v| *v /= n);
+            }
+            match self.link {
+                Link::Identity | Link::Proportions => out.copy_from_slice(raw),
+                Link::Exp => out[0] = raw[0].min(700.0).exp(),
+                Link::Sigmoid => {
+                    let p = sigmoid(raw[0]);
+                    out[0] = 1.0 - p;
+                    out[1] = p;
+                }
+                Link::Softmax => softmax_into(raw, out),
+            }
+        }
     }
 }
 

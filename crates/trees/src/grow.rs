@@ -175,7 +175,7 @@ impl Grower<'_> {
         for pending in frontier.drain() {
             finish_leaf(pending.node, pending.start, pending.end, &pending.stats, &mut nodes);
         }
-        Grown { tree: Tree { nodes, leaf_values, width, output: 0 }, rows, leaves, gains }
+        Grown { tree: Tree::new(nodes, leaf_values, width), rows, leaves, gains }
     }
 
     /// A node with its best split, or its stats back when it must stay a leaf.
