@@ -45,17 +45,25 @@ fn csv(n: usize, offset: f64) -> String {
     text
 }
 
+/// A fresh store holding `files` (name, text) under `raw/toy/`; the directory must outlive it.
+fn store_with(files: &[(&str, &str)]) -> (tempfile::TempDir, FsStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    for (name, text) in files {
+        store.put(&format!("raw/toy/{name}"), text.as_bytes()).unwrap();
+    }
+    (dir, store)
+}
+
 fn request() -> RunRequest {
     RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual }
 }
 
 #[test]
 fn prep_writes_a_closed_batch_and_quarantines_bad_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::new(dir.path());
     let mut text = csv(100, 0.0);
     text.push_str("oops,a,1\n1,z,2\n");
-    store.put("raw/toy/a.csv", text.as_bytes()).unwrap();
+    let (_dir, store) = store_with(&[("a.csv", &text)]);
     let output = prep(&store, &spec(), &request()).unwrap();
     assert_eq!((output.rows_in, output.rows_out, output.quarantined), (102, 100, 2));
     let batch = output.batch.clone().unwrap();
@@ -77,10 +85,7 @@ fn prep_writes_a_closed_batch_and_quarantines_bad_rows() {
 
 #[test]
 fn a_run_where_every_new_file_is_rejected_fails_and_names_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::new(dir.path());
-    store.put("raw/toy/empty.csv", b"").unwrap();
-    store.put("raw/toy/other.csv", b"a,b\n1,2\n").unwrap();
+    let (_dir, store) = store_with(&[("empty.csv", ""), ("other.csv", "a,b\n1,2\n")]);
     let error = prep(&store, &spec(), &request()).unwrap_err();
     assert_eq!(error.kind(), "BadInput");
     let message = error.to_string();
@@ -94,10 +99,8 @@ fn a_run_where_every_new_file_is_rejected_fails_and_names_them() {
 
 #[test]
 fn train_refuses_processed_batches_that_changed_after_the_features_were_fitted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::new(dir.path());
+    let (_dir, store) = store_with(&[("first.csv", &csv(60, 0.0))]);
     let spec = spec();
-    store.put("raw/toy/first.csv", csv(60, 0.0).as_bytes()).unwrap();
     let prepped = prep(&store, &spec, &request()).unwrap();
     let batch = prepped.batch.clone().unwrap();
     let featured = features(&store, &spec, prepped).unwrap();
@@ -111,10 +114,8 @@ fn train_refuses_processed_batches_that_changed_after_the_features_were_fitted()
 
 #[test]
 fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::new(dir.path());
+    let (_dir, store) = store_with(&[("first.csv", &csv(60, 0.0))]);
     let spec = spec();
-    store.put("raw/toy/first.csv", csv(60, 0.0).as_bytes()).unwrap();
     let featured = features(&store, &spec, prep(&store, &spec, &request()).unwrap()).unwrap();
     assert_eq!((featured.rows, featured.rows_train, featured.rows_holdout), (60, 45, 15));
     assert_eq!(featured.features, ["x", "group"]);
@@ -144,10 +145,8 @@ fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
 
 #[test]
 fn of_two_concurrent_promotions_exactly_one_wins_and_history_stays_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::new(dir.path());
+    let (_dir, store) = store_with(&[("a.csv", &csv(80, 0.0))]);
     let spec = spec();
-    store.put("raw/toy/a.csv", csv(80, 0.0).as_bytes()).unwrap();
     run(&store, &spec, &request(), &quiet).unwrap();
     store.put("raw/toy/b.csv", csv(90, 1.0).as_bytes()).unwrap();
     store.put("raw/toy/c.csv", csv(70, 2.0).as_bytes()).unwrap();
