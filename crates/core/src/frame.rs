@@ -60,7 +60,6 @@ impl Column {
         }
     }
 
-    /// Keeps the given rows, in the given order.
     /// SHA-256 of the column's kind, levels and values.
     pub fn content_hash(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
@@ -81,6 +80,7 @@ impl Column {
         hasher.finalize().into()
     }
 
+    /// Keeps the given rows, in the given order.
     pub fn take(&self, rows: &[usize]) -> Column {
         match self {
             Column::Numeric(values) => Column::Numeric(rows.iter().map(|&r| values[r]).collect()),

@@ -104,18 +104,18 @@ impl TreeEnsemble {
     /// Predicts `rows` (contiguous, [`Self::n_features`] values each) into `out`
     /// ([`Self::n_predictions`] values each), tree by tree; `raw` is scratch space.
     fn predict_block(&self, rows: &[f64], out: &mut [f64], raw: &mut Vec<f64>) {
-        let n_rows = out.len() / self.n_predictions();
+        let width = self.n_predictions();
         raw.clear();
-        for _ in 0..n_rows {
+        for _ in 0..out.len() / width {
             raw.extend_from_slice(&self.baseline);
         }
         for tree in &self.trees {
             tree.accumulate_rows(rows, self.n_features, raw, self.n_outputs);
         }
-        for (raw, out) in raw.chunks_exact_mut(self.n_outputs).zip(out.chunks_exact_mut(self.n_predictions())) {
+        let n_trees = self.trees.len().max(1) as f64;
+        for (raw, out) in raw.chunks_exact_mut(self.n_outputs).zip(out.chunks_exact_mut(width)) {
             if self.average {
-                let n = self.trees.len().max(1) as f64;
-                raw.iter_mut().for_each(|v| *v /= n);
+                raw.iter_mut().for_each(|v| *v /= n_trees);
             }
             match self.link {
                 Link::Identity | Link::Proportions => out.copy_from_slice(raw),
