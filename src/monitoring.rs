@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::drift::Verdict;
 use mlops_core::registry::Registry;
@@ -16,15 +16,24 @@ use notify::Watcher;
 /// How long raw/ must stay quiet after a change before the watcher runs the pipeline.
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// The rows of a CSV batch, validated against the spec like prep validates raw files.
+/// The rows of a CSV batch, validated against the spec like prep validates raw files. The
+/// target may be absent or empty: rows that carry it give concept drift too.
 pub fn batch(spec: &Spec, file: &Path) -> Result<Current> {
     let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
     let name = file.display().to_string();
-    let parsed = mlops_prep::parse_csv(&name, &bytes, spec).map_err(|r| anyhow!("{}: {}", r.file, r.reason))?;
+    let mut batch_spec = spec.clone();
+    if let Some(target) = batch_spec.columns.iter_mut().find(|c| c.name == spec.target.column) {
+        target.nullable = true;
+    }
+    let parsed = mlops_prep::parse_csv(&name, &bytes, &batch_spec).map_err(|r| anyhow!("{}: {}", r.file, r.reason))?;
+    if parsed.valid.height() == 0 {
+        let first = parsed.quarantined.column(mlops_prep::REASON_COLUMN).ok().and_then(|c| c.str().ok()?.get(0).map(str::to_string));
+        bail!("{name}: no row passes the schema, so there is nothing to check (first reason: {})", first.unwrap_or_default());
+    }
     if parsed.quarantined.height() > 0 {
         eprintln!("{name}: {} rows break the schema and are left out", parsed.quarantined.height());
     }
-    Ok(Current::Batch { name, frame: mlops_prep::to_frame(&parsed.valid, spec)? })
+    Ok(Current::Batch { name, frame: mlops_prep::to_frame(&parsed.valid, &batch_spec)? })
 }
 
 /// One drift check with local alerting and retraining.

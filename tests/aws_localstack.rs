@@ -14,7 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::{Value, json};
 
-use crate::harness::project;
+use crate::harness::{project, venv};
 
 const FUNCTIONS: [&str; 7] = ["prep", "features", "train", "register", "drift", "trigger", "predict"];
 const CODE_BUCKET: &str = "mlops-code";
@@ -55,13 +55,7 @@ struct LocalStack {
 
 impl LocalStack {
     fn start(work: &Path) -> (LocalStack, PathBuf) {
-        let venv = Command::new("bash")
-            .arg(project().join("tests/localstack/install.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("installing LocalStack");
-        assert!(venv.status.success(), "setting up the LocalStack venv failed");
-        let venv = PathBuf::from(String::from_utf8(venv.stdout).unwrap().trim());
+        let venv = venv("tests/localstack/install.sh");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = work.join("localstack.log");
         let child = Command::new(venv.join("bin/python"))

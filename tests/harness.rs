@@ -12,6 +12,18 @@ pub fn project() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs a venv install script of the project (`tests/localstack/install.sh`,
+/// `tests/checks/install.sh`): idempotent, it prints the venv's path.
+pub fn venv(script: &str) -> PathBuf {
+    let output = Command::new("bash")
+        .arg(project().join(script))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    assert!(output.status.success(), "setting up the venv of {script} failed");
+    PathBuf::from(String::from_utf8(output.stdout).expect("a path").trim())
+}
+
 pub fn bikeshare_csv() -> PathBuf {
     project().join("data/bikeshare/Bikeshare.csv")
 }

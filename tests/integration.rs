@@ -1,6 +1,7 @@
 //! End-to-end tests of the `mlops` binary, one test crate with a shared harness.
 
 mod aws_localstack;
+mod deployment_checks;
 mod harness;
 mod local_pipeline;
 mod monitoring;

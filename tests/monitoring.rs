@@ -66,6 +66,26 @@ fn drift_on_a_batch_alerts_and_retrains_while_the_empty_log_raises_nothing() {
 
     let error = workspace.fails(&["drift", "--spec", spec, "--batch", workspace.write("empty.csv", "").to_str().unwrap()]);
     assert!(error.contains("empty.csv") && error.contains("empty"), "{error}");
+
+    // Without the target the batch gives data drift, and no concept drift.
+    let header = toy_csv(1, 0).lines().next().unwrap().to_string();
+    let target = header.split(',').position(|c| c == "y").expect("the toy data has a target y");
+    let unlabelled: String = toy_csv(400, 0)
+        .lines()
+        .map(|line| {
+            format!("{}\n", line.split(',').enumerate().filter(|(i, _)| *i != target).map(|(_, v)| v).collect::<Vec<_>>().join(","))
+        })
+        .collect();
+    let report = workspace.json(&["drift", "--spec", spec, "--batch", workspace.write("unlabelled.csv", unlabelled).to_str().unwrap()]);
+    assert_eq!((report["current_rows"].as_u64(), report["concept"].is_null()), (Some(400), true), "{report}");
+    // A batch none of whose rows passes the schema is an error, not a quiet "no alert".
+    let broken: String = toy_csv(50, 0)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { format!("{l}\n") } else { format!("{}\n", l.replace(',', ",x")) })
+        .collect();
+    let error = workspace.fails(&["drift", "--spec", spec, "--batch", workspace.write("broken.csv", broken).to_str().unwrap()]);
+    assert!(error.contains("broken.csv") && error.contains("no row passes the schema"), "{error}");
 }
 
 /// Lines the watcher prints, as JSON events, until `wanted` matches or the time is up.

@@ -31,6 +31,16 @@ impl S3Store {
     fn block<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
+
+    /// After a 403 on reading `key`: S3 answers 403 for a missing key when the caller may not
+    /// list it, so the key is listed. Absent from the listing, it is missing (`Ok(None)`);
+    /// listed, or not listable either, the read was really denied (`denied`).
+    async fn absent_or<T>(&self, key: &str, denied: StoreError) -> Result<Option<T>, StoreError> {
+        match self.client.list_objects_v2().bucket(&self.bucket).prefix(key).max_keys(1).send().await {
+            Ok(page) if !page.contents().iter().any(|o| o.key() == Some(key)) => Ok(None),
+            _ => Err(denied),
+        }
+    }
 }
 
 /// A store error for a failed request: throttling, 5xx and transport failures are retryable.
@@ -72,6 +82,7 @@ impl Store for S3Store {
                     Ok(Some(Tagged { bytes: bytes.into_bytes().to_vec(), etag }))
                 }
                 Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+                Err(error) if status(&error) == Some(403) => self.absent_or(key, failure(key, error)).await,
                 Err(error) => Err(failure(key, error)),
             }
         })
@@ -82,6 +93,7 @@ impl Store for S3Store {
             match self.client.head_object().bucket(&self.bucket).key(key).send().await {
                 Ok(head) => Ok(Some(head.e_tag().unwrap_or_default().to_string())),
                 Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) || status(&error) == Some(404) => Ok(None),
+                Err(error) if status(&error) == Some(403) => self.absent_or(key, failure(key, error)).await,
                 Err(error) => Err(failure(key, error)),
             }
         })

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod artifact;
+pub mod cells;
 pub mod contracts;
 pub mod drift;
 pub mod error;

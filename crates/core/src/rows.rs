@@ -5,7 +5,7 @@
 //! or the log line, so checking a row allocates only its checked cells.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use rayon::prelude::*;
@@ -13,9 +13,10 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::cells::{CellRule, Checked};
 use crate::features::number_key;
 use crate::frame::{Column, Frame};
-use crate::spec::{ColumnSpec, ColumnType, FALSE_WORDS, Spec, TRUE_WORDS};
+use crate::spec::{ColumnSpec, ColumnType, Spec};
 
 /// One checked value.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +82,8 @@ struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
 enum Scalar<'a> {
     Null,
     Bool(bool),
-    Number(f64),
+    /// A number, as written (checked by the column's rule like a CSV field).
+    Number(&'a str),
     Text(Cow<'a, str>),
     /// An object or an array.
     Composite,
@@ -96,14 +98,13 @@ fn scalar(raw: &RawValue) -> Scalar<'_> {
         Some(b'"') if !text.contains('\\') => Scalar::Text(Cow::Borrowed(&text[1..text.len() - 1])),
         Some(b'"') => serde_json::from_str::<String>(text).map_or(Scalar::Composite, |t| Scalar::Text(Cow::Owned(t))),
         Some(b'{' | b'[') | None => Scalar::Composite,
-        Some(_) => text.parse::<f64>().map_or(Scalar::Composite, Scalar::Number),
+        Some(_) => Scalar::Number(text),
     }
 }
 
 /// A value for an error message: its JSON text, cut at 40 characters.
 fn describe(raw: &RawValue) -> String {
-    let text = raw.get().trim();
-    if text.chars().count() > 40 { format!("{}...", text.chars().take(40).collect::<String>()) } else { text.to_string() }
+    crate::cells::shown(raw.get().trim())
 }
 
 /// Rows from which [`RowSchema::frame`] builds columns in parallel.
@@ -121,30 +122,22 @@ pub struct RowSchema {
 
 #[derive(Debug, Clone)]
 struct Input {
-    column: ColumnSpec,
+    rule: CellRule,
     required: bool,
-    categories: Option<HashSet<String>>,
 }
 
 impl RowSchema {
     pub fn new(spec: &Spec) -> RowSchema {
-        let inputs: Vec<Input> = spec
-            .input_columns()
-            .map(|c| Input {
-                column: c.clone(),
-                required: spec.requires(c),
-                categories: c.categories.as_ref().map(|c| c.iter().cloned().collect()),
-            })
-            .collect();
+        let inputs: Vec<Input> = spec.input_columns().map(|c| Input { rule: CellRule::new(c), required: spec.requires(c) }).collect();
         let mut names: HashMap<String, Option<usize>> = spec.ignore.iter().map(|name| (name.clone(), None)).collect();
         names.insert(spec.target.column.clone(), None);
-        names.extend(inputs.iter().enumerate().map(|(i, input)| (input.column.name.clone(), Some(i))));
+        names.extend(inputs.iter().enumerate().map(|(i, input)| (input.rule.column().name.clone(), Some(i))));
         RowSchema { inputs, names, id: spec.id.clone() }
     }
 
     /// The input columns, in schema order.
     pub fn columns(&self) -> impl Iterator<Item = (&ColumnSpec, bool)> {
-        self.inputs.iter().map(|i| (&i.column, i.required))
+        self.inputs.iter().map(|i| (i.rule.column(), i.required))
     }
 
     /// Checks one row; the error names the row and the field.
@@ -156,7 +149,7 @@ impl RowSchema {
         let mut next = 0;
         for (name, value) in fields {
             let slot = match self.inputs.get(next) {
-                Some(input) if input.column.name == name.as_ref() => Some(Some(next)),
+                Some(input) if input.rule.column().name == name.as_ref() => Some(Some(next)),
                 _ => self.names.get(name.as_ref()).copied(),
             };
             match slot {
@@ -172,7 +165,7 @@ impl RowSchema {
             .iter()
             .zip(values)
             .map(|(input, value)| {
-                let name = &input.column.name;
+                let name = &input.rule.column().name;
                 match value.map(|raw| (raw, scalar(raw))) {
                     None | Some((_, Scalar::Null)) if input.required => Err(fail(format!("missing field '{name}'"))),
                     None | Some((_, Scalar::Null)) => Ok(Cell::Missing),
@@ -182,11 +175,31 @@ impl RowSchema {
             .collect()
     }
 
+    /// The row as it is logged: only its input fields, as sent, on one line. Fields the service
+    /// does not read (the target, ignored columns) are left out, so a caller cannot grow the log
+    /// with them; the values kept passed [`Self::check`], so each is one JSON scalar.
+    pub fn logged(&self, row: &RawRow) -> Box<RawValue> {
+        let mut text = String::from("{");
+        for input in &self.inputs {
+            let name = &input.rule.column().name;
+            if let Some(value) = row.get(name) {
+                if text.len() > 1 {
+                    text.push(',');
+                }
+                text.push_str(&serde_json::to_string(name).expect("strings serialise"));
+                text.push(':');
+                text.push_str(value.get().trim());
+            }
+        }
+        text.push('}');
+        RawValue::from_string(text).expect("names and checked scalars make a JSON object")
+    }
+
     /// The key of a row for delayed labels: its id field, if the spec has one and it is set.
     pub fn id_of(&self, row: &RawRow) -> Option<String> {
         match scalar(row.get(self.id.as_deref()?)?) {
             Scalar::Text(text) => Some(text.trim().to_string()),
-            Scalar::Number(number) => Some(number_key(number)),
+            Scalar::Number(number) => Some(number.parse::<f64>().map_or_else(|_| number.to_string(), number_key)),
             _ => None,
         }
     }
@@ -195,7 +208,7 @@ impl RowSchema {
     /// in the calling thread for a request's few.
     pub fn frame(&self, rows: &[Vec<Cell>]) -> Frame {
         let column = |(i, input): (usize, &Input)| {
-            let column = match input.column.kind {
+            let column = match input.rule.column().kind {
                 ColumnType::Categorical | ColumnType::String => Column::categorical(rows.iter().map(|row| match &row[i] {
                     Cell::Text(text) => Some(text.as_str()),
                     _ => None,
@@ -209,7 +222,7 @@ impl RowSchema {
                         .collect(),
                 ),
             };
-            (input.column.name.clone(), column)
+            (input.rule.column().name.clone(), column)
         };
         let columns = if rows.len() >= PARALLEL_FRAME_ROWS {
             self.inputs.par_iter().enumerate().map(column).collect()
@@ -224,7 +237,7 @@ impl RowSchema {
         let mut properties = BTreeMap::new();
         let mut required = Vec::new();
         for input in &self.inputs {
-            let column = &input.column;
+            let column = input.rule.column();
             let mut property = serde_json::Map::new();
             let kind = match column.kind {
                 ColumnType::Integer => "integer",
@@ -257,64 +270,26 @@ impl RowSchema {
 }
 
 impl Input {
+    /// Checks a present value with the column's rule, as CSV prep does.
     fn check(&self, raw: &RawValue, value: Scalar) -> Result<Cell, String> {
-        let column = &self.column;
-        let text = |value: Scalar| match value {
-            Scalar::Text(text) => Some(text.trim().to_string()),
-            Scalar::Number(number) => Some(number_key(number)),
-            _ => None,
+        let text = match &value {
+            // A JSON number names a category or a boolean by its value (1 and 1.0 are "1").
+            Scalar::Number(text)
+                if matches!(self.rule.column().kind, ColumnType::Categorical | ColumnType::String | ColumnType::Boolean) =>
+            {
+                Cow::Owned(text.parse::<f64>().map_or_else(|_| text.to_string(), number_key))
+            }
+            Scalar::Number(text) => Cow::Borrowed(*text),
+            Scalar::Text(text) => Cow::Borrowed(text.as_ref()),
+            Scalar::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            Scalar::Null | Scalar::Composite => return Err(format!("{} is not a single value", describe(raw))),
         };
-        let cell = match column.kind {
-            ColumnType::Integer | ColumnType::Float => {
-                let number = match value {
-                    Scalar::Number(number) => Some(number),
-                    Scalar::Text(text) => text.trim().parse::<f64>().ok(),
-                    _ => None,
-                }
-                .filter(|v| v.is_finite());
-                let wanted = if column.kind == ColumnType::Integer { "an integer" } else { "a number" };
-                match number {
-                    Some(v) if column.kind == ColumnType::Float || v.fract() == 0.0 => Cell::Number(v),
-                    _ => return Err(format!("expected {wanted}, got {}", describe(raw))),
-                }
-            }
-            ColumnType::Boolean => match value {
-                Scalar::Bool(b) => Cell::Number(f64::from(u8::from(b))),
-                value => {
-                    let word = text(value).map(|t| t.to_ascii_lowercase()).unwrap_or_default();
-                    if TRUE_WORDS.contains(&word.as_str()) {
-                        Cell::Number(1.0)
-                    } else if FALSE_WORDS.contains(&word.as_str()) {
-                        Cell::Number(0.0)
-                    } else {
-                        return Err(format!("expected a boolean, got {}", describe(raw)));
-                    }
-                }
-            },
-            ColumnType::Categorical | ColumnType::String => {
-                let text = text(value).ok_or_else(|| format!("expected a string, got {}", describe(raw)))?;
-                if let Some(categories) = &self.categories
-                    && !categories.contains(&text)
-                {
-                    let known = column.categories.as_deref().unwrap_or_default();
-                    return Err(format!("unknown category '{text}' (expected one of {})", known.join(", ")));
-                }
-                Cell::Text(text)
-            }
-            ColumnType::Datetime => {
-                let text = text(value).ok_or_else(|| format!("expected a datetime string, got {}", describe(raw)))?;
-                Cell::Number(crate::time::parse_datetime(&text, column.format.as_deref().unwrap_or_default())?)
-            }
-        };
-        if let Cell::Number(v) = cell {
-            if let Some(min) = column.min.filter(|min| v < *min) {
-                return Err(format!("{v} is below the minimum {min}"));
-            }
-            if let Some(max) = column.max.filter(|max| v > *max) {
-                return Err(format!("{v} is above the maximum {max}"));
-            }
-        }
-        Ok(cell)
+        let checked = self.rule.check(&text)?;
+        Ok(match checked {
+            Checked::Missing => Cell::Missing,
+            Checked::Text(text) => Cell::Text(text.to_string()),
+            number => Cell::Number(number.number().unwrap_or(f64::NAN)),
+        })
     }
 }
 
@@ -389,19 +364,35 @@ kind = "linear"
         let schema = schema();
         let cases = [
             (json!({"colour": "red", "flag": true}), "row 2: missing field 'n'"),
-            (json!({"n": 1.5, "colour": "red", "flag": true}), "row 2: field 'n': expected an integer, got 1.5"),
+            (json!({"n": 1.5, "colour": "red", "flag": true}), "row 2: field 'n': '1.5' is not an integer"),
+            (json!({"n": "", "colour": "red", "flag": true}), "row 2: field 'n': missing value"),
             (json!({"n": 11, "colour": "red", "flag": true}), "row 2: field 'n': 11 is above the maximum 10"),
-            (
-                json!({"n": 1, "colour": "green", "flag": true}),
-                "row 2: field 'colour': unknown category 'green' (expected one of red, blue)",
-            ),
-            (json!({"n": 1, "colour": "red", "flag": "maybe"}), "row 2: field 'flag': expected a boolean, got \"maybe\""),
+            (json!({"n": 1, "colour": "green", "flag": true}), "row 2: field 'colour': 'green' is not one of the categories (red, blue)"),
+            (json!({"n": 1, "colour": "red", "flag": "maybe"}), "row 2: field 'flag': 'maybe' is not a boolean (true/false, 1/0, yes/no)"),
             (json!({"n": 1, "colour": "red", "flag": true, "extra": 1}), "row 2: unknown field 'extra'"),
-            (json!({"n": 1, "colour": ["red"], "flag": true}), "row 2: field 'colour': expected a string, got [\"red\"]"),
+            (json!({"n": 1, "colour": ["red"], "flag": true}), "row 2: field 'colour': [\"red\"] is not a single value"),
             (json!([1, 2]), "row 2: expected an object of fields, got [1,2]"),
         ];
         for (row, expected) in cases {
             assert_eq!(schema.check(&RawRow::parse(&raw(&row)), 2).unwrap_err(), expected);
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked_as_written_like_csv_fields() {
+        let schema = schema();
+        let cases = [
+            (r#"{"n": 1e2, "colour": "red", "flag": true}"#, "row 0: field 'n': '1e2' is not an integer"),
+            (
+                r#"{"n": 99999999999999999999, "colour": "red", "flag": true}"#,
+                "row 0: field 'n': '99999999999999999999' is out of the integer range (±2^53)",
+            ),
+            (r#"{"n": 1, "colour": "red", "flag": true, "size": 1e999}"#, "row 0: field 'size': '1e999' is not a finite number"),
+            (r#"{"n": 1, "colour": "red", "flag": {"a": [[[]]]}}"#, "row 0: field 'flag': {\"a\": [[[]]]} is not a single value"),
+        ];
+        for (body, expected) in cases {
+            let row: &RawValue = serde_json::from_str(body).unwrap();
+            assert_eq!(schema.check(&RawRow::parse(row), 0).unwrap_err(), expected);
         }
     }
 
@@ -417,5 +408,16 @@ kind = "linear"
             [Cell::Missing, Cell::Number(4.0), Cell::Text("blue".into()), Cell::Number(1.0), Cell::Missing]
         );
         assert_eq!(schema.id_of(&row), None);
+        assert_eq!(schema.logged(&row).get(), r#"{"n":4,"colour":"bl\u0075e","flag":"yes","size":null}"#);
+    }
+
+    #[test]
+    fn logged_rows_keep_only_their_inputs() {
+        let schema = schema();
+        let body = r#"{"key": "k1", "n": 3, "colour": "red", "flag": true, "y": {"deep": [[[[1]]]]}, "leak": "x"}"#;
+        let row: &RawValue = serde_json::from_str(body).unwrap();
+        let row = RawRow::parse(row);
+        schema.check(&row, 0).unwrap();
+        assert_eq!(schema.logged(&row).get(), r#"{"key":"k1","n":3,"colour":"red","flag":true}"#);
     }
 }

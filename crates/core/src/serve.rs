@@ -33,8 +33,9 @@ pub struct ServiceOptions {
     pub refresh_every: Duration,
     /// Log lines are flushed once this many are pending.
     pub log_batch: usize,
-    /// Pending log lines kept while the store cannot be written; the oldest go first.
-    pub log_capacity: usize,
+    /// Bytes of pending log lines kept while the store cannot be written; past it the oldest
+    /// lines go first.
+    pub log_capacity_bytes: usize,
 }
 
 impl Default for ServiceOptions {
@@ -44,7 +45,7 @@ impl Default for ServiceOptions {
             max_rows: 1000,
             refresh_every: Duration::from_secs(1),
             log_batch: 512,
-            log_capacity: 100_000,
+            log_capacity_bytes: 64 << 20,
         }
     }
 }
@@ -102,7 +103,32 @@ pub struct Service {
     /// Etag of the pointer the loaded model came from.
     pointer_etag: Mutex<Option<String>>,
     last_refresh: Mutex<Option<Instant>>,
-    log: Mutex<Vec<String>>,
+    log: Mutex<PendingLog>,
+}
+
+/// Inference log lines not yet written, and their size in bytes.
+#[derive(Default)]
+struct PendingLog {
+    lines: std::collections::VecDeque<String>,
+    bytes: usize,
+}
+
+impl PendingLog {
+    fn push(&mut self, line: String) {
+        self.bytes += line.len() + 1;
+        self.lines.push_back(line);
+    }
+
+    /// Drops the oldest lines until at most `capacity` bytes are pending; returns how many.
+    fn trim(&mut self, capacity: usize) -> usize {
+        let mut dropped = 0;
+        while self.bytes > capacity {
+            let Some(line) = self.lines.pop_front() else { break };
+            self.bytes -= line.len() + 1;
+            dropped += 1;
+        }
+        dropped
+    }
 }
 
 impl Service {
@@ -115,7 +141,7 @@ impl Service {
             model: ArcSwapOption::empty(),
             pointer_etag: Mutex::new(None),
             last_refresh: Mutex::new(None),
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(PendingLog::default()),
         };
         if let Err(error) = service.refresh() {
             tracing::warn!(dataset, "no model loaded yet: {error}");
@@ -231,13 +257,17 @@ impl Service {
             Ok(predictions) => predictions,
             Err(message) => return Response::error(422, &message, request_id),
         };
+        if let Some((row, _)) = predictions.rows().into_iter().enumerate().find(|(_, p)| p.iter().any(|v| !v.is_finite())) {
+            tracing::error!(version = %model.version, row, "the model produced a non-finite prediction");
+            return Response::error(500, &format!("row {row}: model {} produced no finite prediction", model.version), request_id);
+        }
         let labels = model.artifact.target.labels();
         let ids: Vec<String> =
             rows.iter().enumerate().map(|(i, row)| model.schema.id_of(row).unwrap_or_else(|| format!("{request_id}-{i}"))).collect();
         let at = jiff::Timestamp::now().to_string();
         let mut body = json!({ "model_version": model.version, "request_id": request_id, "prediction_ids": ids });
         let line = |row: &RawRow, id: &str, prediction: Predicted, probabilities: Option<&[f64]>| {
-            let features = one_line(row.raw());
+            let features = model.schema.logged(row);
             let line = LogLine {
                 request_id: Cow::Borrowed(request_id),
                 prediction_id: Cow::Borrowed(id),
@@ -276,13 +306,14 @@ impl Service {
     fn record(&self, lines: Vec<String>) {
         let due = {
             let mut log = self.log.lock().expect("not poisoned");
-            log.extend(lines);
-            let overflow = log.len().saturating_sub(self.options.log_capacity);
-            if overflow > 0 {
-                tracing::warn!(dropped = overflow, "inference log buffer full: dropping the oldest lines");
-                log.drain(..overflow);
+            for line in lines {
+                log.push(line);
             }
-            log.len() >= self.options.log_batch
+            let dropped = log.trim(self.options.log_capacity_bytes);
+            if dropped > 0 {
+                tracing::warn!(dropped, "inference log buffer full: dropping the oldest lines");
+            }
+            log.lines.len() >= self.options.log_batch
         };
         if due && let Err(error) = self.flush_logs() {
             tracing::warn!("inference log not written yet: {error}");
@@ -291,21 +322,27 @@ impl Service {
 
     /// Writes the pending inference log lines as one object; on failure they stay pending.
     pub fn flush_logs(&self) -> Result<usize, CoreError> {
-        let lines = std::mem::take(&mut *self.log.lock().expect("not poisoned"));
-        if lines.is_empty() {
+        let pending = std::mem::take(&mut *self.log.lock().expect("not poisoned"));
+        if pending.lines.is_empty() {
             return Ok(0);
         }
         let now = jiff::Timestamp::now();
         let date = now.strftime("%Y-%m-%d").to_string();
         let batch = format!("{}-{}", now.strftime("%H%M%S%.3f"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let mut bytes = lines.join("\n").into_bytes();
-        bytes.push(b'\n');
+        let mut bytes = Vec::with_capacity(pending.bytes);
+        for line in &pending.lines {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
         match self.store.put(&Keys { dataset: &self.dataset }.inference(&date, &batch), &bytes) {
-            Ok(()) => Ok(lines.len()),
+            Ok(()) => Ok(pending.lines.len()),
             Err(error) => {
                 let mut log = self.log.lock().expect("not poisoned");
-                let newer = std::mem::replace(&mut *log, lines);
-                log.extend(newer);
+                let newer = std::mem::replace(&mut *log, pending);
+                for line in newer.lines {
+                    log.push(line);
+                }
+                log.trim(self.options.log_capacity_bytes);
                 Err(error.into())
             }
         }
@@ -339,16 +376,6 @@ fn split_rows(body: &[u8]) -> Result<Vec<&RawValue>, (u16, String)> {
     }
 }
 
-/// A row's JSON text on one line (a log line must not break), compacted only when needed.
-fn one_line(raw: &RawValue) -> Cow<'_, RawValue> {
-    if raw.get().contains(['\n', '\r']) {
-        let value: Value = serde_json::from_str(raw.get()).expect("a raw value is JSON");
-        Cow::Owned(serde_json::value::to_raw_value(&value).expect("values serialise"))
-    } else {
-        Cow::Borrowed(raw)
-    }
-}
-
 /// One logged prediction: a line of the inference log, written by the server and read by the
 /// drift check (borrowed from the line where it can be).
 #[derive(Debug, Serialize, Deserialize)]
@@ -362,7 +389,7 @@ pub struct LogLine<'a> {
     pub time: Cow<'a, str>,
     #[serde(borrow)]
     pub model_version: Cow<'a, str>,
-    /// The row as the caller sent it.
+    /// The row's input fields as the caller sent them ([`RowSchema::logged`]).
     #[serde(borrow)]
     pub features: &'a RawValue,
     #[serde(borrow)]
@@ -505,13 +532,5 @@ mod tests {
         let number: LogLine =
             serde_json::from_str(r#"{"prediction_id":"p","model_version":"v1","features":{},"prediction":12.5}"#).unwrap();
         assert_eq!((number.prediction.number(), number.prediction.label()), (Some(12.5), None));
-    }
-
-    #[test]
-    fn logged_rows_stay_on_one_line() {
-        let pretty: &RawValue = serde_json::from_str("{\n  \"a\": [1,\r\n 2],\n  \"b\": \"x\"\n}").unwrap();
-        assert_eq!(one_line(pretty).get(), r#"{"a":[1,2],"b":"x"}"#);
-        let compact: &RawValue = serde_json::from_str(r#"{"a": 1}"#).unwrap();
-        assert!(matches!(one_line(compact), Cow::Borrowed(raw) if raw.get() == r#"{"a": 1}"#));
     }
 }

@@ -630,10 +630,7 @@ impl Spec {
     }
 
     fn check(&self) -> Result<(), String> {
-        let valid_name = !self.name.is_empty()
-            && self.name.len() <= 64
-            && self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-        if !valid_name {
+        if !key_safe(&self.name) {
             return Err(format!("name '{}' must be 1 to 64 characters of a-z, 0-9, '_' and '-'", self.name));
         }
         let mut seen = BTreeSet::new();
@@ -697,6 +694,11 @@ impl Spec {
             return Err("at least one candidate is needed under [models.NAME]".into());
         }
         for (name, model) in &self.models {
+            if !key_safe(name) {
+                return Err(format!(
+                    "models.{name}: a candidate's name must be 1 to 64 characters of a-z, 0-9, '_' and '-' (it names stored files)"
+                ));
+            }
             crate::models::check_model_spec(model, self.target.task).map_err(|e| format!("models.{name}: {e}"))?;
         }
         if !(self.split.holdout > 0.0 && self.split.holdout <= 0.5) {
@@ -709,8 +711,8 @@ impl Spec {
         if !Metric::for_task(self.target.task).contains(&metric) {
             return Err(format!("promotion.metric '{}' does not apply to a {:?} task", metric.name(), self.target.task));
         }
-        if self.promotion.min_improvement.is_nan() || self.promotion.min_improvement < 0.0 {
-            return Err("promotion.min_improvement must be non-negative".into());
+        if !(self.promotion.min_improvement.is_finite() && self.promotion.min_improvement >= 0.0) {
+            return Err("promotion.min_improvement must be a finite, non-negative number".into());
         }
         self.check_drift()
     }
@@ -749,6 +751,9 @@ impl Spec {
             (None, Some(origin)) if !time.offsets.is_empty() => {
                 crate::time::parse_origin(origin).map_err(|e| format!("time.origin: {e}"))?;
                 for offset in &time.offsets {
+                    if !offset.shift.is_finite() {
+                        return Err(format!("time.offsets: the shift of '{}' must be a finite number", offset.column));
+                    }
                     let column = known(&offset.column, "time.offsets")?;
                     if !matches!(column.kind, ColumnType::Integer | ColumnType::Float) {
                         return Err(format!("time.offsets: column '{}' must be integer or float", column.name));
@@ -777,14 +782,43 @@ impl Spec {
         if drift.min_samples < 2 || drift.window < drift.min_samples {
             return Err("drift.min_samples must be at least 2 and at most drift.window".into());
         }
+        for (name, value) in [
+            ("wasserstein_threshold", drift.wasserstein_threshold),
+            ("jensen_shannon_threshold", drift.jensen_shannon_threshold),
+            ("psi_threshold", drift.psi_threshold),
+            ("concept_threshold", drift.concept_threshold),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("drift.{name} must be a finite, non-negative number"));
+            }
+        }
+        if drift.cooldown_minutes > MAX_COOLDOWN_MINUTES {
+            return Err(format!("drift.cooldown_minutes must be at most {MAX_COOLDOWN_MINUTES} (ten years)"));
+        }
         Ok(())
     }
+}
+
+/// The longest drift cooldown a spec may set: ten years.
+pub const MAX_COOLDOWN_MINUTES: u64 = 10 * 365 * 24 * 60;
+
+/// A name that is safe in a store key: 1 to 64 characters of `a-z`, `0-9`, `_` and `-`.
+fn key_safe(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn check_column(column: &ColumnSpec) -> Result<(), String> {
     let name = &column.name;
     if name.is_empty() {
         return Err("a column has an empty name".into());
+    }
+    if name.starts_with('_') && ["_row", "_file", "_text", "_reason"].contains(&name.as_str()) {
+        return Err(format!("column '{name}': the name is reserved for quarantine records"));
+    }
+    for (bound, value) in [("min", column.min), ("max", column.max)] {
+        if value.is_some_and(|v| !v.is_finite()) {
+            return Err(format!("column '{name}': {bound} must be a finite number"));
+        }
     }
     if (column.min.is_some() || column.max.is_some()) && !column.kind.is_numeric() {
         return Err(format!("column '{name}': min and max only apply to numeric columns"));
@@ -855,6 +889,16 @@ kind = "linear"
             (MINIMAL.replace("name = \"toy\"", "name = \"Toy Data\""), "name 'Toy Data'"),
             (MINIMAL.replace("task = \"regression\"", "task = \"binary\""), "class target must be"),
             (MINIMAL.replace("type = \"float\"\n[[columns]]", "type = \"float\"\nmin = 2\nmax = 1\n[[columns]]"), "min 2 is above max 1"),
+            (MINIMAL.replace("type = \"float\"\n[[columns]]", "type = \"float\"\nmin = nan\n[[columns]]"), "min must be a finite number"),
+            (MINIMAL.replace("type = \"float\"\n[[columns]]", "type = \"float\"\nmax = inf\n[[columns]]"), "max must be a finite number"),
+            (MINIMAL.replace("[models.lm]", "[models.\"../lm\"]"), "models.../lm: a candidate's name"),
+            (MINIMAL.replace("[models.lm]", "[models.LM]"), "models.LM: a candidate's name"),
+            (format!("{MINIMAL}[promotion]\nmin_improvement = nan\n"), "promotion.min_improvement must be a finite"),
+            (format!("{MINIMAL}[drift]\npsi_threshold = inf\n"), "drift.psi_threshold must be a finite"),
+            (format!("{MINIMAL}[drift]\nconcept_threshold = nan\n"), "drift.concept_threshold must be a finite"),
+            (format!("{MINIMAL}[drift]\ncooldown_minutes = 1000000000000000\n"), "drift.cooldown_minutes must be at most"),
+            (format!("{MINIMAL}[drift]\np_value = nan\n"), "drift.p_value must be in (0, 1)"),
+            (MINIMAL.replace("name = \"x\"", "name = \"_row\""), "reserved"),
         ];
         for (text, expected) in cases {
             let error = Spec::parse(&text, "toy.toml").unwrap_err().to_string();

@@ -17,20 +17,24 @@ pub fn parse_origin(text: &str) -> Result<f64, String> {
         .parse()
         .or_else(|_| text.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
         .map_err(|e| format!("'{text}' is not a date or datetime: {e}"))?;
-    Ok(seconds_of(datetime))
+    seconds_of(datetime, text)
 }
 
 /// Parses a datetime value with a strftime `format` into seconds since the epoch.
 pub fn parse_datetime(text: &str, format: &str) -> Result<f64, String> {
     let datetime = DateTime::strptime(format, text)
         .or_else(|_| jiff::civil::Date::strptime(format, text).map(|d| d.to_datetime(jiff::civil::Time::midnight())))
-        .map_err(|_| format!("'{text}' does not match the datetime format '{format}'"))?;
-    Ok(seconds_of(datetime))
+        .map_err(|_| format!("'{}' does not match the datetime format '{format}'", crate::cells::shown(text)))?;
+    seconds_of(datetime, text)
 }
 
-fn seconds_of(datetime: DateTime) -> f64 {
-    let timestamp = TimeZone::UTC.to_timestamp(datetime).expect("every civil datetime exists in UTC");
-    timestamp.as_millisecond() as f64 / 1000.0
+/// Seconds since the epoch of a civil datetime, read as UTC. Datetimes at the very ends of
+/// the calendar (years near ±9999) have no timestamp and are refused, naming `text`.
+fn seconds_of(datetime: DateTime, text: &str) -> Result<f64, String> {
+    let timestamp = TimeZone::UTC
+        .to_timestamp(datetime)
+        .map_err(|_| format!("'{}' is outside the supported datetime range", crate::cells::shown(text)))?;
+    Ok(timestamp.as_millisecond() as f64 / 1000.0)
 }
 
 /// The calendar part of a time (NaN stays NaN).
@@ -126,6 +130,17 @@ mod tests {
         assert_eq!(parse_datetime("02/01/1970", "%d/%m/%Y"), Ok(86_400.0));
         let error = parse_datetime("yesterday", "%Y-%m-%d").unwrap_err();
         assert!(error.contains("'yesterday'") && error.contains("%Y-%m-%d"));
+    }
+
+    #[test]
+    fn the_ends_of_the_calendar_are_refused_not_panicked_on() {
+        for (text, format) in [("9999-12-31 23:59:59", "%Y-%m-%d %H:%M:%S"), ("9999-12-31", "%Y-%m-%d"), ("-9999-01-01", "%Y-%m-%d")] {
+            let error = parse_datetime(text, format).unwrap_err();
+            assert!(error.contains(text), "{error}");
+        }
+        assert!(parse_origin("9999-12-31T23:59:59").unwrap_err().contains("outside the supported datetime range"));
+        assert!(parse_origin("-009999-01-01").is_err());
+        assert!(parse_datetime("9999-12-30 21:00:00", "%Y-%m-%d %H:%M:%S").is_ok());
     }
 
     #[test]

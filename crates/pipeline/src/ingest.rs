@@ -30,6 +30,13 @@ pub fn ingest(store: &dyn Store, dataset: &str, files: &[&Path]) -> Result<Vec<I
             .file_name()
             .map(|n| n.to_string_lossy().replace(' ', "_"))
             .ok_or_else(|| PipelineError::BadInput(format!("{} is not a file", path.display())))?;
+        if name.starts_with('.') {
+            // Stores skip hidden keys (temporary files, .DS_Store): such a file would never be read.
+            return Err(PipelineError::BadInput(format!(
+                "{}: hidden files (names starting with '.') are not ingested; rename it",
+                path.display()
+            )));
+        }
         let sha256 = sha256_hex(&bytes);
         let (stem, extension) = match name.rsplit_once('.') {
             Some((stem, extension)) => (stem.to_string(), format!(".{extension}")),

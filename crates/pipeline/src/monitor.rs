@@ -144,7 +144,8 @@ pub fn check_at(
     let (drifted_features, judged_features, dataset_drift) = drift::dataset_drift(&features, policy);
     let concept_drift = concept.as_ref().is_some_and(|c| c.verdict == Verdict::Drift);
     let alert = dataset_drift || concept_drift;
-    let stamp = now.strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
+    // Checks that overlap get distinct keys: the time, then a random suffix.
+    let stamp = format!("{}-{}", now.strftime("%Y%m%dT%H%M%S%.3fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut report = DriftReport {
         dataset: spec.name.clone(),
         model_version: production.version.clone(),
@@ -159,10 +160,18 @@ pub fn check_at(
         prediction,
         concept,
         alert,
-        retrain: RetrainOutcome { requested: false, reason: "no alert".into(), started: None },
+        retrain: RetrainOutcome {
+            requested: false,
+            reason: if alert { "alert raised; the retrain decision did not complete".into() } else { "no alert".into() },
+            started: None,
+        },
         report_key: keys.drift_report(&stamp, "json"),
         html_key: keys.drift_report(&stamp, "html"),
     };
+    // The report is written first, so an alert never points to a report that does not exist;
+    // it is written again with the retrain's outcome.
+    let history = previous_reports(store, &keys)?;
+    write_report(store, &report, &history)?;
     if alert {
         let why = alert_reason(&report);
         tracing::warn!(dataset = %spec.name, version = %production.version, "drift alert: {why}");
@@ -174,11 +183,15 @@ pub fn check_at(
         let message = serde_json::json!({ "dataset": spec.name, "model_version": production.version, "reason": why, "report": report.report_key, "checked_at": report.checked_at });
         notifier.notify(&format!("mlops drift alert: {} {}", spec.name, production.version), &message.to_string())?;
         report.retrain = decide_retrain(store, &keys, spec, &production.version, now, &why, retrainer)?;
+        write_report(store, &report, &history)?;
     }
-    let history = previous_reports(store, &keys)?;
-    store.put(&report.report_key, &serde_json::to_vec_pretty(&report).expect("reports serialise"))?;
-    store.put(&report.html_key, crate::html::render(&report, &history).as_bytes())?;
     Ok(report)
+}
+
+fn write_report(store: &dyn Store, report: &DriftReport, history: &[DriftReport]) -> Result<(), PipelineError> {
+    store.put(&report.report_key, &serde_json::to_vec_pretty(report).expect("reports serialise"))?;
+    store.put(&report.html_key, crate::html::render(report, history).as_bytes())?;
+    Ok(())
 }
 
 fn alert_reason(report: &DriftReport) -> String {
@@ -226,23 +239,36 @@ fn decide_retrain(
             state.last_retrain_at.as_deref().unwrap_or("?")
         ));
     }
-    let cooldown = jiff::SignedDuration::from_secs(spec.drift.cooldown_minutes as i64 * 60);
+    // The spec bounds the cooldown, so this cannot overflow.
+    let cooldown = jiff::SignedDuration::from_mins(spec.drift.cooldown_minutes as i64);
     if let Some(last) = state.last_retrain_at.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok())
         && now.duration_since(last) < cooldown
     {
-        return skipped(format!("cooldown: the last retrain was at {last}; the next is allowed after {}", last + cooldown));
+        let next = last.checked_add(cooldown).map_or_else(|_| "the end of time".to_string(), |t| t.to_string());
+        return skipped(format!("cooldown: the last retrain was at {last}; the next is allowed after {next}"));
     }
+    let before = state.clone();
     state.last_alert_at = Some(now.to_string());
     state.last_retrain_at = Some(now.to_string());
     state.last_retrain_for = Some(version.to_string());
     let bytes = serde_json::to_vec_pretty(&state).expect("the state serialises");
-    match store.put_if(&key, &bytes, etag.map_or(Condition::Absent, Condition::Matches)) {
-        Ok(_) => {}
+    let written = match store.put_if(&key, &bytes, etag.map_or(Condition::Absent, Condition::Matches)) {
+        Ok(written) => written,
         Err(StoreError::PreconditionFailed { .. }) => return skipped("another drift check requested a retrain at the same time".into()),
         Err(e) => return Err(e.into()),
+    };
+    match retrainer.retrain(&spec.name, why) {
+        Ok(started) => Ok(RetrainOutcome { requested: true, reason: why.to_string(), started: Some(started) }),
+        Err(error) => {
+            // The retrain did not start: give the version its retrain back, unless another
+            // check moved the state since.
+            let bytes = serde_json::to_vec_pretty(&before).expect("the state serialises");
+            if let Err(restore) = store.put_if(&key, &bytes, Condition::Matches(written)) {
+                tracing::warn!("the loop guard stays set after a failed retrain: {restore}");
+            }
+            Err(error.into())
+        }
     }
-    let started = retrainer.retrain(&spec.name, why)?;
-    Ok(RetrainOutcome { requested: true, reason: why.to_string(), started: Some(started) })
 }
 
 /// Current rows and predictions, and the metric on delayed labels when there are any.

@@ -9,7 +9,7 @@ use mlops_core::artifact::{ModelArtifact, ModelCard};
 use mlops_core::features::{Encoding, FittedFeatures};
 use mlops_core::hash::sha256_hex;
 use mlops_core::metrics::Metrics;
-use mlops_core::registry::{Action, Registry, decide};
+use mlops_core::registry::{Action, Event, Registry, decide};
 use mlops_core::store::{Condition, StoreError};
 use mlops_core::train::{TrainingSet, evaluate_on_holdout, train_candidate};
 use mlops_core::{Keys, Spec, Store};
@@ -91,14 +91,34 @@ pub fn unprocessed(store: &dyn Store, dataset: &str) -> Result<Vec<String>, Pipe
     Ok(store.list(&keys.raw_prefix())?.into_iter().filter(|key| !manifest.files.contains_key(key)).collect())
 }
 
+/// Parses one raw file; a panic while parsing (a bug, never expected) rejects that file with
+/// the panic's message instead of failing every later run on the same file.
+fn parse_guarded(key: &str, bytes: &[u8], spec: &Spec) -> Result<mlops_prep::Parsed, mlops_prep::Rejection> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mlops_prep::parse_csv(key, bytes, spec))).unwrap_or_else(|panic| {
+        let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+        tracing::error!(file = %key, "parsing panicked: {message:?}");
+        Err(mlops_prep::Rejection {
+            file: key.to_string(),
+            reason: format!("internal error while parsing (please report it): {}", message.unwrap_or_default()),
+        })
+    })
+}
+
 /// Prep: validates every raw file not yet processed, quarantines bad rows, and writes one
 /// processed batch closed by a `_SUCCESS` marker. Raw files are only read.
 pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<PrepOutput, PipelineError> {
     let started = Instant::now();
     let keys = Keys { dataset: &spec.name };
     let raw_prefix = keys.raw_prefix();
-    let candidates = if request.keys.is_empty() { store.list(&raw_prefix)? } else { request.keys.clone() };
     let (manifest, _) = read_manifest(store, &keys.prep_manifest())?;
+    // Files the manifest holds (processed or rejected) are not read again: a run's cost grows
+    // with what is new, not with everything ever uploaded. Keys named by an upload are read,
+    // and skipped by their content hash if it is known.
+    let candidates = if request.keys.is_empty() {
+        store.list(&raw_prefix)?.into_iter().filter(|key| !manifest.files.contains_key(key)).collect()
+    } else {
+        request.keys.clone()
+    };
     let known_hashes: BTreeMap<&str, &str> = manifest.files.iter().map(|(k, e)| (e.sha256.as_str(), k.as_str())).collect();
     let mut outcomes = Vec::new();
     let mut entries = BTreeMap::new();
@@ -112,7 +132,7 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
         let bytes = store.get(&key)?.ok_or_else(|| PipelineError::BadInput(format!("{key}: no such raw file")))?;
         // Hashing takes one core for a second per 600 MB: it runs while the file is parsed; the
         // parse is dropped for the rare file already processed.
-        let (sha256, parsed_file) = rayon::join(|| sha256_hex(&bytes), || mlops_prep::parse_csv(&key, &bytes, spec));
+        let (sha256, parsed_file) = rayon::join(|| sha256_hex(&bytes), || parse_guarded(&key, &bytes, spec));
         if let Some(first) = known_hashes.get(sha256.as_str()).map(|k| k.to_string()).or_else(|| seen_now.get(&sha256).cloned()) {
             let reason = if first == key { "already processed".to_string() } else { format!("same content as {first}, already processed") };
             outcomes.push(FileOutcome { key, status: FileStatus::Skipped, rows: 0, quarantined: 0, reason: Some(reason) });
@@ -397,6 +417,15 @@ pub fn register(store: &dyn Store, spec: &Spec, input: TrainOutput) -> Result<(R
     let (promoted, reason, champion) = loop {
         attempts += 1;
         let production = registry.production()?;
+        // A retry of a register that already promoted this run's candidate reports that promotion.
+        let this_run = |e: &&Event| e.action == Action::Promote && e.run_id.as_deref() == Some(run.run_id.as_str());
+        if let Some(event) = production.as_ref().and_then(|(p, _)| p.history.iter().rev().find(this_run)) {
+            let champion = match &event.from {
+                Some(from) => Some(VersionMetrics { version: from.clone(), metrics: registry.card(from)?.metrics }),
+                None => None,
+            };
+            break (true, event.reason.clone(), champion);
+        }
         let champion = match &production {
             Some((p, _)) => {
                 let set = match &mut set {

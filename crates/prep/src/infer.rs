@@ -161,7 +161,7 @@ fn time_parts(times: &[f64]) -> Vec<TimePart> {
 pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Spec, Vec<String>), Rejection> {
     let reject = |reason: String| Rejection { file: file.to_string(), reason };
     let header = crate::read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
-    let (table, _, _) = read_strings(bytes, header.len()).map_err(reject)?;
+    let (table, _, _) = read_strings(bytes, &header).map_err(reject)?;
     if table.height() < 2 {
         return Err(reject("at least two data rows are needed to infer a spec".into()));
     }

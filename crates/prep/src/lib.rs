@@ -8,11 +8,12 @@
 
 pub mod infer;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 
+use mlops_core::cells::{CellRule, Checked};
 use mlops_core::frame::{Column as CoreColumn, Frame};
-use mlops_core::spec::{ColumnSpec, ColumnType, FALSE_WORDS, Spec, TRUE_WORDS};
+use mlops_core::spec::{ColumnSpec, ColumnType, Spec};
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -76,7 +77,7 @@ pub fn parse_csv(file: &str, bytes: &[u8], spec: &Spec) -> Result<Parsed, Reject
     }
     let header = read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
     let notes = check_header(&header, spec).map_err(reject)?;
-    let (mut table, row_numbers, ragged) = read_strings(bytes, header.len()).map_err(reject)?;
+    let (mut table, row_numbers, ragged) = read_strings(bytes, &header).map_err(reject)?;
     if table.height() == 0 && ragged.height() == 0 {
         return Err(reject("the file has a header but no data rows".into()));
     }
@@ -117,6 +118,11 @@ fn read_header(bytes: &[u8]) -> Result<Vec<String>, csv::Error> {
 
 /// Refuses a header that lacks required columns or repeats one; notes the rest.
 fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
+    if let Some(reserved) = header.iter().find(|h| [ROW_COLUMN, FILE_COLUMN, TEXT_COLUMN, REASON_COLUMN].contains(&h.as_str())) {
+        return Err(format!(
+            "the header has a column named '{reserved}': {ROW_COLUMN}, {FILE_COLUMN}, {TEXT_COLUMN} and {REASON_COLUMN} name the fields of quarantine records; rename that column"
+        ));
+    }
     let mut seen = BTreeSet::new();
     if let Some(repeated) = header.iter().find(|h| !seen.insert(h.as_str())) {
         return Err(format!("the header repeats column '{repeated}'"));
@@ -144,7 +150,8 @@ fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
 
 /// Reads every field as text. Rows with more or fewer fields than the header are split off
 /// (with their reason) so one bad line does not cost the whole file.
-fn read_strings(bytes: &[u8], width: usize) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), String> {
+fn read_strings(bytes: &[u8], header: &[String]) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), String> {
+    let width = header.len();
     let read = |bytes: Vec<u8>| {
         CsvReadOptions::default()
             .with_has_header(true)
@@ -154,11 +161,11 @@ fn read_strings(bytes: &[u8], width: usize) -> Result<(DataFrame, Option<Vec<u32
             .finish()
     };
     match read(bytes.to_vec()) {
-        Ok(table) if !has_short_rows(bytes, &table, width) => Ok((trim_header(table)?, None, DataFrame::empty())),
+        Ok(table) if !has_short_rows(bytes, &table, width) => Ok((named(table, header)?, None, DataFrame::empty())),
         _ => {
             let (good, row_numbers, ragged) = split_ragged(bytes, width)?;
             let table = read(good).map_err(|e| format!("not a readable CSV file: {e}"))?;
-            Ok((trim_header(table)?, Some(row_numbers), ragged))
+            Ok((named(table, header)?, Some(row_numbers), ragged))
         }
     }
 }
@@ -179,8 +186,13 @@ fn has_short_rows(bytes: &[u8], table: &DataFrame, width: usize) -> bool {
     }
 }
 
-fn trim_header(mut table: DataFrame) -> Result<DataFrame, String> {
-    let names: Vec<PlSmallStr> = table.get_column_names().iter().map(|n| n.trim().into()).collect();
+/// Names the columns read by polars as the CSV reader named the header (trimmed, quotes
+/// unescaped), after the row number column.
+fn named(mut table: DataFrame, header: &[String]) -> Result<DataFrame, String> {
+    let names: Vec<PlSmallStr> = std::iter::once(ROW_COLUMN).chain(header.iter().map(String::as_str)).map(PlSmallStr::from).collect();
+    if names.len() != table.width() {
+        return Err(format!("not a readable CSV file: the header has {} columns but {} were read", header.len(), table.width() - 1));
+    }
     table.set_column_names(&names).map_err(|e| e.to_string())?;
     Ok(table)
 }
@@ -224,105 +236,41 @@ fn split_ragged(bytes: &[u8], width: usize) -> Result<(Vec<u8>, Vec<u32>, DataFr
     Ok((good, row_numbers, ragged))
 }
 
-fn quoted_list(values: &[String]) -> String {
-    let shown: Vec<&str> = values.iter().take(12).map(String::as_str).collect();
-    let more = if values.len() > shown.len() { ", ..." } else { "" };
-    format!("{}{more}", shown.join(", "))
-}
-
-/// The trimmed text of a value, or `None` when it is empty; a missing value of a column that is
-/// not nullable is a failure of its row.
-fn present<'a>(column: &ColumnSpec, row: usize, value: Option<&'a str>, failures: &mut Vec<(usize, String)>) -> Option<&'a str> {
-    let raw = value.map(str::trim).filter(|t| !t.is_empty());
-    if raw.is_none() && !column.nullable {
-        failures.push((row, format!("{}: missing value", column.name)));
-    }
-    raw
-}
-
 /// The typed values of one column, and the failures of its rows as `(row position, reason)`.
 struct Coerced {
     values: Series,
     failures: Vec<(usize, String)>,
 }
 
-/// Types one column of raw text in a single pass: trimmed, empty as missing, parsed, checked
-/// against its bounds and categories. Reasons are only built for the rows that fail.
+/// Types one column of raw text in a single pass with the column's [`CellRule`] (the rule
+/// `/predict` applies too). Reasons are only built for the rows that fail.
 fn coerce_column(column: &ColumnSpec, text: &StringChunked) -> Coerced {
     let name = column.name.as_str();
+    let rule = CellRule::new(column);
     let mut failures = Vec::new();
-    let mut typed = |parse: &dyn Fn(&str) -> Result<f64, String>| -> Vec<Option<f64>> {
-        text.iter()
-            .enumerate()
-            .map(|(row, value)| {
-                let raw = present(column, row, value, &mut failures)?;
-                match parse(raw) {
-                    Err(problem) => {
-                        failures.push((row, format!("{name}: '{raw}' {problem}")));
-                        None
-                    }
-                    Ok(value) => {
-                        if let Some(min) = column.min.filter(|min| value < *min) {
-                            failures.push((row, format!("{name}: {value} is below the minimum {min}")));
-                        } else if let Some(max) = column.max.filter(|max| value > *max) {
-                            failures.push((row, format!("{name}: {value} is above the maximum {max}")));
-                        }
-                        Some(value)
-                    }
-                }
-            })
-            .collect()
-    };
-    let number = |raw: &str| raw.parse::<f64>().ok().filter(|v| v.is_finite());
+    let checked = text.iter().enumerate().map(|(row, value)| match rule.check(value.unwrap_or_default()) {
+        Ok(Checked::Missing) => None,
+        Ok(checked) => Some(checked),
+        Err(problem) => {
+            failures.push((row, format!("{name}: {problem}")));
+            None
+        }
+    });
     let values = match column.kind {
-        ColumnType::Integer => {
-            let values = typed(&|raw| number(raw).filter(|v| v.fract() == 0.0).ok_or_else(|| "is not an integer".into()));
-            values.into_iter().map(|v| v.map(|v| v as i64)).collect::<Int64Chunked>().into_series()
-        }
-        ColumnType::Float => {
-            typed(&|raw| number(raw).ok_or_else(|| "is not a finite number".into())).into_iter().collect::<Float64Chunked>().into_series()
-        }
-        ColumnType::Boolean => {
-            let word = |raw: &str| {
-                let lower = raw.to_ascii_lowercase();
-                if TRUE_WORDS.contains(&lower.as_str()) {
-                    Ok(1.0)
-                } else if FALSE_WORDS.contains(&lower.as_str()) {
-                    Ok(0.0)
-                } else {
-                    Err("is not a boolean (true/false, 1/0, yes/no)".into())
-                }
-            };
-            typed(&word).into_iter().map(|v| v.map(|v| v == 1.0)).collect::<BooleanChunked>().into_series()
-        }
+        ColumnType::Integer => checked.map(|c| c.and_then(|c| c.number()).map(|v| v as i64)).collect::<Int64Chunked>().into_series(),
+        ColumnType::Float => checked.map(|c| c.and_then(|c| c.number())).collect::<Float64Chunked>().into_series(),
+        ColumnType::Boolean => checked.map(|c| c.and_then(|c| c.number()).map(|v| v == 1.0)).collect::<BooleanChunked>().into_series(),
         ColumnType::Datetime => {
-            let format = column.format.clone().unwrap_or_default();
-            let parse = |raw: &str| {
-                mlops_core::time::parse_datetime(raw, &format)
-                    .map(|s| (s * 1000.0).round())
-                    .map_err(|_| format!("does not match the datetime format '{format}'"))
-            };
-            let millis: Int64Chunked = typed(&parse).into_iter().map(|v| v.map(|v| v as i64)).collect();
+            let millis: Int64Chunked = checked.map(|c| c.and_then(|c| c.number()).map(|s| (s * 1000.0).round() as i64)).collect();
             millis.into_datetime(TimeUnit::Milliseconds, None).into_series()
         }
-        ColumnType::Categorical | ColumnType::String => {
-            let allowed: Option<HashSet<&str>> = column.categories.as_ref().map(|c| c.iter().map(String::as_str).collect());
-            let problem = column.categories.as_ref().map(|c| format!("is not one of the categories ({})", quoted_list(c)));
-            let values: StringChunked = text
-                .iter()
-                .enumerate()
-                .map(|(row, value)| {
-                    let raw = present(column, row, value, &mut failures)?;
-                    if let (Some(allowed), Some(problem)) = (&allowed, &problem)
-                        && !allowed.contains(raw)
-                    {
-                        failures.push((row, format!("{name}: '{raw}' {problem}")));
-                    }
-                    Some(raw)
-                })
-                .collect();
-            values.into_series()
-        }
+        ColumnType::Categorical | ColumnType::String => checked
+            .map(|c| match c {
+                Some(Checked::Text(text)) => Some(text),
+                _ => None,
+            })
+            .collect::<StringChunked>()
+            .into_series(),
     };
     Coerced { values: values.with_name(name.into()), failures }
 }

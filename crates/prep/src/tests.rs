@@ -1,5 +1,6 @@
 use super::*;
 use mlops_core::frame::Column as CoreColumn;
+use std::collections::HashSet;
 
 const SPEC: &str = r#"
 name = "toy"
@@ -165,4 +166,48 @@ fn init_drafts_a_usable_spec() {
     assert!(notes.iter().any(|n| n.contains("order_id")));
     let error = infer::infer_spec("orders.csv", csv.as_bytes(), &infer::InitOptions { target: "nope".into(), ..options }).unwrap_err();
     assert!(error.reason.contains("'nope'"));
+}
+
+#[test]
+fn a_blank_line_and_a_ragged_row_cost_only_the_ragged_row() {
+    let csv = "n,x,c,flag,when,leak,y\n1,2,a,1,2024-01-01,0,1\n\n2,2,a\n4,2,b,0,2024-01-02,0,2\n";
+    let parsed = parse_csv("f.csv", csv.as_bytes(), &spec()).unwrap();
+    let valid_n: Vec<i64> = parsed.valid.column("n").unwrap().i64().unwrap().iter().flatten().collect();
+    assert_eq!(valid_n, [1, 4]);
+    assert_eq!(reasons(&parsed), [(2, "row has 3 fields, the header has 7".to_string())]);
+}
+
+#[test]
+fn a_header_with_escaped_quotes_is_read() {
+    let spec = Spec::parse(&SPEC.replace("name = \"x\"", "name = 'x \"mm\"'"), "toy").unwrap();
+    let csv = "n,\"x \"\"mm\"\"\",c,flag,when,leak,y\n1,2,a,1,2024-01-01,0,1\n";
+    let parsed = parse_csv("q.csv", csv.as_bytes(), &spec).unwrap();
+    assert_eq!(parsed.valid.height(), 1, "{:?}", parsed.quarantined);
+    assert_eq!(parsed.valid.column("x \"mm\"").unwrap().f64().unwrap().get(0), Some(2.0));
+}
+
+#[test]
+fn integers_that_do_not_fit_are_quarantined_not_saturated() {
+    let csv =
+        "n,x,c,flag,when,y\n99999999999999999999,1,a,1,2024-01-01,1\n1e2,1,a,1,2024-01-01,1\n3,1,a,1,9999-12-31,1\n5,1,a,1,2024-01-01,1\n";
+    let parsed = parse_csv("i.csv", csv.as_bytes(), &spec()).unwrap();
+    assert_eq!(
+        reasons(&parsed),
+        [
+            (1, "n: '99999999999999999999' is out of the integer range (±2^53)".to_string()),
+            (2, "n: '1e2' is not an integer".to_string()),
+            (3, "when: '9999-12-31' is outside the supported datetime range".to_string()),
+        ]
+    );
+    assert_eq!(parsed.valid.column("n").unwrap().i64().unwrap().get(0), Some(5));
+}
+
+#[test]
+fn init_reads_a_header_with_escaped_quotes_and_names_reserved_columns() {
+    let csv = "\"size \"\"cm\"\"\",y\n1,2\n2,4\n1,3\n2,8\n1,2.5\n2,3.5\n";
+    let options = infer::InitOptions { name: "q".into(), target: "y".into(), time: None, task: None };
+    let (spec, _) = infer::infer_spec("q.csv", csv.as_bytes(), &options).unwrap();
+    assert!(spec.column("size \"cm\"").is_some(), "{:?}", spec.columns);
+    let reserved = parse_csv("r.csv", b"n,x,c,flag,when,_row,y\n1,2,a,1,2024-01-01,3,1\n", &super::tests::spec()).unwrap_err();
+    assert!(reserved.reason.contains("column named '_row'"), "{}", reserved.reason);
 }

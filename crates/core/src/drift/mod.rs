@@ -92,6 +92,18 @@ pub enum Verdict {
     InsufficientData,
 }
 
+/// Reads a number that JSON may hold as `null`: serde_json writes NaN as `null`, and a report
+/// with a NaN score must read back (as NaN) rather than drop out of the drift history.
+fn nan_for_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+/// [`nan_for_null`] for each value of a map.
+fn nan_for_null_values<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<std::collections::BTreeMap<String, f64>, D::Error> {
+    let values = std::collections::BTreeMap::<String, Option<f64>>::deserialize(deserializer)?;
+    Ok(values.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect())
+}
+
 /// Shares of the reference and the current values per bin, for charts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Histogram {
@@ -110,9 +122,11 @@ pub struct FeatureDrift {
     /// Every statistic computed: `ks`, `ks_p_value`, `wasserstein`, `wasserstein_normed`,
     /// `psi` for numbers; `chi_square`, `chi_square_p_value`, `chi_square_dof`,
     /// `jensen_shannon`, `psi` for categories.
+    #[serde(deserialize_with = "nan_for_null_values")]
     pub statistics: std::collections::BTreeMap<String, f64>,
     /// The statistic that decides, and its value.
     pub method: DriftMethod,
+    #[serde(deserialize_with = "nan_for_null")]
     pub score: f64,
     pub verdict: Verdict,
     pub histogram: Histogram,
@@ -272,9 +286,12 @@ fn numeric_histogram(reference: &[f64], current: &[f64]) -> Histogram {
 pub struct ConceptDrift {
     pub labelled: usize,
     pub metric: Metric,
+    #[serde(deserialize_with = "nan_for_null")]
     pub baseline: f64,
+    #[serde(deserialize_with = "nan_for_null")]
     pub current: f64,
     /// Relative worsening of the metric (0.25 = 25 % worse than at training).
+    #[serde(deserialize_with = "nan_for_null")]
     pub degradation: f64,
     pub verdict: Verdict,
 }
@@ -299,4 +316,25 @@ pub fn dataset_drift(features: &[FeatureDrift], policy: &DriftSpec) -> (usize, u
     let drifted = features.iter().filter(|f| f.verdict == Verdict::Drift).count();
     let share_reached = judged > 0 && drifted as f64 / judged as f64 >= policy.dataset_share;
     (drifted, judged, share_reached)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nan_score_reads_back_from_json_as_nan() {
+        let policy = DriftSpec::default();
+        let reference = Distribution::numeric("x", &[1.0, 2.0, 3.0], 0);
+        let mut drift = compare(&reference, &Distribution::numeric("x", &[], 0), &policy);
+        drift.score = f64::NAN;
+        drift.statistics.insert("ks".into(), f64::NAN);
+        let text = serde_json::to_string(&drift).unwrap();
+        assert!(text.contains("\"score\":null"), "{text}");
+        let read: FeatureDrift = serde_json::from_str(&text).unwrap();
+        assert!(read.score.is_nan() && read.statistics["ks"].is_nan());
+        let concept = concept(Metric::Rmse, 0.0, f64::NAN, 10, &policy);
+        let read: ConceptDrift = serde_json::from_str(&serde_json::to_string(&concept).unwrap()).unwrap();
+        assert!(read.current.is_nan());
+    }
 }

@@ -77,10 +77,14 @@ fn prep_writes_a_closed_batch_and_quarantines_bad_rows() {
         "{quarantine}"
     );
     assert_eq!(store.get("raw/toy/a.csv").unwrap().unwrap(), text.as_bytes(), "raw files are never modified");
-    // Nothing new: a second prep processes nothing.
+    // Nothing new: a second prep does not even read the file again.
     let again = prep(&store, &spec(), &request()).unwrap();
     assert_eq!(again.batch, None);
-    assert_eq!(again.files[0].status, FileStatus::Skipped);
+    assert!(again.files.is_empty(), "{:?}", again.files);
+    // An upload naming the same bytes under another key is skipped by its content hash.
+    store.put("raw/toy/copy.csv", text.as_bytes()).unwrap();
+    let copy = prep(&store, &spec(), &RunRequest { keys: vec!["raw/toy/copy.csv".into()], ..request() }).unwrap();
+    assert_eq!((copy.batch, copy.files[0].status), (None, FileStatus::Skipped));
 }
 
 #[test]
@@ -93,8 +97,9 @@ fn a_run_where_every_new_file_is_rejected_fails_and_names_them() {
         message.contains("raw/toy/empty.csv: the file is empty") && message.contains("raw/toy/other.csv: no column of dataset 'toy'"),
         "{message}"
     );
-    // Recorded, so the same bad bytes are not retried on every run.
-    assert_eq!(prep(&store, &spec(), &request()).unwrap().files.iter().filter(|f| f.status == FileStatus::Skipped).count(), 2);
+    // Recorded, so the same bad bytes are not read again on every run.
+    let again = prep(&store, &spec(), &request()).unwrap();
+    assert!(again.files.is_empty() && again.batch.is_none(), "{:?}", again.files);
 }
 
 #[test]
@@ -122,10 +127,15 @@ fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
     let trained = train(&store, &spec, featured, &quiet).unwrap();
     assert_eq!(trained.candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["gbm", "lm"]);
     assert!(trained.candidates.iter().all(|c| c.metrics.contains_key(&Metric::Rmse) && c.metrics.contains_key(&Metric::R2)));
-    let (first, record) = register(&store, &spec, trained).unwrap();
+    let (first, record) = register(&store, &spec, trained.clone()).unwrap();
     assert!(first.promoted && first.champion.is_none());
     assert_eq!((first.version.as_str(), first.production.version.as_str()), ("v1", "v1"));
     assert!(store.get(&Keys { dataset: "toy" }.run_record(&record.run_id)).unwrap().is_some());
+    // The state machine retries a register whose answer was lost: it reports the same promotion.
+    let (retried, _) = register(&store, &spec, trained).unwrap();
+    assert!(retried.promoted, "{}", retried.reason);
+    assert_eq!((retried.version.as_str(), retried.reason.as_str()), ("v1", first.reason.as_str()));
+    assert_eq!(Registry::new(&store, "toy").production().unwrap().unwrap().0.history.len(), 1);
 
     // More data: the champion is re-evaluated on the new holdout before the decision.
     store.put("raw/toy/second.csv", csv(600, 0.05).as_bytes()).unwrap();
