@@ -1,5 +1,7 @@
-//! The local HTTP server: axum in front of the core's request handler, with a maintenance
-//! thread that picks up newly promoted versions and flushes the inference log.
+//! The local HTTP server: the service's router (`mlops_http`, the one the predict Lambda runs)
+//! on a loopback listener, with a bound on open connections and on the time a client may take
+//! to send its headers, and a maintenance thread that picks up newly promoted versions and
+//! flushes the inference log.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,22 +10,26 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use axum::body::{Body, to_bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response as HttpResponse};
-use mlops_core::serve::{Request, Response, Service};
+use mlops_core::serve::Service;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 
 /// How often the maintenance thread looks at the production pointer and the log buffer.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(200);
 const LOG_FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Connections open at once; further clients wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 512;
+/// A client that has not sent a request's headers in this time is disconnected.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stop waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running server.
 pub struct Server {
     address: SocketAddr,
     service: Arc<Service>,
     stop: Arc<AtomicBool>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Option<watch::Sender<bool>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -33,20 +39,9 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind(address)).with_context(|| format!("binding {address}"))?;
         let address = listener.local_addr()?;
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = axum::Router::new().fallback(handle).with_state(service.clone());
-        let http = std::thread::spawn(move || {
-            let served = runtime.block_on(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await
-            });
-            if let Err(error) = served {
-                tracing::error!("the server stopped: {error}");
-            }
-        });
+        let (shutdown, stopped) = watch::channel(false);
+        let app = mlops_http::router(service.clone(), &mlops_http::Limits::default());
+        let http = std::thread::spawn(move || runtime.block_on(accept(listener, app, stopped)));
         let stop = Arc::new(AtomicBool::new(false));
         let maintenance = {
             let (service, stop) = (service.clone(), stop.clone());
@@ -80,7 +75,7 @@ impl Server {
 
     fn stop_threads(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(true);
         }
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads.drain(..) {
@@ -95,33 +90,52 @@ impl Drop for Server {
     }
 }
 
-async fn handle(State(service): State<Arc<Service>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> HttpResponse {
-    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-    // One byte over the limit is enough for the service to answer 413 with the sizes.
-    let body = match to_bytes(body, service_limit(&service) + 1).await {
-        Ok(bytes) => bytes.to_vec(),
-        Err(_) => vec![0; service_limit(&service) + 1],
-    };
-    let response = service.handle(&Request { method: method.to_string(), path: uri.path().to_string(), body, request_id });
-    into_http(response)
-}
-
-fn service_limit(service: &Service) -> usize {
-    service.options().max_body_bytes
-}
-
-fn into_http(response: Response) -> HttpResponse {
-    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut http = (status, response.body).into_response();
-    let headers = http.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    if let Ok(id) = HeaderValue::from_str(&response.request_id) {
-        headers.insert("x-request-id", id);
+/// Serves connections until `stopped` turns true, then lets requests in flight finish (for
+/// at most [`DRAIN_TIMEOUT`]).
+async fn accept(listener: TcpListener, app: axum::Router, mut stopped: watch::Receiver<bool>) {
+    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let place = tokio::select! {
+            _ = stopped.changed() => break,
+            place = places.clone().acquire_owned() => place.expect("the semaphore is never closed"),
+        };
+        let stream = tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!("accepting a connection failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (service, mut stopping) = (hyper_util::service::TowerToHyperService::new(app.clone()), stopped.clone());
+        connections.spawn(async move {
+            let _place = place;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = served {
+                tracing::debug!("connection closed: {error}");
+            }
+        });
     }
-    if let Some(version) = response.model_version.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        headers.insert("x-model-version", version);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("stopping with requests still in flight after {DRAIN_TIMEOUT:?}");
     }
-    http
 }
 
 /// `mlops serve`: serves until Ctrl-C.

@@ -178,3 +178,36 @@ fn when_the_registry_cannot_be_read_the_last_good_model_keeps_serving() {
     let (status, _) = call(&agent, "GET", &server.url("/health"), None);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn slow_clients_are_disconnected_and_do_not_hold_the_server() {
+    use std::io::{Read, Write};
+    let workspace = Workspace::new();
+    let spec = trained(&workspace);
+    let server = Served::start(&workspace, &spec);
+    let address = server.url("").trim_start_matches("http://").to_string();
+    // Clients that never finish their headers, and one that never finishes its body.
+    let mut slow: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| {
+            let mut socket = std::net::TcpStream::connect(&address).unwrap();
+            socket.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\n").unwrap();
+            socket
+        })
+        .collect();
+    let mut partial = std::net::TcpStream::connect(&address).unwrap();
+    partial.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"x\": ").unwrap();
+    slow.push(partial);
+    // Meanwhile the server answers others.
+    let (status, _) = call(&client(), "POST", &server.url("/predict"), Some(&row(1).to_string()));
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    for mut socket in slow {
+        socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut answer = Vec::new();
+        // The server closes the connection (408 for the unfinished body, nothing for headers).
+        let _ = socket.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(45), "slow clients were held {:?}", started.elapsed());
+}

@@ -1,14 +1,18 @@
-//! `/predict` behind a Lambda function URL. The model is loaded at cold start; each invocation
-//! checks the production pointer (at most once a second, by its ETag) and swaps in a newly
-//! promoted version without a redeploy, then calls the very handler `mlops serve` uses and
-//! flushes the inference log (a frozen environment must not hold it).
+//! `/predict` behind a Lambda function URL: the very router `mlops serve` runs
+//! (`mlops_http::router`), handed to `lambda_http::run`. The model is loaded at cold start;
+//! before each invocation the production pointer is checked (at most once a second, by its
+//! ETag) and a newly promoted version is swapped in without a redeploy; after it the inference
+//! log is flushed (a frozen environment must not hold it).
 
 use std::sync::Arc;
 
-use lambda_http::{Body, Request, RequestExt, Response, service_fn};
-use mlops_aws::lambda::{self, Failure};
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use lambda_http::RequestExt;
+use mlops_aws::lambda;
 use mlops_core::Store;
-use mlops_core::serve::{self, Service, ServiceOptions};
+use mlops_core::serve::{Service, ServiceOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -17,32 +21,33 @@ async fn main() -> Result<(), lambda_http::Error> {
     let store: Arc<dyn Store> = Arc::new(mlops_aws::s3::S3Store::new(&config, mlops_aws::env("MLOPS_BUCKET")?));
     let dataset = mlops_aws::env("MLOPS_DATASET")?;
     let service = Arc::new(tokio::task::spawn_blocking(move || Service::new(store, &dataset, ServiceOptions::default())).await?);
-    lambda_http::run(service_fn(|request: Request| handle(service.clone(), request))).await
+    lambda_http::run(app(service)).await
 }
 
-async fn handle(service: Arc<Service>, request: Request) -> Result<Response<Body>, Failure> {
-    let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
-    let call = serve::Request {
-        method: request.method().to_string(),
-        path: request.uri().path().to_string(),
-        body: request.body().to_vec(),
-        request_id,
-    };
-    let answer = lambda::blocking(move || {
-        service.refresh_if_due();
-        let answer = service.handle(&call);
-        if let Err(error) = service.flush_logs() {
-            tracing::warn!("inference log kept for the next invocation: {error}");
-        }
-        Ok(answer)
-    })
-    .await?;
-    let mut response =
-        Response::builder().status(answer.status).header("content-type", "application/json").header("x-request-id", &answer.request_id);
-    if let Some(version) = &answer.model_version {
-        response = response.header("x-model-version", version);
+/// The service's router, with the Lambda's work around each invocation.
+fn app(service: Arc<Service>) -> axum::Router {
+    mlops_http::router(service.clone(), &mlops_http::Limits::default()).layer(middleware::from_fn_with_state(service, invocation))
+}
+
+/// Refreshes the model before the request and flushes the inference log after it; the Lambda
+/// request id names the request unless the caller sent one.
+async fn invocation(State(service): State<Arc<Service>>, mut request: Request, next: Next) -> Response {
+    let lambda_id = request.lambda_context_ref().map(|c| c.request_id.clone());
+    if let Some(id) = lambda_id.and_then(|id| id.parse().ok())
+        && !request.headers().contains_key("x-request-id")
+    {
+        request.headers_mut().insert("x-request-id", id);
     }
-    response.body(Body::Binary(answer.body)).map_err(|e| Failure::new("Internal", e))
+    let refreshing = service.clone();
+    if let Err(error) = tokio::task::spawn_blocking(move || refreshing.refresh_if_due()).await {
+        tracing::warn!("refreshing the model failed: {error}");
+    }
+    let response = next.run(request).await;
+    let flushed = tokio::task::spawn_blocking(move || service.flush_logs()).await;
+    if !matches!(flushed, Ok(Ok(_))) {
+        tracing::warn!("inference log kept for the next invocation: {flushed:?}");
+    }
+    response
 }
 
 #[cfg(test)]
@@ -50,6 +55,7 @@ mod tests {
     use super::*;
     use mlops_core::FsStore;
     use mlops_core::contracts::{RunRequest, Trigger};
+    use tower::ServiceExt;
 
     /// A store holding a trained toy model.
     fn trained() -> (tempfile::TempDir, Arc<dyn Store>) {
@@ -76,17 +82,17 @@ mod tests {
             .unwrap(),
         );
         let request = lambda_http::request::from_str(include_str!("../../../events/predict.json")).unwrap();
-        let response = handle(service.clone(), request).await.unwrap();
+        let response = app(service.clone()).oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-model-version"], "v1");
-        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
         assert_eq!(body["predictions"].as_array().unwrap().len(), 2);
         let logged = std::fs::read_dir(dir.path().join("inference/bikeshare")).unwrap().count();
         assert_eq!(logged, 1, "the log is flushed at the end of the invocation");
 
         let mut bad: serde_json::Value = serde_json::from_str(include_str!("../../../events/predict.json")).unwrap();
         bad["body"] = serde_json::json!("{\"rows\": [{\"hr\": 3}]}");
-        let response = handle(service, lambda_http::request::from_str(&bad.to_string()).unwrap()).await.unwrap();
+        let response = app(service).oneshot(lambda_http::request::from_str(&bad.to_string()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 422);
     }
 }
