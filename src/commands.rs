@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::registry::{Action, Registry};
 use mlops_core::serve::{Service, ServiceOptions};
+use mlops_core::spec_store::{load_spec, save_spec};
 use mlops_core::{FsStore, Spec, Store};
 use mlops_pipeline::monitor::Current;
 use mlops_pipeline::stages::{self, Progress};
@@ -22,12 +23,94 @@ use crate::{Cli, Command};
 const DEFAULT_ROOT: &str = "./mlops-data";
 const DEFAULT_DEMO_ROOT: &str = "./mlops-demo";
 
+/// Where the commands work: a local store, or the data bucket of a deployed stack.
+enum Root {
+    Local(FsStore),
+    /// The runtime runs the S3 client's requests; the store blocks on it.
+    S3 {
+        store: mlops_aws::s3::S3Store,
+        _runtime: tokio::runtime::Runtime,
+    },
+}
+
+impl Root {
+    fn open(root: Option<String>) -> Result<Root> {
+        let root = root.unwrap_or_else(|| DEFAULT_ROOT.into());
+        let Some(bucket) = root.strip_prefix("s3://") else { return Ok(Root::Local(FsStore::new(root))) };
+        let bucket = bucket.trim_end_matches('/');
+        if bucket.is_empty() || bucket.contains('/') {
+            bail!("--root {root}: expected s3://BUCKET (the stack's DataBucket output)");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+        let _inside = runtime.enter();
+        let config = runtime.block_on(mlops_aws::config());
+        Ok(Root::S3 { store: mlops_aws::s3::S3Store::new(&config, bucket), _runtime: runtime })
+    }
+
+    fn store(&self) -> &dyn Store {
+        match self {
+            Root::Local(store) => store,
+            Root::S3 { store, .. } => store,
+        }
+    }
+
+    /// The local store, for the commands that compute here rather than on AWS.
+    fn local(&self, command: &str) -> Result<&FsStore> {
+        match self {
+            Root::Local(store) => Ok(store),
+            Root::S3 { .. } => bail!("{}", on_aws(command)),
+        }
+    }
+}
+
+/// The commands that compute on this machine, which an s3:// root does not take.
+fn local_only(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Prep { .. } => Some("prep"),
+        Command::Run { .. } => Some("run"),
+        Command::Serve { .. } => Some("serve"),
+        Command::Watch { .. } => Some("watch"),
+        Command::Drift { latest: false, .. } => Some("drift"),
+        _ => None,
+    }
+}
+
+fn on_aws(command: &str) -> String {
+    format!(
+        "`mlops {command}` runs on a local store; on AWS the state machine and the functions do this work. With an s3:// root: ingest (an upload starts a run), models, promote, rollback, feedback, drift --latest"
+    )
+}
+
+/// The spec named on the command line: a file, saved as its dataset's spec in the store (the
+/// one place every command and function reads it from), or the name of a stored one.
+fn spec_of(store: &dyn Store, spec: &str) -> Result<Spec> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        return Ok(save_spec(store, &text, &path.display().to_string())?.0);
+    }
+    if spec.ends_with(".toml") || spec.contains(['/', '\\']) {
+        bail!("{spec}: no such spec file");
+    }
+    Ok(load_spec(store, spec)?)
+}
+
 pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Demo = cli.command {
-        crate::demo::run(&cli.root.unwrap_or_else(|| DEFAULT_DEMO_ROOT.into()), cli.json)?;
+        let base = cli.root.unwrap_or_else(|| DEFAULT_DEMO_ROOT.into());
+        if base.starts_with("s3://") {
+            bail!("`mlops demo` runs locally: give it a directory");
+        }
+        crate::demo::run(Path::new(&base), cli.json)?;
         return Ok(());
     }
-    let store = FsStore::new(cli.root.unwrap_or_else(|| DEFAULT_ROOT.into()));
+    if cli.root.as_deref().is_some_and(|r| r.starts_with("s3://"))
+        && let Some(command) = local_only(&cli.command)
+    {
+        bail!("{}", on_aws(command));
+    }
+    let root = Root::open(cli.root)?;
+    let store = root.store();
     match cli.command {
         Command::Init { file, target, time, task, name, output } => {
             let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
@@ -59,9 +142,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Ingest { spec, files } => {
-            let spec = Spec::load(&spec)?;
+            let spec = spec_of(store, &spec)?;
             let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-            let ingested = mlops_pipeline::ingest::ingest(&store, &spec.name, &paths)?;
+            let ingested = mlops_pipeline::ingest::ingest(store, &spec.name, &paths)?;
             if cli.json {
                 println!("{}", json!({ "dataset": spec.name, "root": store.location(), "files": ingested }));
             } else {
@@ -72,10 +155,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Prep { spec } => {
-            let spec = Spec::load(&spec)?;
+            let store = root.local("prep")?;
+            let spec = spec_of(store, &spec)?;
             let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Manual };
-            let prepped = stages::prep(&store, &spec, &request)?;
-            let featured = stages::features(&store, &spec, prepped)?;
+            let prepped = stages::prep(store, &spec, &request)?;
+            let featured = stages::features(store, &spec, prepped)?;
             if cli.json {
                 println!("{}", serde_json::to_string(&featured)?);
             } else {
@@ -83,10 +167,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Run { spec } => {
-            let spec = Spec::load(&spec)?;
+            let store = root.local("run")?;
+            let spec = spec_of(store, &spec)?;
             let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Manual };
             let spinner = Spinner::new(!cli.json);
-            let record = stages::run(&store, &spec, &request, &|progress| match progress {
+            let record = stages::run(store, &spec, &request, &|progress| match progress {
                 Progress::Stage(stage) => spinner.message(stage),
                 Progress::CandidateStarted { name, index, total } => spinner.message(&format!("train: {name} ({}/{total})", index + 1)),
                 Progress::CandidateFinished(_) => {}
@@ -100,8 +185,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Models { spec } => {
-            let spec = Spec::load(&spec)?;
-            let registry = Registry::new(&store, &spec.name);
+            let spec = spec_of(store, &spec)?;
+            let registry = Registry::new(store, &spec.name);
             let cards = registry.versions()?.iter().map(|v| registry.card(v)).collect::<Result<Vec<_>, _>>()?;
             let production = registry.production()?.map(|(p, _)| p);
             if cli.json {
@@ -111,8 +196,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Promote { spec, version } => {
-            let spec = Spec::load(&spec)?;
-            let registry = Registry::new(&store, &spec.name);
+            let spec = spec_of(store, &spec)?;
+            let registry = Registry::new(store, &spec.name);
             let current = registry.production()?;
             if current.as_ref().is_some_and(|(p, _)| p.version == version) {
                 bail!("{version} is already the production version of '{}'", spec.name);
@@ -122,31 +207,39 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             report_pointer(cli.json, &production);
         }
         Command::Rollback { spec } => {
-            let spec = Spec::load(&spec)?;
-            let production = Registry::new(&store, &spec.name).rollback()?;
+            let spec = spec_of(store, &spec)?;
+            let production = Registry::new(store, &spec.name).rollback()?;
             report_pointer(cli.json, &production);
         }
         Command::Serve { spec, addr } => {
-            let spec = Spec::load(&spec)?;
-            let service = Service::new(Arc::new(store), &spec.name, ServiceOptions::default());
+            let store = root.local("serve")?;
+            let spec = spec_of(store, &spec)?;
+            let service = Service::new(Arc::new(store.clone()), &spec.name, ServiceOptions::default());
             crate::server::serve_until_interrupted(Arc::new(service), addr)?;
         }
-        Command::Drift { spec, batch } => {
-            let spec = Spec::load(&spec)?;
-            let current = match &batch {
-                Some(file) => monitoring::batch(&spec, file)?,
-                None => Current::Logs,
+        Command::Drift { spec, batch, latest } => {
+            let report = if latest {
+                let spec = spec_of(store, &spec)?;
+                mlops_pipeline::monitor::latest_report(store, &spec.name)?
+                    .with_context(|| format!("no drift report of '{}' in {} yet", spec.name, store.location()))?
+            } else {
+                let store = root.local("drift")?;
+                let spec = spec_of(store, &spec)?;
+                let current = match &batch {
+                    Some(file) => monitoring::batch(&spec, file)?,
+                    None => Current::Logs,
+                };
+                monitoring::check(store, &spec, current)?
             };
-            let report = monitoring::check(&store, &spec, current)?;
             if cli.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                monitoring::print_report(&store, &report);
+                monitoring::print_report(&store.location(), &report);
             }
         }
         Command::Feedback { spec, file } => {
-            let spec = Spec::load(&spec)?;
-            let summary = monitoring::feedback(&store, &spec, &file)?;
+            let spec = spec_of(store, &spec)?;
+            let summary = monitoring::feedback(store, &spec, &file)?;
             if cli.json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
@@ -154,8 +247,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Watch { spec, interval } => {
-            let spec = Spec::load(&spec)?;
-            monitoring::watch(&store, &spec, Duration::from_secs(interval.max(1)), cli.json)?;
+            let store = root.local("watch")?;
+            let spec = spec_of(store, &spec)?;
+            monitoring::watch(store, &spec, Duration::from_secs(interval.max(1)), cli.json)?;
         }
         Command::Demo => unreachable!("handled above"),
     }

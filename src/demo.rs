@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use mlops_core::contracts::{RunRecord, RunRequest, Trigger};
 use mlops_core::serve::{Service, ServiceOptions};
+use mlops_core::spec_store::save_spec;
 use mlops_core::{FsStore, Spec};
 use mlops_pipeline::monitor::{Current, PREDICTION_ID};
 use mlops_pipeline::stages;
@@ -89,10 +90,8 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let root: PathBuf = base.join(format!("run-{stamp}"));
     std::fs::create_dir_all(&root).with_context(|| root.display().to_string())?;
-    let spec_path = root.join("bikeshare.toml");
-    std::fs::write(&spec_path, SPEC)?;
-    let spec = Spec::load(&spec_path)?;
     let store = Arc::new(FsStore::new(&root));
+    let (spec, _) = save_spec(store.as_ref(), SPEC, "specs/bikeshare.toml")?;
     say!(json_output, "mlops demo: the lifecycle of a model on the shipped Bikeshare data (hourly rentals, 2011)");
     say!(json_output, "store: {}", root.display());
 
@@ -137,7 +136,7 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     }
     let feedback_path = root.join("may-aug-labels.csv");
     std::fs::write(&feedback_path, feedback)?;
-    let stored = monitoring::feedback(&store, &spec, &feedback_path)?;
+    let stored = monitoring::feedback(store.as_ref(), &spec, &feedback_path)?;
     say!(json_output, "   {} delayed labels stored, {} matched to logged predictions", stored.rows, stored.matched);
     let export = root.join("may-aug.csv");
     std::fs::write(&export, &later)?;
@@ -207,7 +206,7 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
 
     let html = store.root().join(&report.html_key);
     say!(json_output, "\nReports: {}", html.display());
-    say!(json_output, "Models:  cargo run -q -- --root {} models --spec {}", root.display(), spec_path.display());
+    say!(json_output, "Models:  cargo run -q -- --root {} models --spec {}", root.display(), spec.name);
     say!(json_output, "Done in {:.1}s.", started.elapsed().as_secs_f64());
     let summary = json!({
         "root": root,

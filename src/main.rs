@@ -1,4 +1,5 @@
-//! `mlops`: the pipeline on one machine, over a local store.
+//! `mlops`: the pipeline on one machine, over a local store; and the registry and uploads of a
+//! deployed pipeline, with `--root s3://BUCKET`.
 
 mod commands;
 mod demo;
@@ -16,9 +17,11 @@ use mlops_core::spec::Task;
 #[derive(Debug, Parser)]
 #[command(name = "mlops", version, about)]
 struct Cli {
-    /// Root directory of the local store (for `demo`: where its stores go, default ./mlops-demo).
+    /// The store: a local directory (default ./mlops-data; for `demo`, where its stores go,
+    /// default ./mlops-demo), or `s3://BUCKET`, the data bucket of a deployed stack (standard
+    /// AWS configuration: profile, region, AWS_ENDPOINT_URL for LocalStack).
     #[arg(long, global = true, env = "MLOPS_ROOT")]
-    root: Option<PathBuf>,
+    root: Option<String>,
     /// Print one machine-readable JSON summary on stdout instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -49,63 +52,87 @@ enum Command {
     },
     /// Put CSV files under raw/ of the store, as an upload to S3 would.
     Ingest {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Prep and features only: validate new raw files and fit the features, without training.
     Prep {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
     },
     /// Prep, features, train, evaluate and register once.
     Run {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
     },
     /// List the registered versions.
     Models {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
     },
     /// Make a version production by hand.
     Promote {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
         version: String,
     },
     /// Move production back to the previous version.
     Rollback {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
     },
     /// Serve the production model over HTTP; picks up new versions without a restart.
     Serve {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
     },
     /// Compare recent inferences (or a batch) with the training reference; alert and retrain
     /// past the thresholds.
     Drift {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
         /// A CSV batch to check instead of the inference log.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "latest")]
         batch: Option<PathBuf>,
+        /// Show the latest report instead of checking (with an s3:// root: the deployed
+        /// drift function's).
+        #[arg(long)]
+        latest: bool,
     },
     /// Store delayed labels: a CSV with the id (or prediction_id) and the target.
     Feedback {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
         file: PathBuf,
     },
     /// Run the pipeline on each new raw file and the drift check on an interval, until stopped.
     Watch {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
         #[arg(long)]
-        spec: PathBuf,
+        spec: String,
         /// Seconds between drift checks.
         #[arg(long, default_value_t = 300)]
         interval: u64,

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::drift::Verdict;
 use mlops_core::registry::Registry;
-use mlops_core::{FsStore, Keys, Spec};
+use mlops_core::{FsStore, Keys, Spec, Store};
 use mlops_pipeline::monitor::{self, Current, DriftReport, LocalRetrainer, LogNotifier};
 use mlops_pipeline::stages;
 use notify::Watcher;
@@ -41,7 +41,8 @@ pub fn check(store: &FsStore, spec: &Spec, current: Current) -> Result<DriftRepo
     Ok(monitor::check(store, spec, current, &LogNotifier, &LocalRetrainer { store, spec })?)
 }
 
-pub fn print_report(store: &FsStore, report: &DriftReport) {
+/// Prints a drift report; `location` is where the store is (a directory or `s3://BUCKET`).
+pub fn print_report(location: &str, report: &DriftReport) {
     println!("drift of {} {} on {} ({} rows):", report.dataset, report.model_version, report.source, report.current_rows);
     for feature in report.features.iter().chain(std::iter::once(&report.prediction)) {
         let verdict = match feature.verdict {
@@ -77,11 +78,11 @@ pub fn print_report(store: &FsStore, report: &DriftReport) {
     if let Some(version) = report.retrain.started.as_ref().and_then(|run| run.get("production")).and_then(|p| p.get("version")) {
         println!("  after the retrain, production is {version}");
     }
-    println!("  report: {}", store.root().join(&report.html_key).display());
+    println!("  report: {location}/{}", report.html_key);
 }
 
 /// Stores a file of delayed labels.
-pub fn feedback(store: &FsStore, spec: &Spec, file: &Path) -> Result<monitor::FeedbackSummary> {
+pub fn feedback(store: &dyn Store, spec: &Spec, file: &Path) -> Result<monitor::FeedbackSummary> {
     let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
     let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "feedback.csv".into());
     Ok(monitor::store_feedback(store, spec, &name, &bytes)?)
@@ -149,7 +150,7 @@ fn drift_once(store: &FsStore, spec: &Spec, json: bool) {
     }
     match check(store, spec, Current::Logs) {
         Ok(report) if json => println!("{}", serde_json::json!({ "event": "drift", "report": report })),
-        Ok(report) => print_report(store, &report),
+        Ok(report) => print_report(&store.location(), &report),
         Err(error) => eprintln!("drift check failed: {error}"),
     }
 }

@@ -264,6 +264,24 @@ impl Clients {
     }
 }
 
+/// Runs `mlops --root s3://BUCKET ARGS... --json` against LocalStack; returns its JSON.
+fn mlops_on(localstack: &LocalStack, bucket: &str, args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .arg("--root")
+        .arg(format!("s3://{bucket}"))
+        .args(args)
+        .arg("--json")
+        .env("AWS_ENDPOINT_URL", localstack.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("running mlops");
+    assert!(output.status.success(), "mlops {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("mlops {args:?} printed no JSON ({e})"))
+}
+
 /// Calls the function URL through LocalStack's gateway, which routes it by the Host header.
 fn call_url(port: u16, url: &str, path: &str, body: &Value) -> (u16, Value) {
     let host = url.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_string();
@@ -343,11 +361,15 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let (bucket, state_machine, url) = (&outputs["DataBucket"], &outputs["StateMachineArn"], &outputs["PredictUrl"]);
         let alerts = clients.subscribe_queue("alerts", &outputs["AlertTopicArn"]).await;
         let failures = clients.subscribe_queue("failures", &outputs["FailureTopicArn"]).await;
-        clients.put(bucket, "specs/bikeshare.toml", std::fs::read(project().join("specs/bikeshare.toml")).unwrap()).await;
-
-        // An upload starts one execution, which promotes the first model.
+        // `mlops --root s3://BUCKET ingest` stores the spec and uploads the file: the upload
+        // starts one execution, which promotes the first model.
+        let jan_apr = work.path().join("jan-apr.csv");
+        std::fs::write(&jan_apr, months(1..=120)).unwrap();
+        let spec = project().join("specs/bikeshare.toml");
         let uploaded_at = Instant::now();
-        clients.put(bucket, "raw/bikeshare/jan-apr.csv", months(1..=120).into_bytes()).await;
+        let ingested = mlops_on(&localstack, bucket, &["ingest", "--spec", spec.to_str().unwrap(), jan_apr.to_str().unwrap()]);
+        assert_eq!((ingested["files"][0]["key"].as_str(), ingested["files"][0]["stored"].as_bool()), (Some("raw/bikeshare/jan-apr.csv"), Some(true)), "{ingested}");
+        assert_eq!(clients.get(bucket, "specs/bikeshare.toml").await, std::fs::read(&spec).unwrap(), "the spec's one home is the bucket");
         let (first_arn, status, output) = clients.finished(state_machine, "upload-bikeshare-", &[]).await;
         assert_eq!(status, ExecutionStatus::Succeeded, "{output:?}\n{}", localstack.log_text());
         let output = output.unwrap();
@@ -400,6 +422,16 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
         assert_eq!(version, "v2");
+
+        // The operator's commands work on the deployed registry as they do locally.
+        let models = mlops_on(&localstack, bucket, &["models", "--spec", "bikeshare"]);
+        assert_eq!((models["versions"].as_array().map(Vec::len), models["production"]["version"].as_str()), (Some(2), Some("v2")), "{models}");
+        let promoted = mlops_on(&localstack, bucket, &["promote", "--spec", "bikeshare", "v1"]);
+        assert_eq!(promoted["version"], "v1", "{promoted}");
+        let rolled_back = mlops_on(&localstack, bucket, &["rollback", "--spec", "bikeshare"]);
+        assert_eq!(rolled_back["version"], "v2", "{rolled_back}");
+        let latest = mlops_on(&localstack, bucket, &["drift", "--spec", "bikeshare", "--latest"]);
+        assert_eq!((latest["model_version"].as_str(), latest["alert"].as_bool()), (Some("v1"), Some(true)), "{latest}");
 
         // A duplicated S3 event starts nothing new.
         let head = clients.s3.head_object().bucket(bucket).key("raw/bikeshare/jan-apr.csv").send().await.unwrap();

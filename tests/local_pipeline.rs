@@ -234,3 +234,26 @@ fn prep_alone_validates_and_fits_the_features_without_registering_a_model() {
     assert_eq!((run["prep"]["batch"].as_str(), run["data_hash"].as_str()), (None, featured["data_hash"].as_str()), "{run}");
     assert_eq!(run["production"]["version"], "v1");
 }
+
+#[test]
+fn the_spec_has_one_home_in_the_store_and_s3_roots_refuse_local_work() {
+    let workspace = Workspace::new();
+    let spec = toy_spec(&workspace);
+    let data = workspace.write("data.csv", toy_csv(200, 0));
+    workspace.json(&["ingest", "--spec", spec.to_str().unwrap(), data.to_str().unwrap()]);
+    assert_eq!(std::fs::read(workspace.root().join("specs/toy.toml")).unwrap(), std::fs::read(&spec).unwrap(), "ingest stores the spec");
+    // Every later command can name the dataset: the store holds its spec.
+    let record = workspace.json(&["run", "--spec", "toy"]);
+    assert_eq!(record["promoted"], true, "{record}");
+    let models = workspace.json(&["models", "--spec", "toy"]);
+    assert_eq!(models["production"]["version"], "v1");
+    let missing = workspace.fails(&["models", "--spec", "other"]);
+    assert!(missing.contains("no spec for dataset 'other'"), "{missing}");
+    // Refused before any AWS configuration is read.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .args(["--root", "s3://some-bucket", "run", "--spec", "toy"])
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && error.contains("`mlops run` runs on a local store"), "{error}");
+}

@@ -47,13 +47,7 @@ where
     tokio::task::spawn_blocking(work).await.map_err(|e| Failure::new("Internal", format!("the work panicked: {e}")))?
 }
 
-/// The spec of a dataset, stored at `specs/DATASET.toml` in the bucket.
+/// The spec of a dataset, from its one home in the bucket (`specs/DATASET.toml`).
 pub fn spec(store: &dyn mlops_core::Store, dataset: &str) -> Result<mlops_core::Spec, Failure> {
-    let key = mlops_core::Keys { dataset }.spec();
-    let bytes = store
-        .get(&key)
-        .map_err(|e| Failure::core(e.into()))?
-        .ok_or_else(|| Failure::new("BadInput", format!("no spec for dataset '{dataset}' at {key}")))?;
-    let text = String::from_utf8(bytes).map_err(|_| Failure::new("BadInput", format!("{key} is not UTF-8")))?;
-    mlops_core::Spec::parse(&text, &key).map_err(Failure::core)
+    mlops_core::spec_store::load_spec(store, dataset).map_err(Failure::core)
 }

@@ -20,7 +20,9 @@ pub struct S3Store {
 impl S3Store {
     /// A store on `bucket`, running requests on the current tokio runtime.
     pub fn new(config: &aws_config::SdkConfig, bucket: impl Into<String>) -> S3Store {
-        let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(crate::custom_endpoint()).build();
+        // A custom endpoint (LocalStack, moto) takes path-style addressing.
+        let path_style = config.endpoint_url().is_some() || crate::custom_endpoint();
+        let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
         S3Store { client: Client::from_conf(s3), bucket: bucket.into(), runtime: Handle::current() }
     }
 

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod rows;
 pub mod serve;
 pub mod spec;
+pub mod spec_store;
 pub mod split;
 pub mod store;
 pub mod target;

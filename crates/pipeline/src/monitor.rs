@@ -500,6 +500,16 @@ pub fn store_feedback(store: &dyn Store, spec: &Spec, name: &str, bytes: &[u8]) 
     Ok(FeedbackSummary { key, rows: pairs.len(), matched })
 }
 
+/// The most recent drift report of `dataset`, if a check ever ran.
+pub fn latest_report(store: &dyn Store, dataset: &str) -> Result<Option<DriftReport>, PipelineError> {
+    let keys = Keys { dataset };
+    let Some(key) = store.list(&keys.drift_reports_prefix())?.into_iter().rfind(|k| k.ends_with(".json")) else {
+        return Ok(None);
+    };
+    let bytes = store.get(&key)?.ok_or_else(|| PipelineError::Corrupt(format!("{key} was listed but cannot be read")))?;
+    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))?))
+}
+
 /// Earlier reports, oldest first, for the score-over-time chart.
 fn previous_reports(store: &dyn Store, keys: &Keys) -> Result<Vec<DriftReport>, PipelineError> {
     let mut reports = Vec::new();

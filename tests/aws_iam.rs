@@ -1,0 +1,269 @@
+//! Least privilege, proven by a policy evaluator rather than by reading: moto's server with its
+//! IAM checks on (`tests/checks/iam_setup.py`). Each stage runs in this process, as its function
+//! would, under the credentials of a user that carries exactly its role's policies from
+//! `infra/template.yaml`, through one lifecycle: upload, trigger, prep, features, train,
+//! register (promotion), predict, drift (alert and retrain), and a second run on new data.
+//!
+//! The removal check drops each statement our code relies on, one at a time, and requires the
+//! lifecycle to fail. Statements that AWS services use on a function's behalf (CloudWatch Logs
+//! for the Lambda runtime, the trigger's on-failure destination, the state machine's role) are
+//! exercised by LocalStack's wiring, not by this code, and are listed as such.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mlops_aws::alerts::{Executions, SnsNotifier};
+use mlops_aws::s3::S3Store;
+use mlops_core::contracts::{RunRequest, Trigger};
+use mlops_core::serve::{Request, Service, ServiceOptions};
+use mlops_core::spec_store::load_spec;
+use mlops_core::{Spec, Store};
+use mlops_pipeline::monitor::{self, Current};
+use mlops_pipeline::stages;
+use serde_json::{Value, json};
+
+use crate::deployment_checks::checks_python;
+use crate::harness::{Workspace, project, toy_csv, toy_spec};
+
+/// moto's server (`tests/checks/moto_server.py`) on a free loopback port, killed with its
+/// process group on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start(python: &Path) -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(python)
+            .arg(project().join("tests/checks/moto_server.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("starting moto's server");
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while agent.get(format!("{}/moto-api/", moto.endpoint)).call().is_err() {
+            assert!(Instant::now() < deadline, "moto's server did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Users made for the roles, and what each statement of each role grants.
+struct Setup {
+    credentials: BTreeMap<String, (String, String)>,
+    statements: BTreeMap<String, Vec<Value>>,
+    bucket: String,
+    alert_topic: String,
+    state_machine: String,
+}
+
+/// Resets moto, creates the resources and one user per role (less `without`, a role and the
+/// index of a statement), and turns IAM checks on.
+fn set_up(python: &Path, moto: &Moto, without: Option<(&str, usize)>) -> Setup {
+    let mut command = Command::new(python);
+    command.arg(project().join("tests/checks/iam_setup.py")).arg(&moto.endpoint).arg(project().join("infra/template.yaml"));
+    if let Some((role, index)) = without {
+        command.args(["--without", &format!("{role}:{index}")]);
+    }
+    let output = command.output().expect("running iam_setup.py");
+    assert!(output.status.success(), "iam_setup.py: {}", String::from_utf8_lossy(&output.stderr));
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("iam_setup.py prints JSON");
+    let credentials = answer["credentials"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(role, c)| (role.clone(), (c["key"].as_str().unwrap().to_string(), c["secret"].as_str().unwrap().to_string())))
+        .collect();
+    let statements =
+        answer["statements"].as_object().unwrap().iter().map(|(role, s)| (role.clone(), s.as_array().unwrap().clone())).collect();
+    let resource = |name: &str| answer["resources"][name].as_str().unwrap().to_string();
+    Setup {
+        credentials,
+        statements,
+        bucket: resource("bucket"),
+        alert_topic: resource("alert_topic"),
+        state_machine: resource("state_machine"),
+    }
+}
+
+/// Clients for the users of one setup. Their requests run on `runtime`; the stores block on
+/// it, so they are called from this (non-async) thread.
+struct Identities<'a> {
+    setup: &'a Setup,
+    endpoint: &'a str,
+    runtime: &'a tokio::runtime::Runtime,
+}
+
+impl Identities<'_> {
+    fn config(&self, role: &str) -> aws_config::SdkConfig {
+        let (key, secret) = &self.setup.credentials[role];
+        self.runtime.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(self.endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(key, secret, None, None, "moto"))
+                .load(),
+        )
+    }
+
+    fn store(&self, role: &str) -> S3Store {
+        let _inside = self.runtime.enter();
+        S3Store::new(&self.config(role), &self.setup.bucket)
+    }
+
+    /// The dataset's spec, read as `role` reads it.
+    fn spec(&self, role: &str) -> Result<Spec, String> {
+        load_spec(&self.store(role), "toy").map_err(|e| format!("{role}: {e}"))
+    }
+}
+
+/// One run of the state machine's stages, each under its own role.
+fn run_stages(ids: &Identities, request: &RunRequest) -> Result<bool, String> {
+    let prepped = stages::prep(&ids.store("PrepRole"), &ids.spec("PrepRole")?, request).map_err(|e| format!("prep: {e}"))?;
+    let featured =
+        stages::features(&ids.store("FeaturesRole"), &ids.spec("FeaturesRole")?, prepped).map_err(|e| format!("features: {e}"))?;
+    let trained =
+        stages::train(&ids.store("TrainRole"), &ids.spec("TrainRole")?, featured, &stages::quiet).map_err(|e| format!("train: {e}"))?;
+    let (registered, _) =
+        stages::register(&ids.store("RegisterRole"), &ids.spec("RegisterRole")?, trained).map_err(|e| format!("register: {e}"))?;
+    Ok(registered.promoted)
+}
+
+/// The lifecycle; the error names the stage that was refused.
+fn lifecycle(ids: &Identities, spec_text: &str) -> Result<(), String> {
+    let operator = ids.store("Operator");
+    operator.put("specs/toy.toml", spec_text.as_bytes()).map_err(|e| format!("operator: {e}"))?;
+    operator.put("raw/toy/first.csv", toy_csv(300, 0).as_bytes()).map_err(|e| format!("operator: {e}"))?;
+
+    // The trigger starts an execution for the upload.
+    let _inside = ids.runtime.enter();
+    let executions = Executions::new(&ids.config("TriggerRole"), &ids.setup.state_machine);
+    let request = RunRequest { dataset: "toy".into(), keys: vec!["raw/toy/first.csv".into()], trigger: Trigger::Upload };
+    executions.start("upload-first", &serde_json::to_value(&request).unwrap()).map_err(|e| format!("trigger: {e}"))?;
+    if !run_stages(ids, &request)? {
+        return Err("the first model was not promoted".into());
+    }
+
+    // /predict answers and logs drifted traffic.
+    let service = Service::new(Arc::new(ids.store("PredictRole")), "toy", ServiceOptions::default());
+    if service.version().as_deref() != Some("v1") {
+        return Err(format!("predict: serves {:?}, not v1 (the registry could not be read)", service.version()));
+    }
+    for chunk in (0..400).collect::<Vec<usize>>().chunks(100) {
+        let rows: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({ "x": 40.0 + (i % 89) as f64 / 7.0, "group": "blue", "when": format!("2024-03-{:02} {:02}:00:00", 1 + i % 28, i % 24) }))
+            .collect();
+        let answer = service.handle(&Request {
+            method: "POST".into(),
+            path: "/predict".into(),
+            body: json!({ "rows": rows }).to_string().into_bytes(),
+            request_id: None,
+        });
+        if answer.status != 200 {
+            return Err(format!("predict: {} {}", answer.status, String::from_utf8_lossy(&answer.body)));
+        }
+    }
+    service.flush_logs().map_err(|e| format!("predict: writing the inference log: {e}"))?;
+
+    // The drift check alerts on SNS and starts a retrain.
+    let drift = ids.config("DriftRole");
+    let report = monitor::check(
+        &ids.store("DriftRole"),
+        &ids.spec("DriftRole")?,
+        Current::Logs,
+        &SnsNotifier::new(&drift, &ids.setup.alert_topic),
+        &Executions::new(&drift, &ids.setup.state_machine),
+    )
+    .map_err(|e| format!("drift: {e}"))?;
+    if !(report.alert && report.retrain.requested) {
+        return Err(format!("drift: no alert and retrain ({})", report.retrain.reason));
+    }
+    // New data arrives; the retrain's stages run again and register a second version.
+    operator.put("raw/toy/second.csv", toy_csv(600, 300).as_bytes()).map_err(|e| format!("operator: {e}"))?;
+    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Drift };
+    run_stages(ids, &request)?;
+    Ok(())
+}
+
+struct Fixture {
+    python: std::path::PathBuf,
+    moto: Moto,
+    runtime: tokio::runtime::Runtime,
+    spec_text: String,
+    _workspace: Workspace,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let python = checks_python();
+        let moto = Moto::start(&python);
+        let workspace = Workspace::new();
+        let spec_text = std::fs::read_to_string(toy_spec(&workspace)).unwrap();
+        Fixture { python, moto, runtime: tokio::runtime::Runtime::new().unwrap(), spec_text, _workspace: workspace }
+    }
+
+    fn lifecycle(&self, without: Option<(&str, usize)>) -> (Setup, Result<(), String>) {
+        let setup = set_up(&self.python, &self.moto, without);
+        let result = lifecycle(&Identities { setup: &setup, endpoint: &self.moto.endpoint, runtime: &self.runtime }, &self.spec_text);
+        (setup, result)
+    }
+}
+
+/// Statements that AWS services use for a function, not the function's code.
+fn used_by_a_service(role: &str, statement: &Value) -> Option<&'static str> {
+    let actions: Vec<&str> = statement["actions"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    if statement["by_lambda"].as_bool() == Some(true) {
+        Some("CloudWatch Logs, written by the Lambda runtime")
+    } else if role == "TriggerRole" && actions == ["sns:Publish"] {
+        Some("the on-failure destination, published by Lambda")
+    } else if role == "StateMachineRole" {
+        Some("Step Functions (the state machine's own role)")
+    } else {
+        None
+    }
+}
+
+#[test]
+fn each_stage_runs_under_exactly_its_roles_policies_and_no_statement_is_spare() {
+    let fixture = Fixture::new();
+    let (setup, result) = fixture.lifecycle(None);
+    result.expect("the lifecycle under the template's roles");
+
+    // Every statement the code relies on is needed: without it the lifecycle fails.
+    let mut table = Vec::new();
+    let mut spare = Vec::new();
+    for (role, statements) in &setup.statements {
+        for statement in statements {
+            let index = statement["index"].as_u64().unwrap() as usize;
+            if let Some(user) = used_by_a_service(role, statement) {
+                table.push(format!("{role}[{index}] {}: used by {user}", statement["actions"]));
+                continue;
+            }
+            let (_, result) = fixture.lifecycle(Some((role, index)));
+            match result {
+                Err(error) => table.push(format!("{role}[{index}] {} removed: {error}", statement["actions"])),
+                Ok(()) => spare.push(format!("{role}[{index}] {}", statement["actions"])),
+            }
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(spare.is_empty(), "the lifecycle passes without these statements, so they grant more than the code needs: {spare:#?}");
+}
