@@ -125,3 +125,39 @@ fn feedback_files_are_checked_and_name_the_bad_row() {
     }
     assert_eq!(store.list("feedback/toy/").unwrap().len(), 1, "bad files are not stored");
 }
+
+/// A retrainer whose executions never start (a service outage).
+struct Unavailable;
+
+impl Retrainer for Unavailable {
+    fn retrain(&self, _dataset: &str, _reason: &str) -> Result<serde_json::Value, CoreError> {
+        Err(CoreError::Service { service: "states start-execution".into(), message: "unavailable".into(), retryable: true })
+    }
+}
+
+#[test]
+fn a_retrain_that_does_not_start_leaves_the_version_its_retrain_and_a_report_behind_its_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let spec = Spec::parse(SPEC, "toy").unwrap();
+    store.put("raw/toy/a.csv", csv(1000, 0, 0.0).as_bytes()).unwrap();
+    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual };
+    run(&store, &spec, &request, &quiet).unwrap();
+    let at: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+
+    let error = check_at(&store, &spec, batch(&spec, &csv(400, 9000, 5.0)), at, &LogNotifier, &Unavailable).unwrap_err();
+    assert!(error.to_string().contains("unavailable"), "{error}");
+    // The alert points to a report that exists, and the state gives the version its retrain back.
+    let alerts = store.list("monitor/toy/alerts/").unwrap();
+    assert_eq!(alerts.len(), 1);
+    let alert: serde_json::Value = serde_json::from_slice(&store.get(&alerts[0]).unwrap().unwrap()).unwrap();
+    assert!(store.get(alert["report"].as_str().unwrap()).unwrap().is_some(), "{alert}");
+    let state: MonitorState = serde_json::from_slice(&store.get("monitor/toy/state.json").unwrap().unwrap()).unwrap();
+    assert_eq!(state.last_retrain_for, None, "{state:?}");
+
+    // The next check (same instant, so the same millisecond stamp) retrains, in a report of its own.
+    let retrainer = LocalRetrainer { store: &store, spec: &spec };
+    let next = check_at(&store, &spec, batch(&spec, &csv(400, 9000, 5.0)), at, &LogNotifier, &retrainer).unwrap();
+    assert!(next.retrain.requested, "{}", next.retrain.reason);
+    assert_eq!(store.list("monitor/toy/reports/").unwrap().iter().filter(|k| k.ends_with(".json")).count(), 2);
+}

@@ -191,3 +191,14 @@ fn of_two_concurrent_promotions_exactly_one_wins_and_history_stays_complete() {
     assert_eq!(production.history.len(), 2);
     assert_eq!(production.stack, ["v1", production.version.as_str()]);
 }
+
+#[test]
+fn hidden_files_are_refused_at_ingest_rather_than_stored_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path().join("store"));
+    let hidden = dir.path().join(".hidden.csv");
+    std::fs::write(&hidden, csv(10, 0.0)).unwrap();
+    let error = crate::ingest::ingest(&store, "toy", &[hidden.as_path()]).unwrap_err().to_string();
+    assert!(error.contains(".hidden.csv") && error.contains("hidden files"), "{error}");
+    assert!(store.list("raw/").unwrap().is_empty());
+}
