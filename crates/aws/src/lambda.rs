@@ -2,34 +2,31 @@
 //! runtime.
 
 use lambda_runtime::Diagnostic;
+use mlops_core::ErrorKind;
 
 /// A failed invocation, typed so the state machine retries `Transient` and fails fast on
-/// `BadInput`.
+/// `BadInput` and `Internal` ([`ErrorKind`]).
 #[derive(Debug)]
 pub struct Failure {
-    pub kind: &'static str,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(kind: &'static str, message: impl std::fmt::Display) -> Failure {
+    pub fn new(kind: ErrorKind, message: impl std::fmt::Display) -> Failure {
         Failure { kind, message: message.to_string() }
     }
+}
 
-    /// A failure of the core, typed by whether a retry may help.
-    pub fn core(error: mlops_core::CoreError) -> Failure {
-        let kind = match &error {
-            mlops_core::CoreError::Spec { .. } | mlops_core::CoreError::Data(_) | mlops_core::CoreError::Model { .. } => "BadInput",
-            e if e.is_retryable() => "Transient",
-            _ => "Internal",
-        };
-        Failure::new(kind, error)
+impl From<mlops_core::CoreError> for Failure {
+    fn from(error: mlops_core::CoreError) -> Failure {
+        Failure::new(error.kind(), error)
     }
 }
 
 impl From<Failure> for Diagnostic {
     fn from(failure: Failure) -> Diagnostic {
-        Diagnostic { error_type: failure.kind.to_string(), error_message: failure.message }
+        Diagnostic { error_type: failure.kind.name().to_string(), error_message: failure.message }
     }
 }
 
@@ -44,10 +41,10 @@ where
     F: FnOnce() -> Result<T, Failure> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(work).await.map_err(|e| Failure::new("Internal", format!("the work panicked: {e}")))?
+    tokio::task::spawn_blocking(work).await.map_err(|e| Failure::new(ErrorKind::Internal, format!("the work panicked: {e}")))?
 }
 
 /// The spec of a dataset, from its one home in the bucket (`specs/DATASET.toml`).
 pub fn spec(store: &dyn mlops_core::Store, dataset: &str) -> Result<mlops_core::Spec, Failure> {
-    mlops_core::spec_store::load_spec(store, dataset).map_err(Failure::core)
+    Ok(mlops_core::spec_store::load_spec(store, dataset)?)
 }

@@ -24,6 +24,6 @@ pub mod target;
 pub mod time;
 pub mod train;
 
-pub use error::CoreError;
+pub use error::{CoreError, ErrorKind};
 pub use spec::Spec;
 pub use store::{FsStore, Keys, Store};

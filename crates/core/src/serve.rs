@@ -31,8 +31,11 @@ pub struct ServiceOptions {
     pub max_rows: usize,
     /// [`Service::refresh_if_due`] checks the production pointer at most this often.
     pub refresh_every: Duration,
-    /// Log lines are flushed once this many are pending.
+    /// Log lines are flushed once this many are pending, by the request that fills the batch,
+    /// when `flush_on_batch` is set; otherwise only by [`Service::flush_logs`] (called outside
+    /// the request path: the predict Lambda's background flusher and its shutdown hook).
     pub log_batch: usize,
+    pub flush_on_batch: bool,
     /// Bytes of pending log lines kept while the store cannot be written; past it the oldest
     /// lines go first.
     pub log_capacity_bytes: usize,
@@ -45,6 +48,7 @@ impl Default for ServiceOptions {
             max_rows: 1000,
             refresh_every: Duration::from_secs(1),
             log_batch: 512,
+            flush_on_batch: true,
             log_capacity_bytes: 64 << 20,
         }
     }
@@ -313,7 +317,7 @@ impl Service {
             if dropped > 0 {
                 tracing::warn!(dropped, "inference log buffer full: dropping the oldest lines");
             }
-            log.lines.len() >= self.options.log_batch
+            self.options.flush_on_batch && log.lines.len() >= self.options.log_batch
         };
         if due && let Err(error) = self.flush_logs() {
             tracing::warn!("inference log not written yet: {error}");

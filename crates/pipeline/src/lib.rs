@@ -6,7 +6,7 @@ pub mod ingest;
 pub mod monitor;
 pub mod stages;
 
-use mlops_core::CoreError;
+use mlops_core::{CoreError, ErrorKind};
 use mlops_prep::PrepError;
 
 /// Why a stage failed. [`PipelineError::is_retryable`] tells the state machine whether to try
@@ -44,13 +44,12 @@ impl PipelineError {
         matches!(self, PipelineError::Core(e) if e.is_retryable())
     }
 
-    /// The error's type name for Lambda and Step Functions (`Retry` and `Catch` match on it).
-    pub fn kind(&self) -> &'static str {
+    /// The kind of failure, for Lambda and Step Functions (`Retry` and `Catch` match on it).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            PipelineError::BadInput(_) | PipelineError::Prep(_) => "BadInput",
-            PipelineError::Core(CoreError::Spec { .. } | CoreError::Data(_) | CoreError::Model { .. }) => "BadInput",
-            _ if self.is_retryable() => "Transient",
-            _ => "Internal",
+            PipelineError::BadInput(_) | PipelineError::Prep(_) => ErrorKind::BadInput,
+            PipelineError::Corrupt(_) => ErrorKind::Internal,
+            PipelineError::Core(error) => error.kind(),
         }
     }
 }

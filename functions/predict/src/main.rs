@@ -1,10 +1,15 @@
 //! `/predict` behind a Lambda function URL: the very router `mlops serve` runs
 //! (`mlops_http::router`), handed to `lambda_http::run`. The model is loaded at cold start;
 //! before each invocation the production pointer is checked (at most once a second, by its
-//! ETag) and a newly promoted version is swapped in without a redeploy; after it the inference
-//! log is flushed (a frozen environment must not hold it).
+//! ETag) and a newly promoted version is swapped in without a redeploy.
+//!
+//! Inference log lines are buffered, never written on the request path: a background task
+//! writes them every second while the environment runs, and the shutdown hook (SIGTERM, which
+//! Lambda sends before it ends an environment that has an extension registered) writes what is
+//! left, so no logged inference is lost with the environment.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
@@ -14,23 +19,47 @@ use mlops_aws::lambda;
 use mlops_core::Store;
 use mlops_core::serve::{Service, ServiceOptions};
 
+/// How often buffered log lines are written while the environment runs.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_tracing();
     let config = mlops_aws::config().await;
     let store: Arc<dyn Store> = Arc::new(mlops_aws::s3::S3Store::new(&config, mlops_aws::env("MLOPS_BUCKET")?));
     let dataset = mlops_aws::env("MLOPS_DATASET")?;
-    let service = Arc::new(tokio::task::spawn_blocking(move || Service::new(store, &dataset, ServiceOptions::default())).await?);
+    let options = ServiceOptions { flush_on_batch: false, ..ServiceOptions::default() };
+    let service = Arc::new(tokio::task::spawn_blocking(move || Service::new(store, &dataset, options)).await?);
+    let at_shutdown = service.clone();
+    lambda_runtime::spawn_graceful_shutdown_handler(move || flush(at_shutdown)).await;
+    let flusher = service.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FLUSH_EVERY);
+        loop {
+            every.tick().await;
+            flush(flusher.clone()).await;
+        }
+    });
     lambda_http::run(app(service)).await
 }
 
-/// The service's router, with the Lambda's work around each invocation.
+/// Writes the buffered inference log lines (on a blocking thread); on failure they stay
+/// buffered for the next flush.
+async fn flush(service: Arc<Service>) {
+    match tokio::task::spawn_blocking(move || service.flush_logs()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!("inference log kept for the next flush: {error}"),
+        Err(error) => tracing::error!("flushing the inference log failed: {error}"),
+    }
+}
+
+/// The service's router, with the Lambda's work before each invocation.
 fn app(service: Arc<Service>) -> axum::Router {
     mlops_http::router(service.clone(), &mlops_http::Limits::default()).layer(middleware::from_fn_with_state(service, invocation))
 }
 
-/// Refreshes the model before the request and flushes the inference log after it; the Lambda
-/// request id names the request unless the caller sent one.
+/// Refreshes the model before the request; the Lambda request id names the request unless the
+/// caller sent one.
 async fn invocation(State(service): State<Arc<Service>>, mut request: Request, next: Next) -> Response {
     let lambda_id = request.lambda_context_ref().map(|c| c.request_id.clone());
     if let Some(id) = lambda_id.and_then(|id| id.parse().ok())
@@ -38,16 +67,10 @@ async fn invocation(State(service): State<Arc<Service>>, mut request: Request, n
     {
         request.headers_mut().insert("x-request-id", id);
     }
-    let refreshing = service.clone();
-    if let Err(error) = tokio::task::spawn_blocking(move || refreshing.refresh_if_due()).await {
+    if let Err(error) = tokio::task::spawn_blocking(move || service.refresh_if_due()).await {
         tracing::warn!("refreshing the model failed: {error}");
     }
-    let response = next.run(request).await;
-    let flushed = tokio::task::spawn_blocking(move || service.flush_logs()).await;
-    if !matches!(flushed, Ok(Ok(_))) {
-        tracing::warn!("inference log kept for the next invocation: {flushed:?}");
-    }
-    response
+    next.run(request).await
 }
 
 #[cfg(test)]
@@ -76,7 +99,7 @@ mod tests {
         let service = Arc::new(
             tokio::task::spawn_blocking({
                 let store = store.clone();
-                move || Service::new(store, "bikeshare", ServiceOptions::default())
+                move || Service::new(store, "bikeshare", ServiceOptions { flush_on_batch: false, ..ServiceOptions::default() })
             })
             .await
             .unwrap(),
@@ -87,8 +110,10 @@ mod tests {
         assert_eq!(response.headers()["x-model-version"], "v1");
         let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
         assert_eq!(body["predictions"].as_array().unwrap().len(), 2);
+        assert!(!dir.path().join("inference").exists(), "nothing is written on the request path");
+        flush(service.clone()).await;
         let logged = std::fs::read_dir(dir.path().join("inference/bikeshare")).unwrap().count();
-        assert_eq!(logged, 1, "the log is flushed at the end of the invocation");
+        assert_eq!(logged, 1, "the buffered lines are written by the flush");
 
         let mut bad: serde_json::Value = serde_json::from_str(include_str!("../../../events/predict.json")).unwrap();
         bad["body"] = serde_json::json!("{\"rows\": [{\"hr\": 3}]}");

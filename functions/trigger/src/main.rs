@@ -58,7 +58,7 @@ async fn handle(executions: Arc<Executions>, event: S3Event) -> Result<Vec<Start
                 let key = &upload.request.keys[0];
                 let name = execution_name(&format!("upload-{}", upload.request.dataset), &[key, &upload.etag]);
                 let input = serde_json::to_value(&upload.request).expect("requests serialise");
-                let started = executions.start(&name, &input).map_err(Failure::core)?;
+                let started = executions.start(&name, &input).map_err(Failure::from)?;
                 tracing::info!(%key, execution = %started.name, new = started.new, "upload handled");
                 Ok(started)
             })

@@ -3,7 +3,9 @@
 Each execution environment is the function's `bootstrap` (a custom runtime: here the Rust
 functions) run as a local process. The executor serves the Lambda Runtime API
 (`/2018-06-01/runtime/...`) on a loopback port of its own, hands invocations to the process
-through `invocation/next`, and returns what it posts back. Like Lambda it logs `START`, `END`
+through `invocation/next`, and returns what it posts back. It also takes the registration of
+internal extensions (`/2020-01-01/extension/...`, as Lambda does for a function that wants the
+SIGTERM sent before an environment ends) and stops a process with SIGTERM, then SIGKILL. Like Lambda it logs `START`, `END`
 and `REPORT` lines, the first `REPORT` of an environment with its `Init Duration`: the time from
 spawning the process to its first `invocation/next`.
 
@@ -30,6 +32,7 @@ from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntim
 
 LOG = logging.getLogger(__name__)
 API = "/2018-06-01/runtime"
+EXTENSION_API = "/2020-01-01/extension"
 STARTUP_TIMEOUT_SECONDS = 30
 
 
@@ -55,6 +58,11 @@ class _RuntimeApi(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def do_GET(self):  # noqa: N802 - the base class's name
+        if self.path == f"{EXTENSION_API}/event/next":
+            # Our extensions subscribe to no events: the call waits until the environment ends.
+            self.executor._stopped.wait()
+            deadline_ms = int((time.time() + 2) * 1000)
+            return self._reply(200, json.dumps({"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": deadline_ms}).encode())
         if self.path != f"{API}/invocation/next":
             return self._reply(404)
         invocation = self.executor.next_invocation()
@@ -78,6 +86,13 @@ class _RuntimeApi(BaseHTTPRequestHandler):
         parts = self.path.split("/")
         if self.path.startswith(f"{API}/invocation/") and parts[-1] in ("response", "error"):
             self.executor.complete(parts[-2], body, is_error=parts[-1] == "error")
+            return self._reply(202, b'{"status":"OK"}', {"Content-Type": "application/json"})
+        if self.path == f"{EXTENSION_API}/register":
+            function = self.executor.function_version.id.function_name
+            body = json.dumps({"functionName": function, "functionVersion": "$LATEST", "handler": "bootstrap"}).encode()
+            headers = {"Content-Type": "application/json", "Lambda-Extension-Identifier": f"{self.executor.id}-extension"}
+            return self._reply(200, body, headers)
+        if self.path.startswith(f"{EXTENSION_API}/") and self.path.endswith(("/init/error", "/exit/error")):
             return self._reply(202, b'{"status":"OK"}', {"Content-Type": "application/json"})
         if self.path == f"{API}/init/error":
             self.executor.init_failed(body)

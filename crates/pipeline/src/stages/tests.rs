@@ -91,7 +91,7 @@ fn prep_writes_a_closed_batch_and_quarantines_bad_rows() {
 fn a_run_where_every_new_file_is_rejected_fails_and_names_them() {
     let (_dir, store) = store_with(&[("empty.csv", ""), ("other.csv", "a,b\n1,2\n")]);
     let error = prep(&store, &spec(), &request()).unwrap_err();
-    assert_eq!(error.kind(), "BadInput");
+    assert_eq!(error.kind(), mlops_core::ErrorKind::BadInput);
     let message = error.to_string();
     assert!(
         message.contains("raw/toy/empty.csv: the file is empty") && message.contains("raw/toy/other.csv: no column of dataset 'toy'"),
