@@ -394,6 +394,8 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
             let (status, _) = call_url(localstack.port, url, "/predict", &json!({ "rows": chunk }));
             assert_eq!(status, 200);
         }
+        // The predict function writes its buffered log lines every second, off the request path.
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let (error, report) = clients.invoke(&outputs["DriftFunction"], &json!({ "dataset": "bikeshare" })).await;
         assert_eq!(error, None, "{report}");
         assert_eq!((report["alert"].as_bool(), report["dataset_drift"].as_bool()), (Some(true), Some(true)), "{report}");
