@@ -162,6 +162,7 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
     let reject = |reason: String| Rejection { file: file.to_string(), reason };
     let header = crate::read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
     let (table, _, _) = read_strings(bytes, &header).map_err(reject)?;
+    let header = crate::readable(&header);
     if table.height() < 2 {
         return Err(reject("at least two data rows are needed to infer a spec".into()));
     }

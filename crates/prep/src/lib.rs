@@ -10,6 +10,7 @@ pub mod infer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
+use std::sync::Arc;
 
 use mlops_core::cells::{CellRule, Checked};
 use mlops_core::frame::{Column as CoreColumn, Frame};
@@ -25,6 +26,14 @@ pub const FILE_COLUMN: &str = "_file";
 pub const TEXT_COLUMN: &str = "_text";
 /// Column holding why a row was quarantined.
 pub const REASON_COLUMN: &str = "_reason";
+/// The names of quarantine records' own fields: a raw column of one of these names is not read
+/// (the raw file keeps it; a spec cannot declare it).
+const RESERVED: [&str; 4] = [ROW_COLUMN, FILE_COLUMN, TEXT_COLUMN, REASON_COLUMN];
+
+/// The header's columns that are read: all but those with a reserved name.
+fn readable(header: &[String]) -> Vec<String> {
+    header.iter().filter(|h| !RESERVED.contains(&h.as_str())).cloned().collect()
+}
 
 /// What went wrong in prep, beyond single files and rows.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +87,7 @@ pub fn parse_csv(file: &str, bytes: &[u8], spec: &Spec) -> Result<Parsed, Reject
     let header = read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
     let notes = check_header(&header, spec).map_err(reject)?;
     let (mut table, row_numbers, ragged) = read_strings(bytes, &header).map_err(reject)?;
+    let header = readable(&header);
     if table.height() == 0 && ragged.height() == 0 {
         return Err(reject("the file has a header but no data rows".into()));
     }
@@ -118,11 +128,6 @@ fn read_header(bytes: &[u8]) -> Result<Vec<String>, csv::Error> {
 
 /// Refuses a header that lacks required columns or repeats one; notes the rest.
 fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
-    if let Some(reserved) = header.iter().find(|h| [ROW_COLUMN, FILE_COLUMN, TEXT_COLUMN, REASON_COLUMN].contains(&h.as_str())) {
-        return Err(format!(
-            "the header has a column named '{reserved}': {ROW_COLUMN}, {FILE_COLUMN}, {TEXT_COLUMN} and {REASON_COLUMN} name the fields of quarantine records; rename that column"
-        ));
-    }
     let mut seen = BTreeSet::new();
     if let Some(repeated) = header.iter().find(|h| !seen.insert(h.as_str())) {
         return Err(format!("the header repeats column '{repeated}'"));
@@ -141,41 +146,50 @@ fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
     if !absent.is_empty() {
         notes.push(format!("nullable column(s) absent, read as missing: {}", absent.join(", ")));
     }
-    let unknown: Vec<&str> = header.iter().filter(|h| spec.column(h).is_none()).map(String::as_str).collect();
+    let reserved: Vec<&str> = header.iter().filter(|h| RESERVED.contains(&h.as_str())).map(String::as_str).collect();
+    if !reserved.is_empty() {
+        notes.push(format!("column(s) named like the fields of quarantine records, not read: {}", reserved.join(", ")));
+    }
+    let unknown: Vec<&str> =
+        header.iter().filter(|h| spec.column(h).is_none() && !RESERVED.contains(&h.as_str())).map(String::as_str).collect();
     if !unknown.is_empty() {
         notes.push(format!("column(s) not in the spec, dropped: {}", unknown.join(", ")));
     }
     Ok(notes)
 }
 
-/// Reads every field as text. Rows with more or fewer fields than the header are split off
-/// (with their reason) so one bad line does not cost the whole file.
+/// Reads every field of the [`readable`] columns as text. Rows with more or fewer fields than
+/// the header are split off (with their reason) so one bad line does not cost the whole file.
 fn read_strings(bytes: &[u8], header: &[String]) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), String> {
     let width = header.len();
+    let kept: Vec<usize> = (0..width).filter(|&i| !RESERVED.contains(&header[i].as_str())).collect();
+    let projected = kept.len() < width;
     let read = |bytes: Vec<u8>| {
         CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
+            .with_projection(projected.then(|| Arc::new(kept.clone())))
             .with_row_index(Some(RowIndex { name: ROW_COLUMN.into(), offset: 1 }))
             .into_reader_with_file_handle(Cursor::new(bytes))
             .finish()
     };
+    let names = readable(header);
     match read(bytes.to_vec()) {
-        Ok(table) if !has_short_rows(bytes, &table, width) => Ok((named(table, header)?, None, DataFrame::empty())),
+        Ok(table) if !has_short_rows(bytes, &table, width, projected) => Ok((named(table, &names)?, None, DataFrame::empty())),
         _ => {
             let (good, row_numbers, ragged) = split_ragged(bytes, width)?;
             let table = read(good).map_err(|e| format!("not a readable CSV file: {e}"))?;
-            Ok((named(table, header)?, Some(row_numbers), ragged))
+            Ok((named(table, &names)?, Some(row_numbers), ragged))
         }
     }
 }
 
 /// Polars fills missing trailing fields with nulls; a row of all-null trailing fields whose
 /// line has fewer separators than the header was short. Checked cheaply on the raw bytes only
-/// when some row ends in nulls.
-fn has_short_rows(bytes: &[u8], table: &DataFrame, width: usize) -> bool {
+/// when some row ends in nulls (always when not every column was read).
+fn has_short_rows(bytes: &[u8], table: &DataFrame, width: usize, projected: bool) -> bool {
     let Some(last) = table.columns().last() else { return false };
-    last.null_count() > 0 && {
+    (projected || last.null_count() > 0) && {
         let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
         let mut record = csv::ByteRecord::new();
         let mut short = false;
@@ -186,8 +200,8 @@ fn has_short_rows(bytes: &[u8], table: &DataFrame, width: usize) -> bool {
     }
 }
 
-/// Names the columns read by polars as the CSV reader named the header (trimmed, quotes
-/// unescaped), after the row number column.
+/// Names the columns read by polars as the CSV reader named them in the header (trimmed,
+/// quotes unescaped), after the row number column.
 fn named(mut table: DataFrame, header: &[String]) -> Result<DataFrame, String> {
     let names: Vec<PlSmallStr> = std::iter::once(ROW_COLUMN).chain(header.iter().map(String::as_str)).map(PlSmallStr::from).collect();
     if names.len() != table.width() {
