@@ -164,12 +164,15 @@ fn read_strings(bytes: &[u8], header: &[String]) -> Result<(DataFrame, Option<Ve
     let width = header.len();
     let kept: Vec<usize> = (0..width).filter(|&i| !RESERVED.contains(&header[i].as_str())).collect();
     let projected = kept.len() < width;
+    // Polars names the row number column while it reads, before `named` renames every column:
+    // a name no column of the file has, whatever the header holds.
+    let index = (0..).map(|i| format!("_index{i}")).find(|name| !header.contains(name)).expect("a free name");
     let read = |bytes: Vec<u8>| {
         CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
             .with_projection(projected.then(|| Arc::new(kept.clone())))
-            .with_row_index(Some(RowIndex { name: ROW_COLUMN.into(), offset: 1 }))
+            .with_row_index(Some(RowIndex { name: index.as_str().into(), offset: 1 }))
             .into_reader_with_file_handle(Cursor::new(bytes))
             .finish()
     };
