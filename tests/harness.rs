@@ -15,6 +15,9 @@ pub fn project() -> PathBuf {
 /// Runs a venv install script of the project (`tests/localstack/install.sh`,
 /// `tests/checks/install.sh`): idempotent, it prints the venv's path.
 pub fn venv(script: &str) -> PathBuf {
+    // Tests run on threads of one process: one install at a time, so two never write one venv.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let output = Command::new("bash")
         .arg(project().join(script))
         .stderr(std::process::Stdio::inherit())
