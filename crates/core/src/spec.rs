@@ -799,6 +799,10 @@ impl Spec {
     }
 }
 
+/// The names of the fields of quarantine records (row number, file, raw line, reason): no spec
+/// column may take one, and prep does not read a raw column that has one.
+pub const QUARANTINE_FIELDS: [&str; 4] = ["_row", "_file", "_text", "_reason"];
+
 /// The longest drift cooldown a spec may set: ten years.
 pub const MAX_COOLDOWN_MINUTES: u64 = 10 * 365 * 24 * 60;
 
@@ -812,7 +816,7 @@ fn check_column(column: &ColumnSpec) -> Result<(), String> {
     if name.is_empty() {
         return Err("a column has an empty name".into());
     }
-    if name.starts_with('_') && ["_row", "_file", "_text", "_reason"].contains(&name.as_str()) {
+    if QUARANTINE_FIELDS.contains(&name.as_str()) {
         return Err(format!("column '{name}': the name is reserved for quarantine records"));
     }
     for (bound, value) in [("min", column.min), ("max", column.max)] {

@@ -14,25 +14,22 @@ use std::sync::Arc;
 
 use mlops_core::cells::{CellRule, Checked};
 use mlops_core::frame::{Column as CoreColumn, Frame};
-use mlops_core::spec::{ColumnSpec, ColumnType, Spec};
+use mlops_core::spec::{ColumnSpec, ColumnType, QUARANTINE_FIELDS, Spec};
 use polars::prelude::*;
 use rayon::prelude::*;
 
 /// Column holding each row's 1-based record number in its file (the header not counted).
-pub const ROW_COLUMN: &str = "_row";
+pub const ROW_COLUMN: &str = QUARANTINE_FIELDS[0];
 /// Column naming the raw file of a quarantined row.
-pub const FILE_COLUMN: &str = "_file";
+pub const FILE_COLUMN: &str = QUARANTINE_FIELDS[1];
 /// Column holding the raw line of a row with the wrong number of fields.
-pub const TEXT_COLUMN: &str = "_text";
+pub const TEXT_COLUMN: &str = QUARANTINE_FIELDS[2];
 /// Column holding why a row was quarantined.
-pub const REASON_COLUMN: &str = "_reason";
-/// The names of quarantine records' own fields: a raw column of one of these names is not read
-/// (the raw file keeps it; a spec cannot declare it).
-const RESERVED: [&str; 4] = [ROW_COLUMN, FILE_COLUMN, TEXT_COLUMN, REASON_COLUMN];
+pub const REASON_COLUMN: &str = QUARANTINE_FIELDS[3];
 
 /// The header's columns that are read: all but those with a reserved name.
 fn readable(header: &[String]) -> Vec<String> {
-    header.iter().filter(|h| !RESERVED.contains(&h.as_str())).cloned().collect()
+    header.iter().filter(|h| !QUARANTINE_FIELDS.contains(&h.as_str())).cloned().collect()
 }
 
 /// What went wrong in prep, beyond single files and rows.
@@ -146,12 +143,12 @@ fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
     if !absent.is_empty() {
         notes.push(format!("nullable column(s) absent, read as missing: {}", absent.join(", ")));
     }
-    let reserved: Vec<&str> = header.iter().filter(|h| RESERVED.contains(&h.as_str())).map(String::as_str).collect();
+    let reserved: Vec<&str> = header.iter().filter(|h| QUARANTINE_FIELDS.contains(&h.as_str())).map(String::as_str).collect();
     if !reserved.is_empty() {
         notes.push(format!("column(s) named like the fields of quarantine records, not read: {}", reserved.join(", ")));
     }
     let unknown: Vec<&str> =
-        header.iter().filter(|h| spec.column(h).is_none() && !RESERVED.contains(&h.as_str())).map(String::as_str).collect();
+        header.iter().filter(|h| spec.column(h).is_none() && !QUARANTINE_FIELDS.contains(&h.as_str())).map(String::as_str).collect();
     if !unknown.is_empty() {
         notes.push(format!("column(s) not in the spec, dropped: {}", unknown.join(", ")));
     }
@@ -162,7 +159,7 @@ fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
 /// the header are split off (with their reason) so one bad line does not cost the whole file.
 fn read_strings(bytes: &[u8], header: &[String]) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), String> {
     let width = header.len();
-    let kept: Vec<usize> = (0..width).filter(|&i| !RESERVED.contains(&header[i].as_str())).collect();
+    let kept: Vec<usize> = (0..width).filter(|&i| !QUARANTINE_FIELDS.contains(&header[i].as_str())).collect();
     let projected = kept.len() < width;
     // Polars names the row number column while it reads, before `named` renames every column:
     // a name no column of the file has, whatever the header holds.
