@@ -102,6 +102,12 @@ fn scalar(raw: &RawValue) -> Scalar<'_> {
     }
 }
 
+/// The category (or id, or boolean word) a JSON number names: its value's key, so 1 and 1.0
+/// are both "1".
+fn category_of_number(number: &str) -> String {
+    number.parse::<f64>().map_or_else(|_| number.to_string(), number_key)
+}
+
 /// A value for an error message: its JSON text, cut at 40 characters.
 fn describe(raw: &RawValue) -> String {
     crate::cells::shown(raw.get().trim())
@@ -199,7 +205,7 @@ impl RowSchema {
     pub fn id_of(&self, row: &RawRow) -> Option<String> {
         match scalar(row.get(self.id.as_deref()?)?) {
             Scalar::Text(text) => Some(text.trim().to_string()),
-            Scalar::Number(number) => Some(number.parse::<f64>().map_or_else(|_| number.to_string(), number_key)),
+            Scalar::Number(number) => Some(category_of_number(number)),
             _ => None,
         }
     }
@@ -277,7 +283,7 @@ impl Input {
             Scalar::Number(text)
                 if matches!(self.rule.column().kind, ColumnType::Categorical | ColumnType::String | ColumnType::Boolean) =>
             {
-                Cow::Owned(text.parse::<f64>().map_or_else(|_| text.to_string(), number_key))
+                Cow::Owned(category_of_number(text))
             }
             Scalar::Number(text) => Cow::Borrowed(*text),
             Scalar::Text(text) => Cow::Borrowed(text.as_ref()),

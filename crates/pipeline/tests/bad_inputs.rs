@@ -322,20 +322,25 @@ fn bad_predict_fields_get_a_4xx_never_a_panic_and_only_inputs_are_logged() {
                 body["rows"][index][FIELDS[field]] = values[value].clone();
             }
             let text = if pretty { serde_json::to_string_pretty(&body).unwrap() } else { body.to_string() };
-            let request = Request { method: "POST".into(), path: "/predict".into(), body: text.into_bytes(), request_id: None };
-            let response = service.handle(&request);
-            prop_assert!(
-                [200, 400, 413, 422].contains(&response.status),
-                "status {}: {}",
-                response.status,
-                String::from_utf8_lossy(&response.body)
-            );
+            answered_with_a_4xx_at_worst(&service, text.into_bytes())?;
             let earlier = store.list("inference/toy/").unwrap();
             service.flush_logs().unwrap();
             assert_logged_inputs_only(store.as_ref(), &earlier)
         })
         .unwrap();
     assert_eq!(snapshot(&store, &KEPT), before);
+}
+
+/// POSTs `body` to /predict: the answer is a prediction or a client error, never a 5xx.
+fn answered_with_a_4xx_at_worst(service: &Service, body: Vec<u8>) -> Result<(), TestCaseError> {
+    let response = service.handle(&Request { method: "POST".into(), path: "/predict".into(), body, request_id: None });
+    prop_assert!(
+        [200, 400, 413, 422].contains(&response.status),
+        "status {}: {}",
+        response.status,
+        String::from_utf8_lossy(&response.body)
+    );
+    Ok(())
 }
 
 /// Every inference log line (but those of the `earlier` files) reads back, and holds no field
@@ -359,20 +364,7 @@ fn bad_predict_bodies_get_a_4xx_never_a_panic_and_logs_stay_one_line_each() {
     let row = r#"{"key": "k1", "n": 3, "x": 1.5, "group": "b", "flag": true, "when": "2024-03-02 10:00:00", "y": 4.5, "leak": 1}"#;
     let seed = format!(r#"{{"rows": [{row}, {row}]}}"#);
     let before = snapshot(&store, &KEPT);
-    runner(2)
-        .run(&mutations(), |mutations| {
-            let body = mutated(seed.as_bytes(), &mutations);
-            let request = Request { method: "POST".into(), path: "/predict".into(), body, request_id: None };
-            let response = service.handle(&request);
-            prop_assert!(
-                [200, 400, 413, 422].contains(&response.status),
-                "status {}: {}",
-                response.status,
-                String::from_utf8_lossy(&response.body)
-            );
-            Ok(())
-        })
-        .unwrap();
+    runner(2).run(&mutations(), |mutations| answered_with_a_4xx_at_worst(&service, mutated(seed.as_bytes(), &mutations))).unwrap();
     service.flush_logs().unwrap();
     assert_eq!(snapshot(&store, &KEPT), before);
     assert_logged_inputs_only(store.as_ref(), &[]).unwrap();

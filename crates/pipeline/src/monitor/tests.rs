@@ -46,14 +46,21 @@ fn runs(store: &FsStore) -> usize {
     store.list("runs/toy/").unwrap().iter().filter(|k| k.ends_with("run.json")).count()
 }
 
-#[test]
-fn drift_alerts_and_retrains_once_per_version_and_respects_the_cooldown() {
+/// A store whose production model (v1) was trained on 1,000 unshifted rows, the spec, and the
+/// request of a manual run.
+fn trained() -> (tempfile::TempDir, FsStore, Spec, RunRequest) {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path());
     let spec = Spec::parse(SPEC, "toy").unwrap();
     store.put("raw/toy/a.csv", csv(1000, 0, 0.0).as_bytes()).unwrap();
     let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual };
     run(&store, &spec, &request, &quiet).unwrap();
+    (dir, store, spec, request)
+}
+
+#[test]
+fn drift_alerts_and_retrains_once_per_version_and_respects_the_cooldown() {
+    let (_dir, store, spec, request) = trained();
     let retrainer = LocalRetrainer { store: &store, spec: &spec };
     let start: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
 
@@ -137,12 +144,7 @@ impl Retrainer for Unavailable {
 
 #[test]
 fn a_retrain_that_does_not_start_leaves_the_version_its_retrain_and_a_report_behind_its_alert() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::new(dir.path());
-    let spec = Spec::parse(SPEC, "toy").unwrap();
-    store.put("raw/toy/a.csv", csv(1000, 0, 0.0).as_bytes()).unwrap();
-    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual };
-    run(&store, &spec, &request, &quiet).unwrap();
+    let (_dir, store, spec, _) = trained();
     let at: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
 
     let error = check_at(&store, &spec, batch(&spec, &csv(400, 9000, 5.0)), at, &LogNotifier, &Unavailable).unwrap_err();
