@@ -126,10 +126,13 @@ pub struct ColumnSpec {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
-    /// The allowed values of a categorical column (any value when absent).
+    /// The allowed values of a categorical column: a value outside them is refused. When absent
+    /// the set is open: any value is accepted, and one training never saw is encoded as missing
+    /// (few levels) or as the prior (target-encoded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<String>>,
-    /// strftime format of a datetime column, e.g. `%Y-%m-%d %H:%M:%S`.
+    /// Format of a datetime column: strftime (`%Y-%m-%d %H:%M:%S`), `rfc3339`, `unix` (epoch
+    /// seconds) or `unix_ms` (epoch milliseconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }
@@ -189,7 +192,8 @@ pub struct FeatureSpec {
     /// categorical feature, e.g. `["hour", "workingday"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub crosses: Vec<[String; 2]>,
-    /// Categorical levels beyond this many (by frequency) share one "other" level.
+    /// A categorical with more levels than this in the training rows is target-encoded (out of
+    /// fold); a cross keeps this many levels, the rarest sharing one "other" level.
     #[serde(default = "default_max_levels")]
     pub max_levels: usize,
 }
@@ -848,6 +852,11 @@ fn check_column(column: &ColumnSpec) -> Result<(), String> {
     }
     if column.kind == ColumnType::Datetime && column.format.is_none() {
         return Err(format!("column '{name}': a datetime column needs a format, e.g. \"%Y-%m-%d %H:%M:%S\""));
+    }
+    if let Some(format) = column.format.as_deref().filter(|f| !crate::time::is_datetime_format(f)) {
+        return Err(format!(
+            "column '{name}': format '{format}' is neither a strftime format (with % directives) nor one of rfc3339, unix, unix_ms"
+        ));
     }
     Ok(())
 }

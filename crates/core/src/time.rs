@@ -20,12 +20,57 @@ pub fn parse_origin(text: &str) -> Result<f64, String> {
     seconds_of(datetime, text)
 }
 
-/// Parses a datetime value with a strftime `format` into seconds since the epoch.
+/// The datetime format of RFC 3339 / ISO 8601 instants: `2013-01-01T10:00:00Z`,
+/// `2013-01-01 10:00:00.250+01:00`; the instant is kept (in UTC).
+pub const RFC3339: &str = "rfc3339";
+/// The datetime format of Unix epochs in seconds (`1357034400`, `1357034400.5`).
+pub const UNIX_SECONDS: &str = "unix";
+/// The datetime format of Unix epochs in milliseconds (`1357034400000`).
+pub const UNIX_MILLISECONDS: &str = "unix_ms";
+
+/// Parses a datetime value into seconds since the epoch. `format` is [`RFC3339`],
+/// [`UNIX_SECONDS`], [`UNIX_MILLISECONDS`] or a strftime format; a strftime format with an
+/// offset (`%z`, `%:z`) gives the instant, one without gives the civil time read as UTC.
 pub fn parse_datetime(text: &str, format: &str) -> Result<f64, String> {
-    let datetime = DateTime::strptime(format, text)
-        .or_else(|_| jiff::civil::Date::strptime(format, text).map(|d| d.to_datetime(jiff::civil::Time::midnight())))
-        .map_err(|_| format!("'{}' does not match the datetime format '{format}'", crate::cells::shown(text)))?;
-    seconds_of(datetime, text)
+    match format {
+        RFC3339 => {
+            let timestamp: Timestamp = text.parse().map_err(|_| {
+                format!("'{}' is not an RFC 3339 datetime with Z or an offset, e.g. 2013-01-01T10:00:00Z", crate::cells::shown(text))
+            })?;
+            Ok(timestamp.as_millisecond() as f64 / 1000.0)
+        }
+        UNIX_SECONDS => epoch(text, 1.0, "seconds"),
+        UNIX_MILLISECONDS => epoch(text, 0.001, "milliseconds"),
+        _ => {
+            let mismatch = || format!("'{}' does not match the datetime format '{format}'", crate::cells::shown(text));
+            let parts = jiff::fmt::strtime::parse(format, text).map_err(|_| mismatch())?;
+            if parts.offset().is_some() {
+                let timestamp = parts.to_timestamp().map_err(|_| mismatch())?;
+                return Ok(timestamp.as_millisecond() as f64 / 1000.0);
+            }
+            let datetime = parts.to_datetime().or_else(|_| parts.to_date().map(|d| d.to_datetime(jiff::civil::Time::midnight())));
+            seconds_of(datetime.map_err(|_| mismatch())?, text)
+        }
+    }
+}
+
+/// Whether `format` names a datetime format [`parse_datetime`] knows: a named one or a strftime
+/// format with at least one directive.
+pub fn is_datetime_format(format: &str) -> bool {
+    [RFC3339, UNIX_SECONDS, UNIX_MILLISECONDS].contains(&format) || format.contains('%')
+}
+
+/// A Unix epoch of `unit` seconds, within the supported datetime range.
+fn epoch(text: &str, unit: f64, unit_name: &str) -> Result<f64, String> {
+    let seconds = text
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .map(|v| v * unit)
+        .ok_or_else(|| format!("'{}' is not a Unix time in {unit_name}", crate::cells::shown(text)))?;
+    Timestamp::from_millisecond((seconds * 1000.0).round() as i64)
+        .map(|_| seconds)
+        .map_err(|_| format!("'{}' is outside the supported datetime range", crate::cells::shown(text)))
 }
 
 /// Seconds since the epoch of a civil datetime, read as UTC. Datetimes at the very ends of
@@ -130,6 +175,34 @@ mod tests {
         assert_eq!(parse_datetime("02/01/1970", "%d/%m/%Y"), Ok(86_400.0));
         let error = parse_datetime("yesterday", "%Y-%m-%d").unwrap_err();
         assert!(error.contains("'yesterday'") && error.contains("%Y-%m-%d"));
+    }
+
+    #[test]
+    fn rfc3339_instants_with_z_offsets_and_fractions_are_read_in_utc() {
+        let ten = parse_datetime("2013-01-01T10:00:00", "%Y-%m-%dT%H:%M:%S").unwrap();
+        assert_eq!(parse_datetime("2013-01-01T10:00:00Z", RFC3339), Ok(ten));
+        assert_eq!(parse_datetime("2013-01-01T11:30:00+01:30", RFC3339), Ok(ten));
+        assert_eq!(parse_datetime("2013-01-01T05:00:00-05:00", RFC3339), Ok(ten));
+        assert_eq!(parse_datetime("2013-01-01 10:00:00.250Z", RFC3339), Ok(ten + 0.25));
+        assert_eq!(parse_datetime("2013-01-01T10:00:00.5+00:00", RFC3339), Ok(ten + 0.5));
+        let error = parse_datetime("2013-01-01T10:00:00", RFC3339).unwrap_err();
+        assert!(error.contains("'2013-01-01T10:00:00'") && error.contains("offset"), "{error}");
+        assert!(parse_datetime("2013-13-01T10:00:00Z", RFC3339).is_err());
+        assert_eq!(parse_datetime("2013-01-01 11:00:00 +0100", "%Y-%m-%d %H:%M:%S %z"), Ok(ten));
+    }
+
+    #[test]
+    fn unix_epochs_in_seconds_and_milliseconds() {
+        let ten = parse_datetime("2013-01-01T10:00:00Z", RFC3339).unwrap();
+        assert_eq!(ten, 1_357_034_400.0);
+        assert_eq!(parse_datetime("1357034400", UNIX_SECONDS), Ok(ten));
+        assert_eq!(parse_datetime("1357034400.5", UNIX_SECONDS), Ok(ten + 0.5));
+        assert_eq!(parse_datetime("1357034400250", UNIX_MILLISECONDS), Ok(ten + 0.25));
+        assert_eq!(parse_datetime("-86400", UNIX_SECONDS), Ok(-86_400.0));
+        assert!(parse_datetime("soon", UNIX_SECONDS).unwrap_err().contains("'soon'"));
+        assert!(parse_datetime("1e300", UNIX_SECONDS).unwrap_err().contains("outside the supported datetime range"));
+        assert!(parse_datetime("NaN", UNIX_MILLISECONDS).is_err());
+        assert!(is_datetime_format(RFC3339) && is_datetime_format("%d/%m/%Y") && !is_datetime_format("dd/mm/yyyy"));
     }
 
     #[test]

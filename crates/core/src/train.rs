@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::artifact::{ARTIFACT_FORMAT, ModelArtifact};
 use crate::drift::{Distribution, Reference, feature_distributions};
 use crate::error::CoreError;
-use crate::features::{FeatureParams, FittedFeatures};
+use crate::features::{FeatureParams, FitTarget, FittedFeatures};
 use crate::frame::Frame;
 use crate::hash::hash_values;
 use crate::metrics::{Metrics, evaluate};
@@ -84,11 +84,15 @@ impl TrainingSet {
     /// Fits the features on the training rows.
     pub fn fit_features(&self, spec: &Spec) -> Result<FittedFeatures, CoreError> {
         let (train, y) = self.rows(&self.split.train);
-        let ordering = match spec.target.task {
-            Task::Multiclass => None,
-            _ => Some(&y[..]),
-        };
-        FeatureParams::new(spec).fit(&train, ordering).map_err(|e| CoreError::Data(format!("features: {e}")))
+        FeatureParams::new(spec).fit(&train, self.fit_target(spec, &y)).map_err(|e| CoreError::Data(format!("features: {e}")))
+    }
+
+    /// Targets `y` of some rows as the features read them.
+    fn fit_target<'y>(&self, spec: &Spec, y: &'y [f64]) -> FitTarget<'y> {
+        match spec.target.task {
+            Task::Multiclass => FitTarget::Classes { y, n_classes: self.target.n_classes() },
+            _ => FitTarget::Values(y),
+        }
     }
 }
 
@@ -116,7 +120,7 @@ pub fn train_candidate(
     let failed = |message: String| CoreError::Model { name: name.to_string(), message };
     let encoding = models::encoding_of(model);
     let (train, y_train) = set.rows(&set.split.train);
-    let x_train = features.transform(&train, encoding).map_err(failed)?;
+    let x_train = features.transform_training(&train, encoding, set.fit_target(spec, &y_train), spec.split.seed).map_err(failed)?;
     let fit_started = Instant::now();
     let fitted = models::fit(model, set.problem(spec), x_train.view(), &y_train).map_err(failed)?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();

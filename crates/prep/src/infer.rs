@@ -7,12 +7,13 @@ use mlops_core::spec::{
     ColumnSpec, ColumnType, DriftSpec, FeatureSpec, ModelSpec, PromotionSpec, RegressionLoss, Spec, SplitSpec, TargetSpec, Task, TimePart,
     TimeSpec,
 };
-use mlops_core::time::parse_datetime;
+use mlops_core::time::{RFC3339, UNIX_MILLISECONDS, UNIX_SECONDS, parse_datetime};
 
 use crate::{Rejection, read_strings};
 
 /// Datetime formats tried, most specific first.
-const DATETIME_FORMATS: [&str; 12] = [
+const DATETIME_FORMATS: [&str; 13] = [
+    RFC3339,
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d %H:%M:%S%.f",
@@ -26,8 +27,11 @@ const DATETIME_FORMATS: [&str; 12] = [
     "%d/%m/%Y",
     "%m/%d/%Y",
 ];
-/// Text columns with at most this many distinct values are categorical.
+/// Text columns with at most this many distinct values are categorical with their categories
+/// listed; text columns with more are open categoricals while their values repeat.
 const MAX_CATEGORIES: usize = 100;
+/// Epoch seconds from 1973 to 2286; milliseconds are the same range times 1000.
+const EPOCH_SECONDS: std::ops::Range<f64> = 1e8..1e10;
 /// Integer columns with at most this many distinct values get their observed range.
 const SMALL_DOMAIN: usize = 32;
 
@@ -116,11 +120,12 @@ fn infer_column(profile: &Profile) -> ColumnSpec {
     } else if let Some(format) = datetime_format(profile) {
         column.kind = ColumnType::Datetime;
         column.format = Some(format.to_string());
-    } else if profile.distinct <= MAX_CATEGORIES && profile.distinct * 2 <= profile.values.len().max(2) {
+    } else if profile.distinct * 2 <= profile.values.len().max(2) {
+        // Values repeat (two rows a level on average): levels, not free text.
         column.kind = ColumnType::Categorical;
-        let mut categories: Vec<String> = profile.present().map(str::to_string).collect::<BTreeSet<_>>().into_iter().collect();
-        categories.sort();
-        column.categories = Some(categories);
+        if profile.distinct <= MAX_CATEGORIES {
+            column.categories = Some(profile.present().map(str::to_string).collect::<BTreeSet<_>>().into_iter().collect());
+        }
     }
     column
 }
@@ -201,8 +206,22 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
         Some(name) => {
             let column =
                 columns.iter().find(|c| &c.name == name).ok_or_else(|| reject(format!("time column '{name}' is not in the header")))?;
+            if matches!(column.kind, ColumnType::Integer | ColumnType::Float)
+                && let Some(format) = epoch_format(&profiles[header.iter().position(|h| h == name).expect("in the header")])
+            {
+                let column = columns.iter_mut().find(|c| &c.name == name).expect("found above");
+                notes.push(format!(
+                    "time: '{name}' holds Unix times in {}",
+                    if format == UNIX_SECONDS { "seconds" } else { "milliseconds" }
+                ));
+                (column.kind, column.format, column.min, column.max) = (ColumnType::Datetime, Some(format.to_string()), None, None);
+            }
+            let column = columns.iter().find(|c| &c.name == name).expect("found above");
             if column.kind != ColumnType::Datetime {
-                return Err(reject(format!("time column '{name}' does not look like a datetime (tried {})", DATETIME_FORMATS.join(", "))));
+                return Err(reject(format!(
+                    "time column '{name}' does not look like a datetime (tried {}, and Unix times in seconds or milliseconds)",
+                    DATETIME_FORMATS.join(", ")
+                )));
             }
             Some(name.clone())
         }
@@ -228,6 +247,13 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
                 notes.push(format!("ignored: '{}' is unique per row (id-like)", column.name));
                 ignore.push(column.name.clone());
             }
+        } else if column.kind == ColumnType::Categorical && column.categories.is_none() {
+            notes.push(format!(
+                "'{}' is categorical with {} levels: an open set (a new level is accepted), target-encoded beyond {} levels",
+                column.name,
+                profile.distinct,
+                FeatureSpec::default().max_levels
+            ));
         } else if column.kind == ColumnType::String {
             notes.push(format!("'{}' is free text ({} distinct values): kept, not a feature", column.name, profile.distinct));
         } else if column.kind == ColumnType::Datetime {
@@ -291,6 +317,19 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
     let text = spec.to_toml();
     let spec = Spec::parse(&text, "the drafted spec").map_err(|e| reject(e.to_string()))?;
     Ok((spec, notes))
+}
+
+/// The Unix time format of a numeric column whose every value is a plausible epoch.
+fn epoch_format(profile: &Profile) -> Option<&'static str> {
+    let numbers = profile.numbers().filter(|n| !n.is_empty())?;
+    let within = |scale: f64| numbers.iter().all(|v| EPOCH_SECONDS.contains(&(v / scale)));
+    if within(1.0) {
+        Some(UNIX_SECONDS)
+    } else if within(1000.0) {
+        Some(UNIX_MILLISECONDS)
+    } else {
+        None
+    }
 }
 
 fn is_consecutive(profile: &Profile) -> bool {

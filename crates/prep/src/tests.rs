@@ -215,3 +215,59 @@ fn init_reads_a_header_with_escaped_quotes_and_reserved_names_are_not_read() {
     assert_eq!(reasons(&parsed), [(2, "n: 'x' is not an integer".to_string()), (3, "row has 6 fields, the header has 7".to_string())]);
     assert!(parsed.notes.iter().any(|n| n.contains("not read: _row")), "{:?}", parsed.notes);
 }
+
+#[test]
+fn init_reads_rfc3339_times_and_keeps_many_level_categoricals_as_features() {
+    // 300 rows: an RFC 3339 time (Z, offsets, fractions), a 150-level station that repeats, a
+    // 3-level colour, an identifier unique per row, and free text.
+    let mut csv = String::from("ride,started,station,colour,comment,minutes\n");
+    for i in 0..300 {
+        let time = match i % 3 {
+            0 => format!("2013-01-{:02}T10:{:02}:00Z", 1 + i / 20, i % 60),
+            1 => format!("2013-01-{:02}T11:{:02}:00.250+01:00", 1 + i / 20, i % 60),
+            _ => format!("2013-01-{:02} 05:{:02}:07-05:00", 1 + i / 20, i % 60),
+        };
+        let colour = ["red", "green", "blue"][i % 3];
+        csv.push_str(&format!("r{i},{time},station {},{colour},said {i} things,{}\n", i % 150, 3 + i % 17));
+    }
+    let options = infer::InitOptions { name: "rides".into(), target: "minutes".into(), time: Some("started".into()), task: None };
+    let (spec, notes) = infer::infer_spec("rides.csv", csv.as_bytes(), &options).unwrap();
+    assert_eq!(spec.column("started").unwrap().format.as_deref(), Some(mlops_core::time::RFC3339));
+    let station = spec.column("station").unwrap();
+    assert_eq!((station.kind, station.categories.as_ref()), (ColumnType::Categorical, None), "150 levels: an open categorical");
+    assert_eq!(spec.column("colour").unwrap().categories.as_ref().map(Vec::len), Some(3));
+    assert_eq!(spec.id.as_deref(), Some("ride"));
+    assert_eq!(spec.column("comment").unwrap().kind, ColumnType::String);
+    assert_eq!(spec.feature_columns().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["station", "colour"]);
+    assert!(notes.iter().any(|n| n.contains("'station' is categorical with 150 levels")), "{notes:?}");
+    // Prep reads every form, and an offset gives the same instant as Z.
+    let parsed = parse_csv("rides.csv", csv.as_bytes(), &spec).unwrap();
+    assert_eq!(parsed.valid.height(), 300, "{:?}", parsed.quarantined);
+    let frame = to_frame(&parsed.valid, &spec).unwrap();
+    let CoreColumn::Numeric(started) = frame.column("started").unwrap() else { panic!() };
+    let ten = mlops_core::time::parse_datetime("2013-01-01T10:00:00Z", mlops_core::time::RFC3339).unwrap();
+    assert_eq!(started[..3], [ten, ten + 60.0 + 0.25, ten + 120.0 + 7.0]);
+}
+
+#[test]
+fn init_reads_unix_times_in_seconds_and_milliseconds_when_named_as_the_time() {
+    for (scale, format) in [(1, mlops_core::time::UNIX_SECONDS), (1000, mlops_core::time::UNIX_MILLISECONDS)] {
+        let mut csv = String::from("at,x,y\n");
+        for i in 0..40u64 {
+            csv.push_str(&format!("{},{},{}\n", (1_357_034_400 + i * 3600) * scale, i % 7, i % 5));
+        }
+        let options = infer::InitOptions { name: "epoch".into(), target: "y".into(), time: Some("at".into()), task: None };
+        let (spec, notes) = infer::infer_spec("epoch.csv", csv.as_bytes(), &options).unwrap();
+        let at = spec.column("at").unwrap();
+        assert_eq!((at.kind, at.format.as_deref()), (ColumnType::Datetime, Some(format)));
+        assert!(notes.iter().any(|n| n.contains("Unix times")), "{notes:?}");
+        assert_eq!(spec.features.time_parts, [mlops_core::spec::TimePart::Hour, mlops_core::spec::TimePart::Weekday]);
+        let frame = to_frame(&parse_csv("epoch.csv", csv.as_bytes(), &spec).unwrap().valid, &spec).unwrap();
+        let CoreColumn::Numeric(at) = frame.column("at").unwrap() else { panic!() };
+        assert_eq!(at[1], 1_357_034_400.0 + 3600.0);
+    }
+    // A number that is not an epoch is still refused as the time, with what was tried.
+    let options = infer::InitOptions { name: "n".into(), target: "y".into(), time: Some("x".into()), task: None };
+    let error = infer::infer_spec("n.csv", b"x,y\n1,2\n2,3\n3,4\n", &options).unwrap_err();
+    assert!(error.reason.contains("'x' does not look like a datetime") && error.reason.contains("Unix times"), "{}", error.reason);
+}

@@ -5,7 +5,10 @@
 //! integer codes in the spec's declared order, or by mean target when the spec declares none;
 //! raw numbers, cyclical time parts with their sine and cosine, missing values kept as NaN) and
 //! [`Encoding::OneHot`] for linear models (one-hot categories and calendar parts, standardised
-//! and imputed numbers, sine/cosine of cyclical parts).
+//! and imputed numbers, sine/cosine of cyclical parts). A categorical with more levels in
+//! training than `features.max_levels` is target-encoded instead (see [`FitTarget`]), in both.
+
+mod target_encoding;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::frame::{Column, Frame, MISSING_CODE};
 use crate::spec::{ColumnType, NumericTransform, Spec, TimePart};
 use crate::time::{self, TimeSource};
+
+pub use target_encoding::FitTarget;
+use target_encoding::TargetEncoding;
 
 /// How fitted features are laid out for a model family.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,9 +55,27 @@ pub struct FittedFeatures {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 enum Input {
-    Numeric { column: String, transforms: Vec<NumericTransform>, scale: Scale, missing_indicator: bool, discrete: bool },
-    Categorical { column: String, levels: Levels },
-    Time { part: TimePart, cyclical: bool, scale: Scale },
+    Numeric {
+        column: String,
+        transforms: Vec<NumericTransform>,
+        scale: Scale,
+        missing_indicator: bool,
+        discrete: bool,
+    },
+    Categorical {
+        column: String,
+        levels: Levels,
+    },
+    /// A categorical with many levels, as its smoothed mean target (one value per class).
+    TargetEncoded {
+        column: String,
+        encoding: TargetEncoding,
+    },
+    Time {
+        part: TimePart,
+        cyclical: bool,
+        scale: Scale,
+    },
 }
 
 /// Training statistics of a number: median for imputation, mean and deviation for scaling.
@@ -229,8 +253,10 @@ impl FeatureParams {
         }
     }
 
-    /// Fits on training rows; `target` (numeric, or class index) orders categorical levels.
-    pub fn fit(&self, frame: &Frame, target: Option<&[f64]>) -> Result<FittedFeatures, String> {
+    /// Fits on training rows and their targets: numeric targets order categorical levels, and
+    /// categoricals of many levels are encoded by their target.
+    pub fn fit(&self, frame: &Frame, target: FitTarget) -> Result<FittedFeatures, String> {
+        let ordering = target.ordering();
         let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
         // Level keys per row, only of the inputs that crosses read.
         let crossed = |name: &str| self.crosses.iter().flatten().any(|c| c == name);
@@ -252,12 +278,20 @@ impl FeatureParams {
                     (input, keys)
                 }
                 Column::Categorical { levels: texts, codes } => {
-                    let levels = match declared {
-                        Some(categories) if categories.len() <= self.max_levels => Levels::declared(categories),
-                        _ => Levels::fit((0..frame.n_rows()).map(|r| column.text(r)), target, self.max_levels),
-                    };
                     let keys = if crossed(name) { LevelKeys::categories(texts, codes) } else { LevelKeys::default() };
-                    (Input::Categorical { column: name.clone(), levels }, keys)
+                    let input = match declared {
+                        Some(categories) if categories.len() <= self.max_levels => {
+                            Input::Categorical { column: name.clone(), levels: Levels::declared(categories) }
+                        }
+                        _ if used_levels(codes, texts.len()) > self.max_levels => {
+                            Input::TargetEncoded { column: name.clone(), encoding: TargetEncoding::fit(texts, codes, target) }
+                        }
+                        _ => Input::Categorical {
+                            column: name.clone(),
+                            levels: Levels::fit((0..frame.n_rows()).map(|r| column.text(r)), ordering, self.max_levels),
+                        },
+                    };
+                    (input, keys)
                 }
             })
         });
@@ -277,17 +311,24 @@ impl FeatureParams {
                     |name: &String| names.iter().position(|n| n == name).ok_or_else(|| format!("cross input '{name}' is not a feature"));
                 let (a, b) = (position(a)?, position(b)?);
                 let cross_keys = LevelKeys::crossed(&keys[a], &keys[b]);
-                Ok(Cross { inputs: [a, b], levels: Levels::fit(cross_keys.iter(), target, self.max_levels) })
+                Ok(Cross { inputs: [a, b], levels: Levels::fit(cross_keys.iter(), ordering, self.max_levels) })
             })
             .collect::<Result<_, String>>()?;
         Ok(FittedFeatures { time: self.time.clone(), inputs, crosses })
     }
 }
 
+/// How many of a categorical column's `n_levels` codes occur in `codes`.
+fn used_levels(codes: &[u32], n_levels: usize) -> usize {
+    let mut seen = vec![false; n_levels];
+    codes.iter().filter(|&&c| c != MISSING_CODE).for_each(|&c| seen[c as usize] = true);
+    seen.into_iter().filter(|&s| s).count()
+}
+
 impl Input {
     fn name(&self) -> String {
         match self {
-            Input::Numeric { column, .. } | Input::Categorical { column, .. } => column.clone(),
+            Input::Numeric { column, .. } | Input::Categorical { column, .. } | Input::TargetEncoded { column, .. } => column.clone(),
             Input::Time { part, .. } => part.name().to_string(),
         }
     }
@@ -317,6 +358,9 @@ impl FittedFeatures {
             match (input, encoding) {
                 (Input::Categorical { levels, .. }, Encoding::OneHot) => {
                     names.extend((0..levels.n_codes()).map(|c| format!("{name}={}", levels.name(c))));
+                }
+                (Input::TargetEncoded { encoding, .. }, _) if encoding.width() > 1 => {
+                    names.extend((0..encoding.width()).map(|c| format!("{name}[class {c}]")));
                 }
                 (Input::Time { part, cyclical, .. }, Encoding::OneHot) => {
                     match one_hot_domain(*part) {
@@ -352,7 +396,9 @@ impl FittedFeatures {
             .inputs
             .iter()
             .filter_map(|i| match i {
-                Input::Numeric { column, .. } | Input::Categorical { column, .. } => Some(column.clone()),
+                Input::Numeric { column, .. } | Input::Categorical { column, .. } | Input::TargetEncoded { column, .. } => {
+                    Some(column.clone())
+                }
                 Input::Time { .. } => None,
             })
             .collect();
@@ -366,6 +412,17 @@ impl FittedFeatures {
 
     /// Encodes every row of `frame`.
     pub fn transform(&self, frame: &Frame, encoding: Encoding) -> Result<Array2<f64>, String> {
+        self.encode(frame, encoding, None)
+    }
+
+    /// Encodes the training rows the features were fitted on, with their targets: target-encoded
+    /// categoricals get out-of-fold values (folds drawn with `seed`), so no row sees its own
+    /// target. Every other input is encoded as [`FittedFeatures::transform`] does.
+    pub fn transform_training(&self, frame: &Frame, encoding: Encoding, target: FitTarget, seed: u64) -> Result<Array2<f64>, String> {
+        self.encode(frame, encoding, Some((target, seed)))
+    }
+
+    fn encode(&self, frame: &Frame, encoding: Encoding, training: Option<(FitTarget, u64)>) -> Result<Array2<f64>, String> {
         let n = frame.n_rows();
         let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
         let values: Vec<Values> = self
@@ -376,7 +433,7 @@ impl FittedFeatures {
                     Some(Column::Numeric(raw)) => Ok(Values::Numeric(raw.iter().map(|&v| apply_transforms(v, transforms)).collect())),
                     _ => Err(format!("numeric feature column '{column}' is missing")),
                 },
-                Input::Categorical { column, .. } => match frame.column(column) {
+                Input::Categorical { column, .. } | Input::TargetEncoded { column, .. } => match frame.column(column) {
                     Some(c @ Column::Categorical { .. }) => Ok(Values::Categorical(c)),
                     _ => Err(format!("categorical feature column '{column}' is missing")),
                 },
@@ -453,7 +510,22 @@ impl FittedFeatures {
                         at += fill_cyclical(&mut x, at, *part, v, 0.0);
                     }
                 }
-                (_, Values::Categorical(_), _) => unreachable!("only categorical inputs have categorical values"),
+                (Input::TargetEncoded { encoding: target_encoding, .. }, Values::Categorical(column), _) => {
+                    let encoded = target_encoded(target_encoding, column, training);
+                    // Trees keep a missing level missing; linear models read it as an unseen one.
+                    let missing = if encoding == Encoding::Ordinal { None } else { Some(target_encoding.prior()) };
+                    let width = target_encoding.width();
+                    for (row, values) in encoded.iter().enumerate() {
+                        match values.as_deref().or(missing) {
+                            Some(values) => x.row_mut(row).slice_mut(ndarray::s![at..at + width]).assign(&ndarray::aview1(values)),
+                            None => x.row_mut(row).slice_mut(ndarray::s![at..at + width]).fill(f64::NAN),
+                        }
+                    }
+                    at += width;
+                }
+                (_, Values::Categorical(_), _) | (Input::TargetEncoded { .. }, Values::Numeric(_), _) => {
+                    unreachable!("categorical inputs, and only they, have categorical values")
+                }
             }
         }
         for cross in &self.crosses {
@@ -483,6 +555,18 @@ impl FittedFeatures {
         }
         debug_assert_eq!(at, width);
         Ok(x)
+    }
+}
+
+/// The target encoding of every row of `column`: out of fold for training rows.
+fn target_encoded(encoding: &TargetEncoding, column: &Column, training: Option<(FitTarget, u64)>) -> Vec<Option<Vec<f64>>> {
+    let Column::Categorical { levels, codes } = column else { unreachable!("target-encoded inputs are categorical columns") };
+    match training {
+        Some((target, seed)) => TargetEncoding::out_of_fold(levels, codes, target, seed),
+        None => {
+            let by_code: Vec<Option<&[f64]>> = levels.iter().map(|level| encoding.encode(Some(level))).collect();
+            codes.iter().map(|&c| (c != MISSING_CODE).then(|| by_code[c as usize].expect("present levels encode").to_vec())).collect()
+        }
     }
 }
 
@@ -539,25 +623,53 @@ kind = "linear"
     }
 
     #[test]
-    fn ordinal_encoding_orders_levels_by_target_and_folds_rare_ones() {
+    fn ordinal_encoding_orders_levels_by_target() {
         let train = frame(
             &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
             &[0.0, 1.0, f64::NAN, 3.0, 4.0, 5.0],
-            &[Some("red"), Some("red"), Some("blue"), Some("blue"), Some("green"), Some("pink")],
+            &[Some("red"), Some("red"), Some("blue"), Some("blue"), Some("green"), None],
         );
         let target = [10.0, 10.0, 1.0, 1.0, 5.0, 7.0];
-        let fitted = FeatureParams::new(&spec()).fit(&train, Some(&target)).unwrap();
+        let fitted = FeatureParams::new(&spec()).fit(&train, FitTarget::Values(&target)).unwrap();
         assert_eq!(fitted.names(Encoding::Ordinal), ["size", "colour", "hour", "hour.sin", "hour.cos", "weekday", "hour×colour"]);
         let x = fitted.transform(&train, Encoding::Ordinal).unwrap();
-        // Two levels kept (blue mean 1 < red mean 10), green and pink share "other" (code 2).
-        assert_eq!(x.column(1).to_vec(), [1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
-        assert!(x[[2, 0]].is_nan(), "missing numbers stay missing for trees");
+        // By mean target: blue 1, green 5, red 10.
+        assert_eq!(x.column(1).to_vec()[..5], [2.0, 2.0, 0.0, 0.0, 1.0]);
+        assert!(x[[5, 1]].is_nan() && x[[2, 0]].is_nan(), "missing values stay missing for trees");
         assert_eq!(x[[1, 0]], 2f64.ln());
         assert_eq!(x.column(2).to_vec(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
         // Trees get the sine and cosine of cyclical parts too: hour 3 is an eighth of the day.
         assert!((x[[3, 3]] - std::f64::consts::FRAC_PI_4.sin()).abs() < 1e-12 && (x[[0, 4]] - 1.0).abs() < 1e-12);
         // 2024-01-01 was a Monday.
         assert_eq!(x[[0, 5]], 0.0);
+        // The cross has six keys, more than max_levels (3): the two most frequent kept, the rest "other".
+        assert_eq!(x.column(6).iter().filter(|&&code| code == 2.0).count(), 3);
+    }
+
+    #[test]
+    fn many_levels_are_target_encoded_out_of_fold_for_training_rows() {
+        let colours = ["red", "blue", "green", "pink"];
+        let n = 400;
+        let colour: Vec<Option<&str>> = (0..n).map(|i| if i % 50 == 0 { None } else { Some(colours[i % 4]) }).collect();
+        let train = frame(&vec![1.0; n], &vec![1.0; n], &colour);
+        let target: Vec<f64> = (0..n).map(|i| (i % 4) as f64 * 10.0 + (i % 3) as f64).collect();
+        let fitted = FeatureParams::new(&spec()).fit(&train, FitTarget::Values(&target)).unwrap();
+        let served = fitted.transform(&train, Encoding::Ordinal).unwrap();
+        let trained = fitted.transform_training(&train, Encoding::Ordinal, FitTarget::Values(&target), 3).unwrap();
+        let means: Vec<f64> = (0..4).map(|c| (c * 10) as f64 + 1.0).collect();
+        for row in 1..8 {
+            let mean = means[row % 4];
+            assert!((served[[row, 1]] - mean).abs() < 2.0, "row {row}: {} for mean {mean}", served[[row, 1]]);
+            assert!((trained[[row, 1]] - mean).abs() < 3.0 && trained[[row, 1]] != served[[row, 1]], "out of fold");
+        }
+        assert!(served[[0, 1]].is_nan() && trained[[0, 1]].is_nan(), "a missing level stays missing for trees");
+        let unseen = frame(&[1.0, 1.0], &[1.0, 1.0], &[Some("mauve"), None]);
+        let prior = target.iter().sum::<f64>() / n as f64;
+        assert!((fitted.transform(&unseen, Encoding::Ordinal).unwrap()[[0, 1]] - prior).abs() < 1e-9, "an unseen level is the prior");
+        let one_hot = fitted.transform(&unseen, Encoding::OneHot).unwrap();
+        let names = fitted.names(Encoding::OneHot);
+        let column = names.iter().position(|n| n == "colour").unwrap();
+        assert!((one_hot[[0, column]] - prior).abs() < 1e-9 && (one_hot[[1, column]] - prior).abs() < 1e-9);
     }
 
     #[test]
@@ -568,7 +680,7 @@ kind = "linear"
         );
         let spec = Spec::parse(&text, "toy").unwrap();
         let train = frame(&[0.0, 1.0, 2.0], &[1.0, 1.0, 1.0], &[Some("mid"), Some("low"), Some("mid")]);
-        let fitted = FeatureParams::new(&spec).fit(&train, Some(&[9.0, 1.0, 9.0])).unwrap();
+        let fitted = FeatureParams::new(&spec).fit(&train, FitTarget::Values(&[9.0, 1.0, 9.0])).unwrap();
         // "high" is not in the training rows (a later month, say): it still has its code, after "mid".
         let later = frame(&[3.0, 4.0], &[1.0, 1.0], &[Some("high"), Some("low")]);
         let x = fitted.transform(&later, Encoding::Ordinal).unwrap();
@@ -580,7 +692,7 @@ kind = "linear"
     #[test]
     fn one_hot_encoding_standardises_imputes_and_expands() {
         let train = frame(&[0.0, 25.0, 49.0], &[1.0, f64::NAN, 3.0], &[Some("a"), Some("b"), None]);
-        let fitted = FeatureParams::new(&spec()).fit(&train, Some(&[1.0, 2.0, 3.0])).unwrap();
+        let fitted = FeatureParams::new(&spec()).fit(&train, FitTarget::Values(&[1.0, 2.0, 3.0])).unwrap();
         let names = fitted.names(Encoding::OneHot);
         assert!(
             names.contains(&"size.missing".to_string())
@@ -602,7 +714,7 @@ kind = "linear"
     #[test]
     fn serving_one_row_gives_the_same_encoding_as_the_batch() {
         let train = frame(&[0.0, 5.0, 30.0, 31.0], &[1.0, 2.0, 3.0, 4.0], &[Some("a"), Some("b"), Some("a"), Some("c")]);
-        let fitted = FeatureParams::new(&spec()).fit(&train, Some(&[1.0, 2.0, 3.0, 4.0])).unwrap();
+        let fitted = FeatureParams::new(&spec()).fit(&train, FitTarget::Values(&[1.0, 2.0, 3.0, 4.0])).unwrap();
         for encoding in [Encoding::Ordinal, Encoding::OneHot] {
             let batch = fitted.transform(&train, encoding).unwrap();
             let single = fitted.transform(&train.take(&[2]), encoding).unwrap();
