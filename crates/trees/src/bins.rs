@@ -63,7 +63,7 @@ impl BinMapper {
     pub fn transform<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> BinnedMatrix {
         let columns =
             self.features.iter().enumerate().map(|(feature, bins)| x.column(feature).iter().map(|&v| bins.bin(v)).collect()).collect();
-        BinnedMatrix { columns }
+        BinnedMatrix::new(columns)
     }
 }
 
@@ -86,10 +86,33 @@ fn edges_of_sorted(values: &[f64], max_bins: usize) -> Vec<f64> {
     edges
 }
 
-/// Feature-major bin indices of a matrix.
+/// Bin indices of a matrix, feature-major (for histograms of many rows) and row-major (for the
+/// few, scattered rows of small nodes: one cache line holds every feature of a row).
 #[derive(Debug, Clone)]
 pub(crate) struct BinnedMatrix {
     pub columns: Vec<Vec<u8>>,
+    /// `rows[row * n_features + feature]`.
+    pub rows: Vec<u8>,
+}
+
+impl BinnedMatrix {
+    /// The matrix of these feature columns (of equal length).
+    pub fn new(columns: Vec<Vec<u8>>) -> BinnedMatrix {
+        let n_features = columns.len();
+        let mut rows = vec![0u8; columns.first().map_or(0, Vec::len) * n_features];
+        for (feature, column) in columns.iter().enumerate() {
+            for (row, &bin) in column.iter().enumerate() {
+                rows[row * n_features + feature] = bin;
+            }
+        }
+        BinnedMatrix { columns, rows }
+    }
+
+    /// The bins of every feature of one row.
+    pub fn row(&self, row: usize) -> &[u8] {
+        let n_features = self.columns.len();
+        &self.rows[row * n_features..(row + 1) * n_features]
+    }
 }
 
 #[cfg(test)]

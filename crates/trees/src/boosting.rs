@@ -20,8 +20,8 @@ use crate::{TreesError, check_common, check_targets, parameter};
 /// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
 const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
 const MIN_PROBABILITY: f64 = 1e-15;
-/// One block of rows of every output's gradients (or hessians).
-type OutputSlices<'a> = Vec<&'a mut [f64]>;
+/// One block of rows of every output's gradient and hessian pairs.
+type OutputSlices<'a> = Vec<&'a mut [[f64; 2]]>;
 /// Rows per parallel task when computing gradients.
 const GRADIENT_BLOCK: usize = 16 * 1024;
 
@@ -64,43 +64,38 @@ impl Loss {
         }
     }
 
-    /// Fills gradients and hessians (`n_outputs` blocks of one value per row) for every row, in
+    /// Fills `[gradient, hessian]` of every row (`n_outputs` blocks of one pair per row), in
     /// parallel over blocks of rows; the growers read only those of their training rows.
-    fn gradients(self, y: &[f64], raw: &[f64], grad: &mut [Vec<f64>], hess: &mut [Vec<f64>]) {
+    fn gradients(self, y: &[f64], raw: &[f64], pairs: &mut [Vec<[f64; 2]>]) {
         let k = self.n_outputs();
-        let mut blocks: Vec<(OutputSlices, OutputSlices)> =
-            (0..y.len().div_ceil(GRADIENT_BLOCK)).map(|_| (Vec::with_capacity(k), Vec::with_capacity(k))).collect();
-        for (class_grad, class_hess) in grad.iter_mut().zip(hess.iter_mut()) {
-            let pieces = class_grad.chunks_mut(GRADIENT_BLOCK).zip(class_hess.chunks_mut(GRADIENT_BLOCK));
-            for ((g, h), (block_grad, block_hess)) in pieces.zip(&mut blocks) {
-                block_grad.push(g);
-                block_hess.push(h);
+        let mut blocks: Vec<OutputSlices> = (0..y.len().div_ceil(GRADIENT_BLOCK)).map(|_| Vec::with_capacity(k)).collect();
+        for class_pairs in pairs.iter_mut() {
+            for (piece, block) in class_pairs.chunks_mut(GRADIENT_BLOCK).zip(&mut blocks) {
+                block.push(piece);
             }
         }
-        blocks.into_par_iter().enumerate().for_each(|(block, (mut grad, mut hess))| {
+        blocks.into_par_iter().enumerate().for_each(|(block, mut pairs)| {
             let mut probabilities = vec![0.0; k];
             let first = block * GRADIENT_BLOCK;
-            for j in 0..grad[0].len() {
+            for j in 0..pairs[0].len() {
                 let r = first + j;
                 let f = &raw[r * k..(r + 1) * k];
                 match self {
-                    Loss::SquaredError => grad[0][j] = f[0] - y[r],
+                    Loss::SquaredError => pairs[0][j] = [f[0] - y[r], 1.0],
                     Loss::Poisson => {
                         let mu = f[0].min(700.0).exp();
-                        grad[0][j] = mu - y[r];
-                        hess[0][j] = mu;
+                        // The hessian stays positive, as the growers need: a bin with rows has a hessian.
+                        pairs[0][j] = [mu - y[r], mu.max(MIN_PROBABILITY)];
                     }
                     Loss::LogLoss => {
                         let p = sigmoid(f[0]);
-                        grad[0][j] = p - y[r];
-                        hess[0][j] = (p * (1.0 - p)).max(MIN_PROBABILITY);
+                        pairs[0][j] = [p - y[r], (p * (1.0 - p)).max(MIN_PROBABILITY)];
                     }
                     Loss::Softmax { .. } => {
                         softmax_into(f, &mut probabilities);
                         for (class, p) in probabilities.iter().enumerate() {
                             let is_class = if y[r] as usize == class { 1.0 } else { 0.0 };
-                            grad[class][j] = p - is_class;
-                            hess[class][j] = (p * (1.0 - p)).max(MIN_PROBABILITY);
+                            pairs[class][j] = [p - is_class, (p * (1.0 - p)).max(MIN_PROBABILITY)];
                         }
                     }
                 }
@@ -309,8 +304,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         let k = self.loss.n_outputs();
         let baseline = self.loss.baseline(&y, &train);
         let mut raw: Vec<f64> = (0..y.len()).flat_map(|_| baseline.iter().copied()).collect();
-        let mut grad = vec![vec![0.0; y.len()]; k];
-        let mut hess = vec![vec![1.0; y.len()]; k];
+        let mut pairs = vec![vec![[0.0, 1.0]; y.len()]; k];
         let config = GrowConfig {
             max_leaf_nodes: self.max_leaf_nodes,
             max_depth: self.max_depth,
@@ -325,18 +319,9 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         // The validation loss of the baseline alone: a first tree that does not beat it is dropped.
         let mut best = (if validation.is_empty() { 0.0 } else { self.loss.mean_loss(&y, &raw, &validation) }, 0);
         for iteration in 0..self.max_iter {
-            self.loss.gradients(&y, &raw, &mut grad, &mut hess);
+            self.loss.gradients(&y, &raw, &mut pairs);
             for output in 0..k {
-                let grower = Grower {
-                    bins: &binned,
-                    edges: &mapper.features,
-                    grads: Gradients {
-                        grad: &grad[output],
-                        hess: (self.loss != Loss::SquaredError).then_some(hess[output].as_slice()),
-                        width: 1,
-                    },
-                    config: &config,
-                };
+                let grower = Grower { bins: &binned, edges: &mapper.features, grads: Gradients::Single(&pairs[output]), config: &config };
                 let mut grown = grower.grow(train.clone(), &mut rng);
                 grown.tree.output = output;
                 for &(start, end, leaf) in &grown.leaves {

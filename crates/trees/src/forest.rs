@@ -173,15 +173,21 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         let all_rows: Vec<u32> = (0..n as u32).collect();
         let mapper = BinMapper::fit(x, &all_rows, self.max_bins, &mut ChaCha8Rng::seed_from_u64(self.seed));
         let binned = mapper.transform(x);
-        let (width, grad) = match self.task {
-            ForestTask::Regression => (1, y.iter().map(|v| -v).collect::<Vec<f64>>()),
+        // Forests grow on the targets as negative gradients with unit hessians: a leaf's value
+        // is then the mean target (or class proportions) of its rows.
+        let (pairs, classes): (Vec<[f64; 2]>, Vec<f64>) = match self.task {
+            ForestTask::Regression => (y.iter().map(|v| [-v, 1.0]).collect(), Vec::new()),
             ForestTask::Classification { n_classes } => {
                 let mut grad = vec![0.0; n * n_classes];
                 for (row, class) in y.iter().enumerate() {
                     grad[row * n_classes + *class as usize] = -1.0;
                 }
-                (n_classes, grad)
+                (Vec::new(), grad)
             }
+        };
+        let grads = match self.task {
+            ForestTask::Regression => Gradients::Single(&pairs),
+            ForestTask::Classification { n_classes } => Gradients::Multi { grad: &classes, width: n_classes },
         };
         let config = GrowConfig {
             max_leaf_nodes: None,
@@ -192,8 +198,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
             shrinkage: 1.0,
             features_per_node: Some(self.max_features.count(x.ncols())),
         };
-        let grower =
-            Grower { bins: &binned, edges: &mapper.features, grads: Gradients { grad: &grad, hess: None, width }, config: &config };
+        let grower = Grower { bins: &binned, edges: &mapper.features, grads, config: &config };
         let n_draws = self.max_samples.unwrap_or(n).min(n);
         let grown: Vec<_> = (0..self.n_trees)
             .into_par_iter()

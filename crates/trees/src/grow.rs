@@ -3,6 +3,11 @@
 //! Every split maximises the second-order gain `sum_c G_c^2 / (H + l2)` of its children over the
 //! parent, which is variance reduction for squared error and Gini-like impurity reduction for
 //! one-hot targets. Histograms of the larger child come from the parent minus the smaller child.
+//!
+//! Histograms hold gradient and hessian sums only, no row counts: the rows of a split's child,
+//! for `min_samples_leaf`, are its hessian times the node's rows per unit of hessian, as
+//! LightGBM does. That is exact when the hessian is constant (squared error, forests) and an
+//! estimate otherwise; hessians are positive, so a bin with rows has a positive hessian.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -18,6 +23,21 @@ use crate::tree::{Node, Tree};
 const PARALLEL_CELLS: usize = 64 * 1024;
 /// Nodes of this many rows or more are partitioned in parallel.
 const PARALLEL_PARTITION_ROWS: usize = 64 * 1024;
+/// A thread's scratch histograms for [`Grower::build_sparse`]: zero between uses.
+#[derive(Default)]
+struct Scratch {
+    sums: Vec<f64>,
+    /// The bins touched, per feature slot.
+    touched: Vec<Vec<u8>>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Nodes of fewer rows get sparse histograms (the bins their rows occupy, found by sorting)
+/// instead of all `BIN_SLOTS` slots of every feature: fully grown trees have many tiny nodes.
+const SPARSE_ROWS: usize = 128;
 
 /// How a tree grows.
 #[derive(Debug, Clone)]
@@ -34,11 +54,30 @@ pub(crate) struct GrowConfig {
     pub features_per_node: Option<usize>,
 }
 
-/// Per-row gradients (`width` per row) and hessians (one per row; all ones when `None`).
-pub(crate) struct Gradients<'a> {
-    pub grad: &'a [f64],
-    pub hess: Option<&'a [f64]>,
-    pub width: usize,
+/// Per-row gradients and hessians.
+pub(crate) enum Gradients<'a> {
+    /// One output: `[gradient, hessian]` of each row, side by side so that gathering the rows
+    /// of a node reads one place per row.
+    Single(&'a [[f64; 2]]),
+    /// `width` gradients per row (row-major); every hessian is 1.
+    Multi { grad: &'a [f64], width: usize },
+}
+
+impl Gradients<'_> {
+    fn width(&self) -> usize {
+        match self {
+            Gradients::Single(_) => 1,
+            Gradients::Multi { width, .. } => *width,
+        }
+    }
+
+    /// The gradients and hessian of one row.
+    fn of(&self, row: usize) -> (&[f64], f64) {
+        match self {
+            Gradients::Single(pairs) => (&pairs[row][..1], pairs[row][1]),
+            Gradients::Multi { grad, width } => (&grad[row * width..(row + 1) * width], 1.0),
+        }
+    }
 }
 
 /// A grown tree and where its training rows ended up.
@@ -52,7 +91,7 @@ pub(crate) struct Grown {
     pub gains: Vec<(usize, f64)>,
 }
 
-/// Sums of gradients, hessian and row count: `[g_0 .. g_{w-1}, h, n]`.
+/// Sums of gradients and hessian: `[g_0 .. g_{w-1}, h]`.
 type Stats = Vec<f64>;
 
 #[derive(Debug, Clone)]
@@ -64,10 +103,40 @@ struct Split {
     left: Stats,
 }
 
-/// Histograms of a node: `BIN_SLOTS` slots of `stride` sums for each feature in `features`.
+/// Histograms of a node, for each feature in `features`.
 struct Histograms {
     features: Vec<usize>,
-    sums: Vec<f64>,
+    sums: Sums,
+}
+
+/// The sums of a node's histograms: `stride` sums (gradients, hessian, count) per bin.
+enum Sums {
+    /// `BIN_SLOTS` bins per feature, in feature order.
+    Dense(Vec<f64>),
+    /// Only occupied bins, in increasing order per feature: feature slot `s` owns entries
+    /// `starts[s]..starts[s + 1]`, entry `e` is bin `bins[e]` with sums `sums[e * stride..]`.
+    Sparse { starts: Vec<usize>, bins: Vec<u8>, sums: Vec<f64> },
+}
+
+impl Histograms {
+    /// The occupied (or, when dense, all) bins of feature slot `slot`, as `(bin, sums)` in
+    /// increasing bin order, the missing bin last.
+    fn bins(&self, slot: usize, stride: usize) -> Box<dyn Iterator<Item = (usize, &[f64])> + '_> {
+        match &self.sums {
+            Sums::Dense(sums) => {
+                let block = &sums[slot * BIN_SLOTS * stride..(slot + 1) * BIN_SLOTS * stride];
+                Box::new(block.chunks_exact(stride).enumerate())
+            }
+            Sums::Sparse { starts, bins, sums } => {
+                Box::new((starts[slot]..starts[slot + 1]).map(move |e| (usize::from(bins[e]), &sums[e * stride..(e + 1) * stride])))
+            }
+        }
+    }
+
+    /// The hessian of the rows with a missing value of feature slot `slot` (0 when none).
+    fn missing_hessian(&self, slot: usize, stride: usize) -> f64 {
+        self.bins(slot, stride).filter(|(bin, _)| *bin == MISSING_BIN as usize).map(|(_, sums)| sums[stride - 1]).sum()
+    }
 }
 
 struct Pending {
@@ -108,11 +177,11 @@ pub(crate) struct Grower<'a> {
 
 impl Grower<'_> {
     fn stride(&self) -> usize {
-        self.grads.width + 2
+        self.grads.width() + 1
     }
 
     pub fn grow(&self, mut rows: Vec<u32>, rng: &mut ChaCha8Rng) -> Grown {
-        let width = self.grads.width;
+        let width = self.grads.width();
         let mut nodes = vec![Node::leaf(0)];
         let mut leaf_values: Vec<f64> = Vec::new();
         let mut leaves = Vec::new();
@@ -144,7 +213,7 @@ impl Grower<'_> {
             let split = &parent.split;
             let middle = self.partition(&mut rows[parent.start..parent.end], split) + parent.start;
             let (left_node, right_node) = (nodes.len(), nodes.len() + 1);
-            let no_missing = parent.hist_missing_count(split.feature, self.stride()) == 0.0;
+            let no_missing = parent.missing_hessian(split.feature, self.stride()) == 0.0;
             let missing_left = if no_missing { middle - parent.start >= parent.end - middle } else { split.missing_left };
             let n_bins = self.edges[split.feature].n_bins();
             nodes[parent.node] = Node {
@@ -192,7 +261,7 @@ impl Grower<'_> {
         if !depth_left || end - start < 2 * self.config.min_samples_leaf.max(1) {
             return Err((stats, hist));
         }
-        match self.best_split(&hist, &stats) {
+        match self.best_split(&hist, &stats, end - start) {
             Some(split) => Ok(Pending { node, start, end, depth, stats, hist, split }),
             None => Err((stats, hist)),
         }
@@ -210,59 +279,66 @@ impl Grower<'_> {
         }
     }
 
+    /// Whether each node draws its own features (random forests with a feature fraction).
+    fn draws_features(&self) -> bool {
+        self.config.features_per_node.is_some_and(|k| k < self.edges.len())
+    }
+
     fn child_histograms(&self, rows: &[u32], parent: Pending, middle: usize, rng: &mut ChaCha8Rng) -> (Histograms, Histograms) {
         let left_rows = &rows[parent.start..middle];
         let right_rows = &rows[middle..parent.end];
-        if self.config.features_per_node.is_some() {
-            let left = self.build(left_rows, self.draw_features(rng));
-            let right = self.build(right_rows, self.draw_features(rng));
-            return (left, right);
-        }
-        let left_is_smaller = left_rows.len() <= right_rows.len();
-        let mut larger = parent.hist;
-        let smaller = self.build(if left_is_smaller { left_rows } else { right_rows }, larger.features.clone());
-        larger.sums.iter_mut().zip(&smaller.sums).for_each(|(p, s)| *p -= s);
+        let (smaller_rows, larger_rows) =
+            if left_rows.len() <= right_rows.len() { (left_rows, right_rows) } else { (right_rows, left_rows) };
+        let left_is_smaller = smaller_rows.len() == left_rows.len() && smaller_rows.as_ptr() == left_rows.as_ptr();
+        let (smaller, larger) = match parent.hist {
+            // The larger child's histograms are the parent's minus the smaller child's.
+            Histograms { features, sums: Sums::Dense(mut sums) } if !self.draws_features() && larger_rows.len() >= SPARSE_ROWS => {
+                let smaller = self.build(smaller_rows, features.clone());
+                subtract(&mut sums, &smaller, self.stride());
+                (smaller, Histograms { features, sums: Sums::Dense(sums) })
+            }
+            parent => {
+                let features = |rng: &mut ChaCha8Rng| if self.draws_features() { self.draw_features(rng) } else { parent.features.clone() };
+                let smaller = self.build(smaller_rows, features(rng));
+                (smaller, self.build(larger_rows, features(rng)))
+            }
+        };
         if left_is_smaller { (smaller, larger) } else { (larger, smaller) }
     }
 
     fn sum_rows(&self, rows: &[u32]) -> Stats {
-        let width = self.grads.width;
-        let mut stats = vec![0.0; width + 2];
+        let width = self.grads.width();
+        let mut stats = vec![0.0; width + 1];
         for &row in rows {
-            let row = row as usize;
-            for (sum, gradient) in stats.iter_mut().zip(&self.grads.grad[row * width..(row + 1) * width]) {
-                *sum += gradient;
-            }
-            stats[width] += self.grads.hess.map_or(1.0, |h| h[row]);
+            let (grad, hess) = self.grads.of(row as usize);
+            stats.iter_mut().zip(grad).for_each(|(sum, g)| *sum += g);
+            stats[width] += hess;
         }
-        stats[width + 1] = rows.len() as f64;
         stats
     }
 
     fn build(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
-        let width = self.grads.width;
+        if rows.len() < SPARSE_ROWS { self.build_sparse(rows, features) } else { self.build_dense(rows, features) }
+    }
+
+    fn build_dense(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
+        let width = self.grads.width();
         let stride = self.stride();
         let parallel = rows.len() * features.len() >= PARALLEL_CELLS;
         let mut sums = vec![0.0; features.len() * BIN_SLOTS * stride];
-        if width == 1 {
+        if let Gradients::Single(pairs) = self.grads {
             let groups = feature_groups(&features, &mut sums);
             let columns = |features: &[usize]| features.iter().map(|&f| self.bins.columns[f].as_slice()).collect::<Vec<_>>();
             if self.every_row(rows) {
                 // The root of a tree over every row: no indirection and nothing to gather.
-                for_each(groups, parallel, |(features, hist)| {
-                    single_output(&columns(features), hist, rows.len(), |j| j, self.grads.grad, self.grads.hess)
-                });
+                for_each(groups, parallel, |(features, hist)| single_output(&columns(features), hist, |j| j, pairs));
             } else {
-                let (grad, hess) = (gather(rows, self.grads.grad, parallel), self.grads.hess.map(|h| gather(rows, h, parallel)));
-                for_each(groups, parallel, |(features, hist)| {
-                    single_output(&columns(features), hist, rows.len(), |j| rows[j] as usize, &grad, hess.as_deref())
-                });
+                let ordered = gather(rows, pairs, parallel);
+                for_each(groups, parallel, |(features, hist)| single_output(&columns(features), hist, |j| rows[j] as usize, &ordered));
             }
-            return Histograms { features, sums };
+            return Histograms { features, sums: Sums::Dense(sums) };
         }
-        let ordered_grad: Vec<f64> =
-            rows.iter().flat_map(|&row| &self.grads.grad[row as usize * width..(row as usize + 1) * width]).copied().collect();
-        let ordered_hess = self.grads.hess.map(|h| gather(rows, h, parallel));
+        let ordered_grad: Vec<f64> = rows.iter().flat_map(|&row| self.grads.of(row as usize).0).copied().collect();
         let slots: Vec<(usize, &mut [f64])> = sums.chunks_mut(BIN_SLOTS * stride).enumerate().collect();
         for_each(slots, parallel, |(slot, hist)| {
             let column = &self.bins.columns[features[slot]];
@@ -271,11 +347,54 @@ impl Grower<'_> {
                 for c in 0..width {
                     hist[at + c] += ordered_grad[j * width + c];
                 }
-                hist[at + width] += ordered_hess.as_ref().map_or(1.0, |h| h[j]);
-                hist[at + width + 1] += 1.0;
+                hist[at + width] += 1.0;
             }
         });
-        Histograms { features, sums }
+        Histograms { features, sums: Sums::Dense(sums) }
+    }
+
+    /// Sparse histograms of a few rows: the rows' sums gathered row by row (row-major bins) in a
+    /// scratch histogram of every feature, and only the bins they touched kept, in bin order.
+    fn build_sparse(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
+        let (width, stride) = (self.grads.width(), self.stride());
+        SCRATCH.with_borrow_mut(|scratch| {
+            let size = features.len() * BIN_SLOTS * stride;
+            if scratch.sums.len() < size {
+                scratch.sums.resize(size, 0.0);
+            }
+            scratch.touched.iter_mut().for_each(Vec::clear);
+            scratch.touched.resize_with(features.len(), Vec::new);
+            for &row in rows {
+                let row = row as usize;
+                let binned = self.bins.row(row);
+                let (grad, hess) = self.grads.of(row);
+                for (slot, &feature) in features.iter().enumerate() {
+                    let bin = binned[feature];
+                    let at = (slot * BIN_SLOTS + usize::from(bin)) * stride;
+                    let sums = &mut scratch.sums[at..at + stride];
+                    if sums[width] == 0.0 {
+                        scratch.touched[slot].push(bin);
+                    }
+                    sums[..width].iter_mut().zip(grad).for_each(|(s, g)| *s += g);
+                    sums[width] += hess;
+                }
+            }
+            let mut starts = Vec::with_capacity(features.len() + 1);
+            let (mut bins, mut sums) = (Vec::new(), Vec::new());
+            for slot in 0..features.len() {
+                starts.push(bins.len());
+                let touched = &mut scratch.touched[slot];
+                touched.sort_unstable();
+                for &bin in touched.iter() {
+                    let at = (slot * BIN_SLOTS + usize::from(bin)) * stride;
+                    bins.push(bin);
+                    sums.extend_from_slice(&scratch.sums[at..at + stride]);
+                    scratch.sums[at..at + stride].fill(0.0);
+                }
+            }
+            starts.push(bins.len());
+            Histograms { features, sums: Sums::Sparse { starts, bins, sums } }
+        })
     }
 
     /// Whether `rows` are every row of the matrix, in order.
@@ -285,7 +404,7 @@ impl Grower<'_> {
     }
 
     fn score(&self, stats: &[f64]) -> f64 {
-        let width = self.grads.width;
+        let width = self.grads.width();
         let denominator = stats[width] + self.config.l2;
         if denominator <= 0.0 {
             return 0.0;
@@ -293,13 +412,17 @@ impl Grower<'_> {
         stats[..width].iter().map(|g| g * g).sum::<f64>() / denominator
     }
 
-    fn admissible(&self, stats: &[f64]) -> bool {
-        let width = self.grads.width;
-        stats[width + 1] >= self.config.min_samples_leaf as f64 && stats[width] >= self.config.min_hessian_leaf
+    /// Whether a child of these sums may be a node: enough rows (`rows_per_hessian` times its
+    /// hessian) and hessian.
+    fn admissible(&self, stats: &[f64], rows_per_hessian: f64) -> bool {
+        let hessian = stats[self.grads.width()];
+        (hessian * rows_per_hessian).round() >= self.config.min_samples_leaf as f64 && hessian >= self.config.min_hessian_leaf
     }
 
-    fn best_split(&self, hist: &Histograms, total: &Stats) -> Option<Split> {
+    /// The best split of a node of `n_rows` rows with sums `total`, if any gains.
+    fn best_split(&self, hist: &Histograms, total: &Stats, n_rows: usize) -> Option<Split> {
         let stride = self.stride();
+        let rows_per_hessian = n_rows as f64 / total[self.grads.width()];
         let parent_score = self.score(total);
         let min_gain = 1e-12 + 1e-10 * parent_score.abs();
         let mut best: Option<Split> = None;
@@ -310,7 +433,7 @@ impl Grower<'_> {
             for ((r, t), l) in right.iter_mut().zip(total).zip(left) {
                 *r = t - l;
             }
-            if !self.admissible(left) || !self.admissible(right) {
+            if !self.admissible(left, rows_per_hessian) || !self.admissible(right, rows_per_hessian) {
                 return;
             }
             let gain = self.score(left) + self.score(right) - parent_score;
@@ -319,13 +442,19 @@ impl Grower<'_> {
             }
         };
         for (slot, &feature) in hist.features.iter().enumerate() {
-            let sums = &hist.sums[slot * BIN_SLOTS * stride..(slot + 1) * BIN_SLOTS * stride];
-            let missing = &sums[MISSING_BIN as usize * stride..(MISSING_BIN as usize + 1) * stride];
+            let missing: Vec<f64> = hist
+                .bins(slot, stride)
+                .find(|(bin, _)| *bin == MISSING_BIN as usize)
+                .map_or_else(|| vec![0.0; stride], |(_, sums)| sums.to_vec());
             let has_missing = missing[stride - 1] > 0.0;
             let n_bins = self.edges[feature].n_bins();
             left.iter_mut().for_each(|v| *v = 0.0);
-            for bin in 0..n_bins {
-                for (l, s) in left.iter_mut().zip(&sums[bin * stride..(bin + 1) * stride]) {
+            for (bin, sums) in hist.bins(slot, stride).take_while(|(bin, _)| *bin < n_bins) {
+                if sums[stride - 1] == 0.0 {
+                    // An empty bin moves no row: the split before it has the same gain.
+                    continue;
+                }
+                for (l, s) in left.iter_mut().zip(sums) {
                     *l += s;
                 }
                 let last = bin + 1 == n_bins;
@@ -334,7 +463,7 @@ impl Grower<'_> {
                 }
                 consider(feature, bin, false, &left, &mut right, &mut best);
                 if has_missing && !last {
-                    for ((w, l), m) in with_missing.iter_mut().zip(&left).zip(missing) {
+                    for ((w, l), m) in with_missing.iter_mut().zip(&left).zip(&missing) {
                         *w = l + m;
                     }
                     consider(feature, bin, true, &with_missing, &mut right, &mut best);
@@ -408,7 +537,7 @@ fn feature_groups<'a, 'f>(features: &'f [usize], mut sums: &'a mut [f64]) -> Vec
     let mut features = features;
     for size in sizes {
         let (group_features, rest_features) = features.split_at(size);
-        let (group_sums, rest_sums) = std::mem::take(&mut sums).split_at_mut(size * BIN_SLOTS * 3);
+        let (group_sums, rest_sums) = std::mem::take(&mut sums).split_at_mut(size * BIN_SLOTS * 2);
         groups.push((group_features, group_sums));
         (features, sums) = (rest_features, rest_sums);
     }
@@ -428,7 +557,7 @@ fn for_each<T: Send>(items: Vec<T>, parallel: bool, f: impl Fn(T) + Sync + Send)
 }
 
 /// The values of `rows`, in their order.
-fn gather(rows: &[u32], values: &[f64], parallel: bool) -> Vec<f64> {
+fn gather<T: Copy + Send + Sync>(rows: &[u32], values: &[T], parallel: bool) -> Vec<T> {
     if parallel {
         rows.par_iter().map(|&row| values[row as usize]).collect()
     } else {
@@ -437,39 +566,30 @@ fn gather(rows: &[u32], values: &[f64], parallel: bool) -> Vec<f64> {
 }
 
 /// Fills the histograms of one or two features of a single-output model (a block of
-/// `BIN_SLOTS` `[gradient, hessian, count]` triples each; the hessian is the count when `hess`
-/// is `None`) in one pass over `n` rows: the `j`-th is row `row_at(j)` of the columns, with
-/// gradient `grad[j]`. Consecutive rows often share a bin, so neighbouring rows go to separate
-/// partial histograms: their additions do not wait on each other.
-fn single_output(columns: &[&[u8]], hist: &mut [f64], n: usize, row_at: impl Fn(usize) -> usize, grad: &[f64], hess: Option<&[f64]>) {
+/// `BIN_SLOTS` `[gradient, hessian]` pairs each) in one pass over the rows of `pairs`: the
+/// `j`-th is row `row_at(j)` of the columns, with gradient and hessian `pairs[j]`. Consecutive
+/// rows often share a bin, so neighbouring rows go to separate partial histograms: their
+/// additions do not wait on each other.
+fn single_output(columns: &[&[u8]], hist: &mut [f64], row_at: impl Fn(usize) -> usize, pairs: &[[f64; 2]]) {
     match *columns {
-        [first, second] => fill_partials([first, second], hist, n, row_at, grad, hess),
-        [only] => fill_partials([only], hist, n, row_at, grad, hess),
+        [first, second] => fill_partials([first, second], hist, row_at, pairs),
+        [only] => fill_partials([only], hist, row_at, pairs),
         _ => unreachable!("one or two features at a time"),
     }
 }
 
-fn fill_partials<const G: usize>(
-    columns: [&[u8]; G],
-    hist: &mut [f64],
-    n: usize,
-    row_at: impl Fn(usize) -> usize,
-    grad: &[f64],
-    hess: Option<&[f64]>,
-) {
-    let mut partial = vec![[[[0.0f64; 3]; BIN_SLOTS]; LANES]; G];
-    let hess_of = |j: usize| hess.map_or(1.0, |h| h[j]);
-    for (j, &g) in grad[..n].iter().enumerate() {
-        let (row, h) = (row_at(j), hess_of(j));
+fn fill_partials<const G: usize>(columns: [&[u8]; G], hist: &mut [f64], row_at: impl Fn(usize) -> usize, pairs: &[[f64; 2]]) {
+    let mut partial = vec![[[[0.0f64; 2]; BIN_SLOTS]; LANES]; G];
+    for (j, &[g, h]) in pairs.iter().enumerate() {
+        let row = row_at(j);
         for (partial, column) in partial.iter_mut().zip(&columns) {
             let bin = &mut partial[j % LANES][column[row] as usize];
             bin[0] += g;
             bin[1] += h;
-            bin[2] += 1.0;
         }
     }
-    for (partial, hist) in partial.iter().zip(hist.chunks_exact_mut(BIN_SLOTS * 3)) {
-        for (bin, sums) in hist.chunks_exact_mut(3).enumerate() {
+    for (partial, hist) in partial.iter().zip(hist.chunks_exact_mut(BIN_SLOTS * 2)) {
+        for (bin, sums) in hist.chunks_exact_mut(2).enumerate() {
             for (c, sum) in sums.iter_mut().enumerate() {
                 *sum = partial.iter().map(|lane| lane[bin][c]).sum();
             }
@@ -478,9 +598,24 @@ fn fill_partials<const G: usize>(
 }
 
 impl Pending {
-    fn hist_missing_count(&self, feature: usize, stride: usize) -> f64 {
+    fn missing_hessian(&self, feature: usize, stride: usize) -> f64 {
         let slot = self.hist.features.iter().position(|&f| f == feature).expect("split feature has a histogram");
-        self.hist.sums[(slot * BIN_SLOTS + MISSING_BIN as usize) * stride + stride - 1]
+        self.hist.missing_hessian(slot, stride)
+    }
+}
+
+/// Takes a child's histograms from its parent's dense ones.
+fn subtract(parent: &mut [f64], child: &Histograms, stride: usize) {
+    match &child.sums {
+        Sums::Dense(sums) => parent.iter_mut().zip(sums).for_each(|(p, s)| *p -= s),
+        Sums::Sparse { starts, .. } => {
+            for slot in 0..starts.len() - 1 {
+                for (bin, sums) in child.bins(slot, stride) {
+                    let at = (slot * BIN_SLOTS + bin) * stride;
+                    parent[at..at + stride].iter_mut().zip(sums).for_each(|(p, s)| *p -= s);
+                }
+            }
+        }
     }
 }
 
@@ -535,13 +670,51 @@ mod tests {
     }
 
     #[test]
+    fn sparse_and_dense_histograms_find_the_same_split() {
+        let n = 100usize;
+        let columns: Vec<Vec<u8>> = (0..3u64)
+            .map(|f| {
+                (0..n as u64).map(|i| if (i * 7 + f) % 13 == 0 { MISSING_BIN } else { ((i * (f + 3) * 2654435761) % 40) as u8 }).collect()
+            })
+            .collect();
+        let edges: Vec<FeatureBins> = (0..3).map(|_| FeatureBins { edges: (0..39).map(f64::from).collect() }).collect();
+        let bins = BinnedMatrix::new(columns);
+        for width in [1, 3] {
+            let grad: Vec<f64> = (0..n * width).map(|i| ((i * 31) % 17) as f64 - 8.0).collect();
+            let hess: Vec<f64> = (0..n).map(|i| 1.0 + (i % 4) as f64).collect();
+            let config = GrowConfig {
+                max_leaf_nodes: None,
+                max_depth: None,
+                min_samples_leaf: 2,
+                min_hessian_leaf: 0.0,
+                l2: 0.5,
+                shrinkage: 1.0,
+                features_per_node: None,
+            };
+            let pairs: Vec<[f64; 2]> = grad.iter().zip(&hess).map(|(&g, &h)| [g, h]).collect();
+            let grads = if width == 1 { Gradients::Single(&pairs) } else { Gradients::Multi { grad: &grad, width } };
+            let grower = Grower { bins: &bins, edges: &edges, grads, config: &config };
+            let rows: Vec<u32> = (0..n as u32).filter(|r| r % 3 != 0).collect();
+            let total = grower.sum_rows(&rows);
+            let sparse = grower.build_sparse(&rows, vec![0, 1, 2]);
+            let dense = grower.build_dense(&rows, vec![0, 1, 2]);
+            let (a, b) = (grower.best_split(&sparse, &total, rows.len()).unwrap(), grower.best_split(&dense, &total, rows.len()).unwrap());
+            assert_eq!((a.feature, a.bin, a.missing_left), (b.feature, b.bin, b.missing_left));
+            assert!((a.gain - b.gain).abs() < 1e-9 * b.gain.abs());
+            for slot in 0..3 {
+                assert_eq!(sparse.missing_hessian(slot, width + 1), dense.missing_hessian(slot, width + 1));
+            }
+        }
+    }
+
+    #[test]
     fn feature_groups_cover_every_feature_once() {
         for n_features in [1, 2, 3, 16, 18] {
             let features: Vec<usize> = (0..n_features).collect();
-            let mut sums = vec![0.0; n_features * BIN_SLOTS * 3];
+            let mut sums = vec![0.0; n_features * BIN_SLOTS * 2];
             let groups = feature_groups(&features, &mut sums);
             assert_eq!(groups.iter().flat_map(|(f, _)| f.iter().copied()).collect::<Vec<_>>(), features);
-            assert!(groups.iter().all(|(f, s)| (1..=2).contains(&f.len()) && s.len() == f.len() * BIN_SLOTS * 3));
+            assert!(groups.iter().all(|(f, s)| (1..=2).contains(&f.len()) && s.len() == f.len() * BIN_SLOTS * 2));
         }
     }
 
@@ -549,27 +722,23 @@ mod tests {
     fn single_output_histograms_sum_every_row_once() {
         let column: Vec<u8> = (0..101u32).map(|i| [3, 3, 3, 7, MISSING_BIN][i as usize % 5]).collect();
         let rows: Vec<u32> = (0..101).filter(|i| i % 4 != 1).collect();
-        let grad: Vec<f64> = rows.iter().map(|&r| f64::from(r) * 0.5).collect();
-        let hess: Vec<f64> = rows.iter().map(|&r| 1.0 + f64::from(r % 3)).collect();
+        let pairs: Vec<[f64; 2]> = rows.iter().map(|&r| [f64::from(r) * 0.5, 1.0 + f64::from(r % 3)]).collect();
         let shifted: Vec<u8> = column.iter().map(|&b| if b == MISSING_BIN { b } else { b + 1 }).collect();
-        for hess in [Some(hess.as_slice()), None] {
-            let mut hist = vec![0.0; BIN_SLOTS * 3];
-            single_output(&[&column], &mut hist, rows.len(), |j| rows[j] as usize, &grad, hess);
-            let mut pair = vec![0.0; 2 * BIN_SLOTS * 3];
-            single_output(&[&shifted, &column], &mut pair, rows.len(), |j| rows[j] as usize, &grad, hess);
-            assert_eq!(pair[BIN_SLOTS * 3..], hist[..], "the second of a pair");
-            for bin in [3, 7, MISSING_BIN as usize] {
-                let shifted_bin = if bin == MISSING_BIN as usize { bin } else { bin + 1 };
-                assert_eq!(pair[shifted_bin * 3..shifted_bin * 3 + 3], hist[bin * 3..bin * 3 + 3], "the first of a pair");
-            }
-            let mut expected = vec![0.0; BIN_SLOTS * 3];
-            for (j, &row) in rows.iter().enumerate() {
-                let at = column[row as usize] as usize * 3;
-                expected[at] += grad[j];
-                expected[at + 1] += hess.map_or(1.0, |h| h[j]);
-                expected[at + 2] += 1.0;
-            }
-            assert_eq!(hist, expected);
+        let mut hist = vec![0.0; BIN_SLOTS * 2];
+        single_output(&[&column], &mut hist, |j| rows[j] as usize, &pairs);
+        let mut pair = vec![0.0; 2 * BIN_SLOTS * 2];
+        single_output(&[&shifted, &column], &mut pair, |j| rows[j] as usize, &pairs);
+        assert_eq!(pair[BIN_SLOTS * 2..], hist[..], "the second of a pair");
+        for bin in [3, 7, MISSING_BIN as usize] {
+            let shifted_bin = if bin == MISSING_BIN as usize { bin } else { bin + 1 };
+            assert_eq!(pair[shifted_bin * 2..shifted_bin * 2 + 2], hist[bin * 2..bin * 2 + 2], "the first of a pair");
         }
+        let mut expected = vec![0.0; BIN_SLOTS * 2];
+        for (j, &row) in rows.iter().enumerate() {
+            let at = column[row as usize] as usize * 2;
+            expected[at] += pairs[j][0];
+            expected[at + 1] += pairs[j][1];
+        }
+        assert_eq!(hist, expected);
     }
 }

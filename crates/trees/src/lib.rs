@@ -228,6 +228,26 @@ mod tests {
     }
 
     #[test]
+    fn model_bytes_do_not_depend_on_the_number_of_threads() {
+        // Large enough for every parallel path: histograms, partitions, gradients, sparse nodes.
+        let x = features(70_000, 10);
+        let y: Array1<f64> = x.rows().into_iter().map(|r| smooth(r).exp().round()).collect();
+        let data = Dataset::new(x, y);
+        let fit_in = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let boosted = GradientBoostingParams::new(Loss::Poisson).max_iter(15).seed(5).fit(&data).unwrap();
+                let forest = RandomForestParams::new(ForestTask::Regression).n_trees(3).seed(5).fit(&data).unwrap();
+                (postcard::to_stdvec(&boosted).unwrap(), postcard::to_stdvec(&forest).unwrap())
+            })
+        };
+        let one = fit_in(1);
+        for threads in [2, 3] {
+            assert!(fit_in(threads) == one, "{threads} threads gave other model bytes than one");
+        }
+    }
+
+    #[test]
     fn invalid_parameters_and_targets_are_refused_with_their_name() {
         let error = GradientBoostingParams::new(Loss::SquaredError).learning_rate(0.0).check().unwrap_err();
         assert!(error.to_string().contains("learning_rate"), "{error}");

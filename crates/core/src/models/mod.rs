@@ -1,12 +1,16 @@
-//! Candidate models: linfa's linear and logistic regression, and this project's tree learners.
+//! Candidate models: ridge regression (solved directly), linfa's logistic regression, and this
+//! project's tree learners.
+
+mod ridge;
 
 use linfa::ParamGuard;
 use linfa::prelude::*;
-use linfa_linear::{Link, TweedieRegressor};
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression, MultiFittedLogisticRegression, MultiLogisticRegression};
 use mlops_trees::{EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams, TreeEnsemble};
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
+
+pub use ridge::Ridge;
 
 use crate::features::Encoding;
 use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, Task};
@@ -14,8 +18,7 @@ use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, Task};
 /// A fitted model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Model {
-    /// Ridge regression: a Normal GLM with an L2 penalty.
-    Ridge(TweedieRegressor<f64>),
+    Ridge(Ridge),
     Logistic(FittedLogisticRegression<f64, usize>),
     /// Multinomial logistic regression; `n_classes` counts classes absent from training too.
     MultiLogistic {
@@ -125,16 +128,7 @@ fn boosting_params(spec: &ModelSpec, problem: Problem) -> GradientBoostingParams
 pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) -> Result<Model, String> {
     let targets = Array1::from(y.to_vec());
     match (spec, problem.task) {
-        (ModelSpec::Linear { alpha }, Task::Regression) => {
-            let model = TweedieRegressor::params()
-                .alpha(*alpha)
-                .power(0.0)
-                .link(Link::Identity)
-                .max_iter(500)
-                .fit(&Dataset::new(x.to_owned(), targets))
-                .map_err(|e| e.to_string())?;
-            Ok(Model::Ridge(model))
-        }
+        (ModelSpec::Linear { alpha }, Task::Regression) => Ok(Model::Ridge(Ridge::fit(x, y, *alpha)?)),
         (ModelSpec::Linear { alpha }, task) => {
             let classes: Array1<usize> = y.iter().map(|&c| c as usize).collect();
             let data = Dataset::new(x.to_owned(), classes);
