@@ -104,6 +104,11 @@ pub fn print_run(record: &RunRecord, metric: Metric) {
         table.add_row(row);
     }
     println!("{table}");
+    for candidate in &record.candidates {
+        if let Some(note) = &candidate.note {
+            println!("candidate {}: {note}", candidate.name);
+        }
+    }
     for failure in &record.failures {
         println!("candidate {} failed: {}", failure.name, failure.error);
     }

@@ -211,3 +211,52 @@ fn slow_clients_are_disconnected_and_do_not_hold_the_server() {
     }
     assert!(started.elapsed() < Duration::from_secs(45), "slow clients were held {:?}", started.elapsed());
 }
+
+#[test]
+fn many_level_categoricals_and_rfc3339_times_go_from_init_to_predict_and_unseen_levels_get_the_prior() {
+    let workspace = Workspace::new();
+    // 300 shops of about 7 rows each, a strong shop effect, an RFC 3339 time with Z.
+    let mut text = String::from("order,stamp,shop,x,y\n");
+    for i in 0..2100 {
+        let shop = (i * 7919) % 300;
+        let effect = (shop % 10) as f64 * 10.0;
+        let stamp = format!("2024-{:02}-{:02}T{:02}:30:00Z", 1 + i / 200, 1 + i % 28, i % 24);
+        text.push_str(&format!("o{i},{stamp},shop-{shop:03},{},{}\n", i % 13, effect + (i % 13) as f64 * 0.5));
+    }
+    let data = workspace.write("orders.csv", &text);
+    let spec = workspace.path("orders.toml");
+    let drafted = workspace.json(&["init", data.to_str().unwrap(), "--target", "y", "--time", "stamp", "-o", spec.to_str().unwrap()]);
+    let notes = drafted["notes"].to_string();
+    assert!(notes.contains("'shop' is categorical with 300 levels"), "{notes}");
+    let spec_text = std::fs::read_to_string(&spec).unwrap();
+    assert!(spec_text.contains("format = \"rfc3339\""), "{spec_text}");
+    workspace.json(&["ingest", "--spec", spec.to_str().unwrap(), data.to_str().unwrap()]);
+    let run = workspace.json(&["run", "--spec", spec.to_str().unwrap()]);
+    assert!(run["production"]["metrics"]["r2"].as_f64().unwrap() > 0.9, "the shop must be a feature: {}", run["production"]);
+
+    let server = Served::start(&workspace, &spec);
+    let agent = client();
+    let (status, openapi) = call(&agent, "GET", &server.url("/openapi.json"), None);
+    assert_eq!(status, 200);
+    assert!(openapi["components"]["schemas"]["Row"]["properties"]["shop"]["enum"].is_null(), "an open set has no enum");
+    let predict = |shop: &str, stamp: &str| {
+        let row = json!({ "order": "new", "stamp": stamp, "shop": shop, "x": 4 });
+        let (status, body) = call(&agent, "POST", &server.url("/predict"), Some(&row.to_string()));
+        assert_eq!(status, 200, "{body}");
+        body["predictions"][0].as_f64().unwrap()
+    };
+    let stamp = "2024-06-03T12:30:00Z";
+    let (low, high) = (predict("shop-000", stamp), predict("shop-009", stamp));
+    assert!(high - low > 50.0, "shop effects are learnt: shop-000 {low}, shop-009 {high}");
+    // Levels training never saw are accepted and encoded as the prior: the same prediction,
+    // between the shops' extremes.
+    let (unseen, other_unseen) = (predict("shop-new", stamp), predict("not a shop", stamp));
+    assert_eq!(unseen, other_unseen);
+    assert!(low < unseen && unseen < high, "{low} < {unseen} < {high}");
+    // The same instant with an offset is the same input.
+    assert_eq!(predict("shop-009", "2024-06-03T14:30:00+02:00"), high);
+    let row = json!({ "order": "new", "stamp": "2024-06-03 12:30", "shop": "shop-001", "x": 4 });
+    let (status, body) = call(&agent, "POST", &server.url("/predict"), Some(&row.to_string()));
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("stamp") && body.to_string().contains("RFC 3339"), "{body}");
+}

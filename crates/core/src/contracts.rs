@@ -121,6 +121,9 @@ pub struct CandidateSummary {
     /// The model's fit alone.
     #[serde(default)]
     pub fit_seconds: f64,
+    /// Why the fit stopped short (its share of the time budget ran out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub artifact_key: String,
 }
 

@@ -34,6 +34,8 @@ pub struct Spec {
     #[serde(default)]
     pub split: SplitSpec,
     #[serde(default)]
+    pub training: TrainingSpec,
+    #[serde(default)]
     pub promotion: PromotionSpec,
     #[serde(default)]
     pub drift: DriftSpec,
@@ -361,6 +363,27 @@ pub enum EarlyStoppingSpec {
     Auto,
     On,
     Off,
+}
+
+/// Limits of a training run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    /// Seconds for fitting every candidate of a run. Each candidate gets the budget left over
+    /// the candidates left; boosting and forests stop adding trees when theirs runs out, with a
+    /// note. The default leaves a 15-minute Lambda five minutes to read the data and write.
+    #[serde(default = "default_budget_seconds")]
+    pub budget_seconds: f64,
+}
+
+impl Default for TrainingSpec {
+    fn default() -> Self {
+        TrainingSpec { budget_seconds: default_budget_seconds() }
+    }
+}
+
+fn default_budget_seconds() -> f64 {
+    600.0
 }
 
 /// How rows are split into training and holdout.
@@ -704,6 +727,9 @@ impl Spec {
                 ));
             }
             crate::models::check_model_spec(model, self.target.task).map_err(|e| format!("models.{name}: {e}"))?;
+        }
+        if !(self.training.budget_seconds > 0.0 && self.training.budget_seconds.is_finite()) {
+            return Err("training.budget_seconds must be a positive number of seconds".into());
         }
         if !(self.split.holdout > 0.0 && self.split.holdout <= 0.5) {
             return Err("split.holdout must be in (0, 0.5]".into());

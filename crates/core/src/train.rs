@@ -77,8 +77,8 @@ impl TrainingSet {
         (self.frame.take(rows), rows.iter().map(|&r| self.y[r]).collect())
     }
 
-    fn problem(&self, spec: &Spec) -> Problem {
-        Problem { task: spec.target.task, n_classes: self.target.n_classes(), seed: spec.split.seed }
+    fn problem(&self, spec: &Spec, max_seconds: Option<f64>) -> Problem {
+        Problem { task: spec.target.task, n_classes: self.target.n_classes(), seed: spec.split.seed, max_seconds }
     }
 
     /// Fits the features on the training rows.
@@ -105,16 +105,20 @@ pub struct Trained {
     pub seconds: f64,
     /// The model's fit alone.
     pub fit_seconds: f64,
+    /// Why the fit stopped short, when its time ran out.
+    pub note: Option<String>,
     pub artifact: ModelArtifact,
 }
 
-/// Trains one candidate on the training rows and evaluates it on the holdout.
+/// Trains one candidate on the training rows (its fit stopping after `max_seconds` where the
+/// model can) and evaluates it on the holdout.
 pub fn train_candidate(
     spec: &Spec,
     name: &str,
     model: &ModelSpec,
     set: &TrainingSet,
     features: &FittedFeatures,
+    max_seconds: Option<f64>,
 ) -> Result<Trained, CoreError> {
     let started = Instant::now();
     let failed = |message: String| CoreError::Model { name: name.to_string(), message };
@@ -122,8 +126,9 @@ pub fn train_candidate(
     let (train, y_train) = set.rows(&set.split.train);
     let x_train = features.transform_training(&train, encoding, set.fit_target(spec, &y_train), spec.split.seed).map_err(failed)?;
     let fit_started = Instant::now();
-    let fitted = models::fit(model, set.problem(spec), x_train.view(), &y_train).map_err(failed)?;
+    let fitted = models::fit(model, set.problem(spec, max_seconds), x_train.view(), &y_train).map_err(failed)?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
+    let note = fitted.time_note();
     let mut artifact = ModelArtifact {
         format: ARTIFACT_FORMAT,
         spec_toml: spec.to_toml(),
@@ -141,7 +146,7 @@ pub fn train_candidate(
     let (metrics, predictions) = evaluate_on_holdout(&artifact, set)?;
     artifact.reference.baseline = metrics[&spec.metric()];
     artifact.reference.predictions = prediction_distribution(spec.target.task, &artifact.target, &predictions, spec.split.seed);
-    Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), fit_seconds, artifact })
+    Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), fit_seconds, note, artifact })
 }
 
 /// Metrics of any artifact (a champion too) on the set's holdout, and its predictions.

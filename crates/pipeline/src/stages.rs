@@ -3,7 +3,7 @@
 //! functions.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mlops_core::artifact::{ModelArtifact, ModelCard};
 use mlops_core::features::{Encoding, FittedFeatures};
@@ -354,10 +354,17 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
     let metric = spec.metric();
     let mut candidates = Vec::new();
     let mut failures = Vec::new();
+    let budget = Duration::from_secs_f64(spec.training.budget_seconds);
+    let fitting = Instant::now();
     for (index, (name, model)) in spec.models.iter().enumerate() {
         progress(Progress::CandidateStarted { name, index, total: spec.models.len() });
-        match train_candidate(spec, name, model, &set, &state.features) {
+        // Each candidate may use what is left of the budget over the candidates left.
+        let share = budget.saturating_sub(fitting.elapsed()).as_secs_f64() / (spec.models.len() - index) as f64;
+        match train_candidate(spec, name, model, &set, &state.features, Some(share.max(0.001))) {
             Ok(trained) => {
+                if let Some(note) = &trained.note {
+                    tracing::warn!(candidate = %name, "{note}");
+                }
                 let artifact_key = keys.candidate(&input.run_id, name);
                 store.put(&artifact_key, &trained.artifact.to_bytes())?;
                 let summary = CandidateSummary {
@@ -366,6 +373,7 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
                     metrics: trained.metrics,
                     seconds: trained.seconds,
                     fit_seconds: trained.fit_seconds,
+                    note: trained.note,
                     artifact_key,
                 };
                 progress(Progress::CandidateFinished(&summary));

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mlops_core::spec::{
     ColumnSpec, ColumnType, DriftSpec, FeatureSpec, ModelSpec, PromotionSpec, RegressionLoss, Spec, SplitSpec, TargetSpec, Task, TimePart,
-    TimeSpec,
+    TimeSpec, TrainingSpec,
 };
 use mlops_core::time::{RFC3339, UNIX_MILLISECONDS, UNIX_SECONDS, parse_datetime};
 
@@ -313,6 +313,7 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
         split: SplitSpec::default(),
         promotion: PromotionSpec { metric: None, min_improvement: 0.01, absolute: false },
         drift: DriftSpec::default(),
+        training: TrainingSpec::default(),
     };
     let text = spec.to_toml();
     let spec = Spec::parse(&text, "the drafted spec").map_err(|e| reject(e.to_string()))?;

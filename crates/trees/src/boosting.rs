@@ -173,6 +173,7 @@ pub struct GradientBoostingValidParams {
     n_iter_no_change: usize,
     tol: f64,
     seed: u64,
+    max_seconds: Option<f64>,
 }
 
 /// Hyperparameters of gradient boosting; defaults follow scikit-learn's
@@ -196,6 +197,7 @@ impl GradientBoostingParams {
             n_iter_no_change: 10,
             tol: 1e-7,
             seed: 0,
+            max_seconds: None,
         })
     }
 
@@ -244,6 +246,11 @@ impl GradientBoostingParams {
         self.0.seed = value;
         self
     }
+    /// Stop adding trees once fitting has taken this many seconds (the model says so).
+    pub fn max_seconds(mut self, value: Option<f64>) -> Self {
+        self.0.max_seconds = value;
+        self
+    }
 }
 
 impl ParamGuard for GradientBoostingParams {
@@ -270,6 +277,9 @@ impl ParamGuard for GradientBoostingParams {
         if p.l2_regularization.is_nan() || p.l2_regularization < 0.0 {
             return Err(parameter("l2_regularization", "must be non-negative"));
         }
+        if p.max_seconds.is_some_and(|s| !(s > 0.0)) {
+            return Err(parameter("max_seconds", "must be positive"));
+        }
         if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {
             return Err(parameter("validation_fraction", "must be between 0 and 1"));
         }
@@ -291,6 +301,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
     type Object = TreeEnsemble;
 
     fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>>) -> Result<TreeEnsemble, TreesError> {
+        let started = std::time::Instant::now();
         let x = dataset.records();
         let y: Vec<f64> = dataset.targets().iter().copied().collect();
         check_targets(x.nrows(), &y, |v| self.loss.check_target(v))?;
@@ -318,7 +329,15 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         let mut gains = Vec::new();
         // The validation loss of the baseline alone: a first tree that does not beat it is dropped.
         let mut best = (if validation.is_empty() { 0.0 } else { self.loss.mean_loss(&y, &raw, &validation) }, 0);
+        let mut time_limited = false;
         for iteration in 0..self.max_iter {
+            if self.max_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
+                time_limited = true;
+                if !validation.is_empty() {
+                    trees.truncate(best.1 * k);
+                }
+                break;
+            }
             self.loss.gradients(&y, &raw, &mut pairs);
             for output in 0..k {
                 let grower = Grower { bins: &binned, edges: &mapper.features, grads: Gradients::Single(&pairs[output]), config: &config };
@@ -355,6 +374,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
             average: false,
             n_features,
             importances: normalised_importances(n_features, gains.into_iter()),
+            time_limited,
         })
     }
 }

@@ -41,6 +41,9 @@ pub struct TreeEnsemble {
     pub(crate) average: bool,
     pub(crate) n_features: usize,
     pub(crate) importances: Vec<f64>,
+    /// Whether fitting stopped adding trees because its time limit ran out.
+    #[serde(default)]
+    pub(crate) time_limited: bool,
 }
 
 impl TreeEnsemble {
@@ -61,6 +64,11 @@ impl TreeEnsemble {
     /// Number of trees.
     pub fn n_trees(&self) -> usize {
         self.trees.len()
+    }
+
+    /// Whether fitting stopped adding trees because its time limit (`max_seconds`) ran out.
+    pub fn time_limited(&self) -> bool {
+        self.time_limited
     }
 
     /// The trees, in the order they were grown.

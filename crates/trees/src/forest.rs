@@ -54,6 +54,7 @@ pub struct RandomForestValidParams {
     max_samples: Option<usize>,
     max_bins: usize,
     seed: u64,
+    max_seconds: Option<f64>,
 }
 
 /// Hyperparameters of a random forest; defaults follow scikit-learn (100 fully grown trees,
@@ -77,6 +78,7 @@ impl RandomForestParams {
             max_samples: None,
             max_bins: 255,
             seed: 0,
+            max_seconds: None,
         })
     }
 
@@ -118,6 +120,11 @@ impl RandomForestParams {
         self.0.seed = value;
         self
     }
+    /// Stop adding trees once fitting has taken this many seconds (the model says so).
+    pub fn max_seconds(mut self, value: Option<f64>) -> Self {
+        self.0.max_seconds = value;
+        self
+    }
 }
 
 impl ParamGuard for RandomForestParams {
@@ -140,6 +147,9 @@ impl ParamGuard for RandomForestParams {
         {
             return Err(parameter("max_features", "a fraction must be in (0, 1]"));
         }
+        if p.max_seconds.is_some_and(|s| !(s > 0.0)) {
+            return Err(parameter("max_seconds", "must be positive"));
+        }
         if p.max_samples == Some(0) {
             return Err(parameter("max_samples", "must be at least 1"));
         }
@@ -161,6 +171,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
     type Object = TreeEnsemble;
 
     fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>>) -> Result<TreeEnsemble, TreesError> {
+        let started = std::time::Instant::now();
         let x = dataset.records();
         let y: Vec<f64> = dataset.targets().iter().copied().collect();
         check_targets(x.nrows(), &y, |v| match self.task {
@@ -200,22 +211,32 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         };
         let grower = Grower { bins: &binned, edges: &mapper.features, grads, config: &config };
         let n_draws = self.max_samples.unwrap_or(n).min(n);
-        let grown: Vec<_> = (0..self.n_trees)
-            .into_par_iter()
-            .map(|index| {
-                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-                rng.set_stream(index as u64 + 1);
-                let rows: Vec<u32> = if self.bootstrap {
-                    let mut rows: Vec<u32> = (0..n_draws).map(|_| rng.random_range(0..n as u32)).collect();
-                    rows.sort_unstable();
-                    rows
-                } else {
-                    all_rows.clone()
-                };
-                let grown = grower.grow(rows, &mut rng);
-                (grown.tree, grown.gains)
-            })
-            .collect();
+        let grow_tree = |index: usize| {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+            rng.set_stream(index as u64 + 1);
+            let rows: Vec<u32> = if self.bootstrap {
+                let mut rows: Vec<u32> = (0..n_draws).map(|_| rng.random_range(0..n as u32)).collect();
+                rows.sort_unstable();
+                rows
+            } else {
+                all_rows.clone()
+            };
+            let grown = grower.grow(rows, &mut rng);
+            (grown.tree, grown.gains)
+        };
+        // Trees are grown a round of one per thread at a time, so that a time limit stops
+        // between rounds; tree `i` is the same tree however many rounds there are.
+        let mut grown = Vec::with_capacity(self.n_trees);
+        let mut time_limited = false;
+        while grown.len() < self.n_trees {
+            if !grown.is_empty() && self.max_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
+                time_limited = true;
+                break;
+            }
+            let round_size = if self.max_seconds.is_some() { rayon::current_num_threads() } else { self.n_trees };
+            let round = grown.len()..(grown.len() + round_size).min(self.n_trees);
+            grown.extend(round.into_par_iter().map(grow_tree).collect::<Vec<_>>());
+        }
         let n_features = x.ncols();
         let importances = normalised_importances(n_features, grown.iter().flat_map(|(_, gains)| gains.iter().copied()));
         let (link, n_outputs) = match self.task {
@@ -230,6 +251,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
             average: true,
             n_features,
             importances,
+            time_limited,
         })
     }
 }

@@ -248,6 +248,25 @@ mod tests {
     }
 
     #[test]
+    fn a_time_limit_stops_adding_trees_and_says_so() {
+        let x = features(20_000, 8);
+        let y: Array1<f64> = x.rows().into_iter().map(smooth).collect();
+        let data = Dataset::new(x, y);
+        let limited = GradientBoostingParams::new(Loss::SquaredError)
+            .max_iter(100_000)
+            .early_stopping(EarlyStopping::Off)
+            .max_seconds(Some(0.2))
+            .fit(&data)
+            .unwrap();
+        assert!(limited.time_limited() && limited.n_trees() > 0 && limited.n_trees() < 100_000, "{} trees", limited.n_trees());
+        let forest = RandomForestParams::new(ForestTask::Regression).n_trees(100_000).max_seconds(Some(0.2)).fit(&data).unwrap();
+        assert!(forest.time_limited() && forest.n_trees() > 0 && forest.n_trees() < 100_000);
+        let unlimited = GradientBoostingParams::new(Loss::SquaredError).max_iter(5).fit(&data).unwrap();
+        assert!(!unlimited.time_limited());
+        assert!(GradientBoostingParams::new(Loss::SquaredError).max_seconds(Some(0.0)).check().is_err());
+    }
+
+    #[test]
     fn invalid_parameters_and_targets_are_refused_with_their_name() {
         let error = GradientBoostingParams::new(Loss::SquaredError).learning_rate(0.0).check().unwrap_err();
         assert!(error.to_string().contains("learning_rate"), "{error}");

@@ -35,11 +35,13 @@ pub struct Problem {
     /// Number of classes (1 for regression).
     pub n_classes: usize,
     pub seed: u64,
+    /// Seconds the fit may take: boosting and forests stop adding trees past them.
+    pub max_seconds: Option<f64>,
 }
 
 /// Checks a candidate's hyperparameters for a task without fitting.
 pub fn check_model_spec(spec: &ModelSpec, task: Task) -> Result<(), String> {
-    let problem = Problem { task, n_classes: if task == Task::Multiclass { 3 } else { 2 }, seed: 0 };
+    let problem = Problem { task, n_classes: if task == Task::Multiclass { 3 } else { 2 }, seed: 0, max_seconds: None };
     match spec {
         ModelSpec::Linear { alpha } if !(*alpha >= 0.0 && alpha.is_finite()) => Err("alpha must be non-negative".into()),
         ModelSpec::Linear { .. } => Ok(()),
@@ -79,7 +81,8 @@ fn forest_params(spec: &ModelSpec, problem: Problem) -> RandomForestParams {
                 .max_depth(max_depth)
                 .min_samples_leaf(min_samples_leaf)
                 .max_samples(max_samples)
-                .seed(problem.seed);
+                .seed(problem.seed)
+                .max_seconds(problem.max_seconds);
             match max_features {
                 Some(fraction) => params.max_features(MaxFeatures::Fraction(fraction)),
                 None => params,
@@ -122,6 +125,7 @@ fn boosting_params(spec: &ModelSpec, problem: Problem) -> GradientBoostingParams
             EarlyStoppingSpec::Off => EarlyStopping::Off,
         })
         .seed(problem.seed)
+        .max_seconds(problem.max_seconds)
 }
 
 /// Fits a candidate on encoded features `x` and targets `y` (class indices for classification).
@@ -185,6 +189,16 @@ impl Model {
         }
     }
 
+    /// What stopped the fit early, when its time limit did.
+    pub fn time_note(&self) -> Option<String> {
+        match self {
+            Model::Trees(model) if model.time_limited() => {
+                Some(format!("stopped at {} trees: the candidate's share of training.budget_seconds ran out", model.n_trees()))
+            }
+            _ => None,
+        }
+    }
+
     /// Normalised importance per encoded feature, for tree models.
     pub fn importances(&self) -> Option<&[f64]> {
         match self {
@@ -207,7 +221,7 @@ mod tests {
     #[test]
     fn every_kind_fits_a_regression() {
         let (x, y) = data();
-        let problem = Problem { task: Task::Regression, n_classes: 1, seed: 1 };
+        let problem = Problem { task: Task::Regression, n_classes: 1, seed: 1, max_seconds: None };
         let specs: Vec<ModelSpec> = toml::from_str::<std::collections::BTreeMap<String, ModelSpec>>(
             r#"
 lm = { kind = "linear", alpha = 0.0001 }
@@ -242,7 +256,7 @@ gbm = { kind = "gradient_boosting" }
                 }
             })
             .collect();
-        let problem = Problem { task: Task::Multiclass, n_classes: 4, seed: 1 };
+        let problem = Problem { task: Task::Multiclass, n_classes: 4, seed: 1, max_seconds: None };
         for spec in [ModelSpec::Linear { alpha: 0.01 }, toml::from_str("kind = \"gradient_boosting\"\nmax_iter = 20").unwrap()] {
             let model = fit(&spec, problem, x.view(), &classes).unwrap();
             let p = model.predict(&x);
@@ -250,8 +264,13 @@ gbm = { kind = "gradient_boosting" }
             assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-9));
         }
         let binary: Vec<f64> = classes.iter().map(|c| f64::from(*c > 0.0)).collect();
-        let model =
-            fit(&ModelSpec::Linear { alpha: 0.01 }, Problem { task: Task::Binary, n_classes: 2, seed: 0 }, x.view(), &binary).unwrap();
+        let model = fit(
+            &ModelSpec::Linear { alpha: 0.01 },
+            Problem { task: Task::Binary, n_classes: 2, seed: 0, max_seconds: None },
+            x.view(),
+            &binary,
+        )
+        .unwrap();
         let p = model.predict(&x);
         let correct = p.rows().into_iter().zip(&binary).filter(|(r, c)| (r[1] > 0.5) == (**c == 1.0)).count();
         assert!(correct > 270, "{correct} of 300");

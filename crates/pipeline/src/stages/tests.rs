@@ -202,3 +202,17 @@ fn hidden_files_are_refused_at_ingest_rather_than_stored_and_never_read() {
     assert!(error.contains(".hidden.csv") && error.contains("hidden files"), "{error}");
     assert!(store.list("raw/").unwrap().is_empty());
 }
+
+#[test]
+fn a_candidate_out_of_time_budget_stops_early_and_the_run_says_so() {
+    let text = SPEC
+        .replace("max_iter = 50", "max_iter = 1000000\nearly_stopping = \"off\"")
+        .replace("[split]", "[training]\nbudget_seconds = 0.5\n[split]");
+    let spec = Spec::parse(&text, "toy").unwrap();
+    let (_dir, store) = store_with(&[("a.csv", &csv(3000, 0.0))]);
+    let record = run(&store, &spec, &request(), &|_| {}).unwrap();
+    let gbm = record.candidates.iter().find(|c| c.name == "gbm").unwrap();
+    let note = gbm.note.as_deref().unwrap_or_default();
+    assert!(note.contains("training.budget_seconds") && note.starts_with("stopped at "), "{note:?}");
+    assert!(record.candidates.iter().find(|c| c.name == "lm").unwrap().note.is_none());
+}
