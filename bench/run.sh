@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # This project against the reference Python pipeline (bench/reference), side by side on the same
 # machine and generated data; writes docs/BENCHMARKS.md. A benchmark, not a test.
-#   bench/run.sh [SIZES] [SECONDS] [--only SECTIONS]   e.g. bench/run.sh 100000,1000000,10000000 10
+#   bench/run.sh [SIZES] [SECONDS] [--runs N] [--only SECTIONS]   e.g. bench/run.sh 100000,1000000 5 --runs 3
 # --only drift,serve reruns those sections and keeps the others from the last run.
 # Needs: cargo, Python >= 3.11 (pyenv's 3.13 when present), GNU time; about 1 GB of disk per
 # million rows under $HOME/.cache/mlops-bench.

@@ -66,7 +66,7 @@ def load(spec, path):
     times = None
     if time_column:
         times = parse_time(frame[time_column], columns[time_column]["format"])
-        periods = {"hour": (times.dt.hour, 24), "weekday": (times.dt.weekday, 7), "month": (times.dt.month, 12)}
+        periods = {"hour": (times.dt.hour, 24), "weekday": (times.dt.day_of_week, 7), "month": (times.dt.month, 12)}
         features = spec.get("features", {})
         for part in features.get("time_parts", []):
             values, period = periods[part]

@@ -27,6 +27,9 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from features import Features, feature_columns, load_spec, timestamps
 
+# Numeric reference values kept for drift, as the project keeps (crates/core drift REFERENCE_SAMPLE).
+REFERENCE_SAMPLE = 5000
+
 def validate(frame, spec):
     """Coerces each column to its type; returns the valid rows and the quarantined ones with a reason."""
     reason = pd.Series("", index=frame.index)
@@ -156,6 +159,10 @@ def drift(args):
             results[name] = {"chi_square": float(chi2), "p_value": float(p), "jensen_shannon": js, "drift": bool(p < policy["p_value"] and js > policy["jensen_shannon_threshold"])}
         else:
             ref = reference[name].astype(float).to_numpy()
+            ref = ref[~np.isnan(ref)]
+            if len(ref) > REFERENCE_SAMPLE:
+                # The same work as the project: a seeded sample of the training values.
+                ref = np.random.default_rng(42).choice(ref, REFERENCE_SAMPLE, replace=False)
             cur = current[name].astype(float).to_numpy()
             ks = stats.ks_2samp(ref, cur)
             scale = np.std(ref) or 1.0
