@@ -277,7 +277,7 @@ impl ParamGuard for GradientBoostingParams {
         if p.l2_regularization.is_nan() || p.l2_regularization < 0.0 {
             return Err(parameter("l2_regularization", "must be non-negative"));
         }
-        if p.max_seconds.is_some_and(|s| !(s > 0.0)) {
+        if p.max_seconds.is_some_and(|s| s.is_nan() || s <= 0.0) {
             return Err(parameter("max_seconds", "must be positive"));
         }
         if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {

@@ -147,7 +147,7 @@ impl ParamGuard for RandomForestParams {
         {
             return Err(parameter("max_features", "a fraction must be in (0, 1]"));
         }
-        if p.max_seconds.is_some_and(|s| !(s > 0.0)) {
+        if p.max_seconds.is_some_and(|s| s.is_nan() || s <= 0.0) {
             return Err(parameter("max_seconds", "must be positive"));
         }
         if p.max_samples == Some(0) {

@@ -1,15 +1,17 @@
-//! Candidate models: ridge regression (solved directly), linfa's logistic regression, and this
-//! project's tree learners.
+//! Candidate models: ridge and binary logistic regression (solved directly), linfa's
+//! multinomial logistic regression, and this project's tree learners.
 
+mod logistic;
 mod ridge;
 
 use linfa::ParamGuard;
 use linfa::prelude::*;
-use linfa_logistic::{FittedLogisticRegression, LogisticRegression, MultiFittedLogisticRegression, MultiLogisticRegression};
+use linfa_logistic::{MultiFittedLogisticRegression, MultiLogisticRegression};
 use mlops_trees::{EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams, TreeEnsemble};
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+pub use logistic::Logistic;
 pub use ridge::Ridge;
 
 use crate::features::Encoding;
@@ -19,7 +21,7 @@ use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, Task};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Model {
     Ridge(Ridge),
-    Logistic(FittedLogisticRegression<f64, usize>),
+    Logistic(Logistic),
     /// Multinomial logistic regression; `n_classes` counts classes absent from training too.
     MultiLogistic {
         model: MultiFittedLogisticRegression<f64, usize>,
@@ -134,12 +136,11 @@ pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) ->
     match (spec, problem.task) {
         (ModelSpec::Linear { alpha }, Task::Regression) => Ok(Model::Ridge(Ridge::fit(x, y, *alpha)?)),
         (ModelSpec::Linear { alpha }, task) => {
-            let classes: Array1<usize> = y.iter().map(|&c| c as usize).collect();
-            let data = Dataset::new(x.to_owned(), classes);
             if task == Task::Binary {
-                let model = LogisticRegression::default().alpha(*alpha).max_iterations(300).fit(&data).map_err(|e| e.to_string())?;
-                Ok(Model::Logistic(model))
+                Ok(Model::Logistic(Logistic::fit(x, y, *alpha)?))
             } else {
+                let classes: Array1<usize> = y.iter().map(|&c| c as usize).collect();
+                let data = Dataset::new(x.to_owned(), classes);
                 let model = MultiLogisticRegression::default().alpha(*alpha).max_iterations(300).fit(&data).map_err(|e| e.to_string())?;
                 Ok(Model::MultiLogistic { model, n_classes: problem.n_classes })
             }
@@ -172,7 +173,6 @@ impl Model {
             Model::Logistic(model) => {
                 let positive = model.predict_probabilities(x);
                 let mut out = Array2::zeros((x.nrows(), 2));
-                // linfa's positive class is the larger label, class 1.
                 out.column_mut(1).assign(&positive);
                 out.column_mut(0).assign(&positive.mapv(|p| 1.0 - p));
                 out
