@@ -23,10 +23,9 @@ import sys
 import time
 
 import numpy as np
-import pandas as pd
 
-from features import Features, load_spec
-from pipeline import split
+from features import load_spec
+from pipeline import training_data
 
 NUMERIC = {"integer", "float", "boolean"}
 
@@ -130,12 +129,8 @@ def prep(args):
 
 def train(args):
     spec = load_spec(args.spec)
-    frame = pd.read_parquet(os.path.join(args.data, "processed.parquet"))
-    train_rows, holdout_rows = split(frame, spec)
-    features = Features(spec).fit(frame.iloc[train_rows])
-    x = features.transform(frame).to_numpy(dtype=np.float64)
-    y = frame[spec["target"]["column"]].astype(float).to_numpy()
-    params = next(m for m in spec["models"].values() if m["kind"] == "gradient_boosting")
+    _, frame_x, y, train_rows, holdout_rows, params = training_data(spec, args.data)
+    x = frame_x.to_numpy(dtype=np.float64)
     poisson = params.get("loss") == "poisson"
     common = {"n_estimators": params.get("max_iter", 100), "learning_rate": params.get("learning_rate", 0.1), "n_jobs": os.cpu_count()}
     if args.engine == "lightgbm":

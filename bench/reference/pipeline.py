@@ -93,15 +93,22 @@ def split(frame, spec):
     return order[:cut], order[cut:]
 
 
-def train(args):
-    spec = load_spec(args.spec)
-    started = time.perf_counter()
-    frame = pd.read_parquet(os.path.join(args.data, "processed.parquet"))
+def training_data(spec, data):
+    """The prepared rows of DIR as training input: the fitted features, their values for every
+    row, the targets, the split, and the spec's gradient-boosted candidate."""
+    frame = pd.read_parquet(os.path.join(data, "processed.parquet"))
     train_rows, holdout_rows = split(frame, spec)
     features = Features(spec).fit(frame.iloc[train_rows])
     x = features.transform(frame)
     y = frame[spec["target"]["column"]].astype(float).to_numpy()
     params = next(m for m in spec["models"].values() if m["kind"] == "gradient_boosting")
+    return features, x, y, train_rows, holdout_rows, params
+
+
+def train(args):
+    spec = load_spec(args.spec)
+    started = time.perf_counter()
+    features, x, y, train_rows, holdout_rows, params = training_data(spec, args.data)
     model = HistGradientBoostingRegressor(
         loss=params.get("loss", "squared_error"),
         learning_rate=params.get("learning_rate", 0.1),

@@ -15,7 +15,7 @@ use crate::bins::{BinMapper, BinnedMatrix, MISSING_BIN};
 use crate::ensemble::{Link, TreeEnsemble, normalised_importances, sigmoid, softmax_into};
 use crate::grow::{Gradients, GrowConfig, Grower};
 use crate::tree::Node;
-use crate::{TreesError, check_common, check_targets, parameter};
+use crate::{TreesError, check_common, check_targets, out_of_time, parameter};
 
 /// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
 const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
@@ -277,9 +277,6 @@ impl ParamGuard for GradientBoostingParams {
         if p.l2_regularization.is_nan() || p.l2_regularization < 0.0 {
             return Err(parameter("l2_regularization", "must be non-negative"));
         }
-        if p.max_seconds.is_some_and(|s| s.is_nan() || s <= 0.0) {
-            return Err(parameter("max_seconds", "must be positive"));
-        }
         if !(p.validation_fraction > 0.0 && p.validation_fraction < 1.0) {
             return Err(parameter("validation_fraction", "must be between 0 and 1"));
         }
@@ -287,7 +284,7 @@ impl ParamGuard for GradientBoostingParams {
             Loss::Softmax { n_classes } => Some(n_classes),
             _ => None,
         };
-        check_common(p.max_bins, n_classes)?;
+        check_common(p.max_bins, n_classes, p.max_seconds)?;
         Ok(p)
     }
 
@@ -331,7 +328,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         let mut best = (if validation.is_empty() { 0.0 } else { self.loss.mean_loss(&y, &raw, &validation) }, 0);
         let mut time_limited = false;
         for iteration in 0..self.max_iter {
-            if self.max_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
+            if out_of_time(started, self.max_seconds) {
                 time_limited = true;
                 if !validation.is_empty() {
                     trees.truncate(best.1 * k);

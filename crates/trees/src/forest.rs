@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bins::BinMapper;
 use crate::ensemble::{Link, TreeEnsemble, normalised_importances};
 use crate::grow::{Gradients, GrowConfig, Grower};
-use crate::{TreesError, check_common, check_targets, parameter};
+use crate::{TreesError, check_common, check_targets, out_of_time, parameter};
 
 /// What a forest predicts.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,9 +147,6 @@ impl ParamGuard for RandomForestParams {
         {
             return Err(parameter("max_features", "a fraction must be in (0, 1]"));
         }
-        if p.max_seconds.is_some_and(|s| s.is_nan() || s <= 0.0) {
-            return Err(parameter("max_seconds", "must be positive"));
-        }
         if p.max_samples == Some(0) {
             return Err(parameter("max_samples", "must be at least 1"));
         }
@@ -157,7 +154,7 @@ impl ParamGuard for RandomForestParams {
             ForestTask::Classification { n_classes } => Some(n_classes),
             ForestTask::Regression => None,
         };
-        check_common(p.max_bins, n_classes)?;
+        check_common(p.max_bins, n_classes, p.max_seconds)?;
         Ok(p)
     }
 
@@ -229,7 +226,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         let mut grown = Vec::with_capacity(self.n_trees);
         let mut time_limited = false;
         while grown.len() < self.n_trees {
-            if !grown.is_empty() && self.max_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
+            if !grown.is_empty() && out_of_time(started, self.max_seconds) {
                 time_limited = true;
                 break;
             }

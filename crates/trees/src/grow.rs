@@ -35,8 +35,8 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
-/// Nodes of fewer rows get sparse histograms (the bins their rows occupy, found by sorting)
-/// instead of all `BIN_SLOTS` slots of every feature: fully grown trees have many tiny nodes.
+/// Nodes of fewer rows get sparse histograms (only the bins their rows occupy) instead of all
+/// `BIN_SLOTS` slots of every feature: fully grown trees have many tiny nodes.
 const SPARSE_ROWS: usize = 128;
 
 /// How a tree grows.
@@ -109,7 +109,7 @@ struct Histograms {
     sums: Sums,
 }
 
-/// The sums of a node's histograms: `stride` sums (gradients, hessian, count) per bin.
+/// The sums of a node's histograms: `stride` sums (gradients, hessian) per bin.
 enum Sums {
     /// `BIN_SLOTS` bins per feature, in feature order.
     Dense(Vec<f64>),
@@ -287,9 +287,8 @@ impl Grower<'_> {
     fn child_histograms(&self, rows: &[u32], parent: Pending, middle: usize, rng: &mut ChaCha8Rng) -> (Histograms, Histograms) {
         let left_rows = &rows[parent.start..middle];
         let right_rows = &rows[middle..parent.end];
-        let (smaller_rows, larger_rows) =
-            if left_rows.len() <= right_rows.len() { (left_rows, right_rows) } else { (right_rows, left_rows) };
-        let left_is_smaller = smaller_rows.len() == left_rows.len() && smaller_rows.as_ptr() == left_rows.as_ptr();
+        let left_is_smaller = left_rows.len() <= right_rows.len();
+        let (smaller_rows, larger_rows) = if left_is_smaller { (left_rows, right_rows) } else { (right_rows, left_rows) };
         let (smaller, larger) = match parent.hist {
             // The larger child's histograms are the parent's minus the smaller child's.
             Histograms { features, sums: Sums::Dense(mut sums) } if !self.draws_features() && larger_rows.len() >= SPARSE_ROWS => {

@@ -50,14 +50,22 @@ pub(crate) fn parameter(name: &'static str, reason: &'static str) -> TreesError 
 }
 
 /// Checks the hyperparameters every learner shares.
-pub(crate) fn check_common(max_bins: usize, n_classes: Option<usize>) -> Result<(), TreesError> {
+pub(crate) fn check_common(max_bins: usize, n_classes: Option<usize>, max_seconds: Option<f64>) -> Result<(), TreesError> {
     if !(2..=bins::MAX_BINS).contains(&max_bins) {
         return Err(parameter("max_bins", "must be between 2 and 255"));
     }
     if n_classes.is_some_and(|n| n < 2) {
         return Err(parameter("n_classes", "must be at least 2"));
     }
+    if max_seconds.is_some_and(|s| s.is_nan() || s <= 0.0) {
+        return Err(parameter("max_seconds", "must be positive"));
+    }
     Ok(())
+}
+
+/// Whether a fit that began at `started` has used up its `max_seconds` (never, without one).
+pub(crate) fn out_of_time(started: std::time::Instant, max_seconds: Option<f64>) -> bool {
+    max_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit)
 }
 
 /// Checks the row count and that every target is finite and accepted by `valid`.

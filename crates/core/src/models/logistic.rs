@@ -8,8 +8,6 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Rows per block of the weighted Gram matrix.
-const BLOCK_ROWS: usize = 32 * 1024;
 /// Newton steps at most.
 const MAX_STEPS: usize = 50;
 /// Converged when no coefficient moves more than this.
@@ -30,11 +28,11 @@ impl Logistic {
         if n == 0 || y.len() != n {
             return Err(format!("{} targets for {n} rows", y.len()));
         }
-        let blocks: Vec<(usize, usize)> = (0..n).step_by(BLOCK_ROWS).map(|start| (start, (start + BLOCK_ROWS).min(n))).collect();
+        let blocks = super::row_blocks(n);
         // Coefficients, the intercept last.
         let mut beta = Array1::<f64>::zeros(p + 1);
-        let mean = y.iter().sum::<f64>() / n as f64;
-        beta[p] = (mean.clamp(1e-6, 1.0 - 1e-6) / (1.0 - mean.clamp(1e-6, 1.0 - 1e-6))).ln();
+        let mean = (y.iter().sum::<f64>() / n as f64).clamp(1e-6, 1.0 - 1e-6);
+        beta[p] = (mean / (1.0 - mean)).ln();
         for _ in 0..MAX_STEPS {
             // Per block: XᵀWX and Xᵀ(y − p) with the intercept column, summed in block order.
             let parts: Vec<(Array2<f64>, Array1<f64>)> = blocks
@@ -42,7 +40,7 @@ impl Logistic {
                 .map(|&(a, b)| {
                     let block = x.slice(s![a..b, ..]);
                     let scores = block.dot(&beta.slice(s![..p])) + beta[p];
-                    let probabilities = scores.mapv(|z| 1.0 / (1.0 + (-z).exp()));
+                    let probabilities = scores.mapv(sigmoid);
                     let mut augmented = Array2::<f64>::ones((b - a, p + 1));
                     augmented.slice_mut(s![.., ..p]).assign(&block);
                     let residual = Array1::from_iter(probabilities.iter().zip(&y[a..b]).map(|(q, t)| t - q));
@@ -78,8 +76,12 @@ impl Logistic {
 
     /// The probability of class 1 for each row of `x`.
     pub fn predict_probabilities(&self, x: &Array2<f64>) -> Array1<f64> {
-        (x.dot(&Array1::from(self.coefficients.clone())) + self.intercept).mapv(|z| 1.0 / (1.0 + (-z).exp()))
+        (x.dot(&Array1::from(self.coefficients.clone())) + self.intercept).mapv(sigmoid)
     }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 #[cfg(test)]

@@ -17,6 +17,15 @@ pub use ridge::Ridge;
 use crate::features::Encoding;
 use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, Task};
 
+/// Rows per block when a linear model sums over the rows in parallel.
+const BLOCK_ROWS: usize = 32 * 1024;
+
+/// The `(start, end)` row ranges of `n` rows in blocks of [`BLOCK_ROWS`]: fixed whatever the
+/// number of threads, so that sums in block order give the same bytes every run.
+fn row_blocks(n: usize) -> Vec<(usize, usize)> {
+    (0..n).step_by(BLOCK_ROWS).map(|start| (start, (start + BLOCK_ROWS).min(n))).collect()
+}
+
 /// A fitted model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Model {

@@ -7,9 +7,6 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Rows per block of the Gram matrix.
-const BLOCK_ROWS: usize = 32 * 1024;
-
 /// A fitted ridge regression: `y = intercept + x · coefficients`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Ridge {
@@ -25,7 +22,7 @@ impl Ridge {
         if n == 0 || y.len() != n {
             return Err(format!("{} targets for {n} rows", y.len()));
         }
-        let blocks: Vec<(usize, usize)> = (0..n).step_by(BLOCK_ROWS).map(|start| (start, (start + BLOCK_ROWS).min(n))).collect();
+        let blocks = super::row_blocks(n);
         // Column means first, then the centred Gram matrix and Xᵀy, block by block in parallel
         // and summed in block order (the same bytes every run).
         let sums: Vec<Array1<f64>> = blocks.par_iter().map(|&(a, b)| x.slice(s![a..b, ..]).sum_axis(Axis(0))).collect();
