@@ -153,6 +153,15 @@ def load(server, loadgen, body_file, seconds):
     return figures
 
 
+def median_load(server, loadgen, body_file, seconds, runs):
+    """`load` `runs` times: the median of each figure, failed requests summed, the peak RSS."""
+    loaded = [load(server, loadgen, body_file, seconds) for _ in range(runs)]
+    figures = {key: statistics.median(figure[key] for figure in loaded) for key in loaded[0] if isinstance(loaded[0][key], (int, float))}
+    figures["non_2xx"] = sum(figure["non_2xx"] for figure in loaded)
+    figures["rss_mb"] = max(figure["rss_mb"] for figure in loaded)
+    return figures
+
+
 def bench_spec(path):
     """The shipped spec with only the gradient-boosted candidate, 300 rounds without early stopping,
     and a drift window of every log."""
@@ -292,12 +301,16 @@ def main():
             server.stop()
         server.start(first_body)
         try:
-            results["serve"][side] = {"cold_start_s": statistics.median(colds), "one": load(server, loadgen, one, args.seconds), "hundred": load(server, loadgen, hundred, args.seconds)}
+            results["serve"][side] = {
+                "cold_start_s": statistics.median(colds),
+                "one": median_load(server, loadgen, one, args.seconds, runs),
+                "hundred": median_load(server, loadgen, hundred, args.seconds, runs),
+            }
         finally:
             server.stop()
 
     if "drift" in sections:
-        drift(results, sizes, served, mlops, spec, python)
+        drift(results, sizes, served, mlops, spec, python, runs)
     if "tables" in sections:
         results["tables"] = tables(mlops, python, runs)
     if "size" in sections:
@@ -308,7 +321,7 @@ def main():
     print(f"wrote {args.out}")
 
 
-def drift(results, sizes, served, mlops, spec, python):
+def drift(results, sizes, served, mlops, spec, python, runs):
     """Both drift checks over the same 1M logged inferences."""
     print("drift over 1M logged inferences", flush=True)
     drift_size = 1_000_000 if 1_000_000 in sizes else served
@@ -323,12 +336,16 @@ def drift(results, sizes, served, mlops, spec, python):
     inference = os.path.join(store, "inference", "bikeshare")
     shutil.rmtree(inference, ignore_errors=True)
     shutil.copytree(os.path.join(logs, "2026-01-01"), os.path.join(inference, "2026-01-01"))
-    wall, rss, stdout = measured([mlops, "--root", store, "drift", "--spec", spec, "--json"])
+    walls, peaks, stdout = repeated(runs, [mlops, "--root", store, "drift", "--spec", spec, "--json"])
     rust = json.loads(stdout)
     assert rust["current_rows"] == 1_000_000, rust["current_rows"]
-    py_wall, py_rss, py_stdout = measured([python, "pipeline.py", "drift", "--spec", spec, "--data", reference, "--logs", logs], cwd=REFERENCE)
+    py_walls, py_peaks, py_stdout = repeated(runs, [python, "pipeline.py", "drift", "--spec", spec, "--data", reference, "--logs", logs], cwd=REFERENCE)
     py = json.loads(py_stdout)
-    results["drift"] = {"reference_rows": drift_size, "project": {"seconds": wall, "rss_mb": rss, "drifted": rust["drifted_features"]}, "python": {"seconds": py_wall, "rss_mb": py_rss, "drifted": py["drifted_features"]}}
+    results["drift"] = {
+        "reference_rows": drift_size,
+        "project": {"seconds": statistics.median(walls), "rss_mb": statistics.median(peaks), "drifted": rust["drifted_features"]},
+        "python": {"seconds": statistics.median(py_walls), "rss_mb": statistics.median(py_peaks), "drifted": py["drifted_features"]},
+    }
 
 
 def tables(mlops, python, runs):
@@ -469,7 +486,7 @@ def write_report(r, args):
     a, b = s["project"], s["python"]
     lines += [
         "",
-        f"## Serving /predict on loopback ({CONNECTIONS} connections, {args.seconds} s per body, `loadgen` from bench/)",
+        f"## Serving /predict on loopback ({CONNECTIONS} connections, {args.seconds} s per body, median of {args.runs} load runs, `loadgen` from bench/)",
         "",
         row(["", "project", "Python", "ratio"]),
         row(["---", "---:", "---:", "---:"]),
@@ -486,7 +503,7 @@ def write_report(r, args):
     d = r["drift"]
     lines += [
         "",
-        f"## Drift check over 1,000,000 logged inferences (JSON lines) against the {d['reference_rows']:,}-row training reference",
+        f"## Drift check over 1,000,000 logged inferences (JSON lines) against the {d['reference_rows']:,}-row training reference (median of {args.runs} runs)",
         "",
         row(["", "project", "Python", "ratio"]),
         row(["---", "---:", "---:", "---:"]),
