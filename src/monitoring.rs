@@ -33,7 +33,7 @@ pub fn batch(spec: &Spec, file: &Path) -> Result<Current> {
     if parsed.quarantined.height() > 0 {
         eprintln!("{name}: {} rows break the schema and are left out", parsed.quarantined.height());
     }
-    Ok(Current::Batch { name, frame: mlops_prep::to_frame(&parsed.valid, &batch_spec)? })
+    Ok(Current::Batch { name, frame: mlops_prep::to_frame(parsed.valid, &batch_spec)? })
 }
 
 /// One drift check with local alerting and retraining.

@@ -1,7 +1,7 @@
 """The benchmark's other peers, on the same spec and data as the project and the reference pipeline:
 
     python peers.py prep  --engine polars|duckdb --spec SPEC.toml --out DIR FILE.csv
-    python peers.py train --engine lightgbm|xgboost --spec SPEC.toml --data DIR
+    python peers.py train --engine lightgbm|lightgbm-goss|xgboost --spec SPEC.toml --data DIR
 
 `prep` reads the CSV as text, casts each column to its spec type, quarantines the rows that fail
 a check (a value that does not cast, below min or above max, outside the categories, missing in
@@ -13,7 +13,9 @@ exact-integer checks beyond the cast, the content hash in the marker.
 `train` fits the spec's gradient-boosted candidate with LightGBM or XGBoost (histogram method,
 leaf-wise to the same leaf count, the same rounds and learning rate, Poisson when the spec says,
 every core) on the reference pipeline's features and split (reference `prep` output in DIR), and
-scores the holdout. Each prints one JSON summary.
+scores the holdout. `lightgbm-goss` is LightGBM with gradient-based one-side sampling
+(`data_sample_strategy="goss"`, its default rates 0.2 and 0.1), against the project's
+`sampling = "goss"`. Each prints one JSON summary.
 """
 
 import argparse
@@ -133,7 +135,7 @@ def train(args):
     x = frame_x.to_numpy(dtype=np.float64)
     poisson = params.get("loss") == "poisson"
     common = {"n_estimators": params.get("max_iter", 100), "learning_rate": params.get("learning_rate", 0.1), "n_jobs": os.cpu_count()}
-    if args.engine == "lightgbm":
+    if args.engine.startswith("lightgbm"):
         import lightgbm
 
         model = lightgbm.LGBMRegressor(
@@ -143,6 +145,7 @@ def train(args):
             min_child_samples=params.get("min_samples_leaf", 20),
             reg_lambda=params.get("l2_regularization", 0.0),
             max_bin=255,
+            data_sample_strategy="goss" if args.engine == "lightgbm-goss" else "bagging",
             random_state=42,
             verbose=-1,
             **common,
@@ -180,7 +183,7 @@ def main():
     p.add_argument("file")
     p.set_defaults(run=prep)
     t = commands.add_parser("train")
-    t.add_argument("--engine", choices=["lightgbm", "xgboost"], required=True)
+    t.add_argument("--engine", choices=["lightgbm", "lightgbm-goss", "xgboost"], required=True)
     t.add_argument("--spec", required=True)
     t.add_argument("--data", required=True)
     t.set_defaults(run=train)

@@ -307,6 +307,8 @@ pub enum ModelSpec {
         l2_regularization: f64,
         #[serde(default)]
         early_stopping: EarlyStoppingSpec,
+        #[serde(default)]
+        sampling: SamplingSpec,
     },
 }
 
@@ -363,6 +365,17 @@ pub enum EarlyStoppingSpec {
     Auto,
     On,
     Off,
+}
+
+/// Which training rows each boosting round grows on.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplingSpec {
+    /// Every training row.
+    #[default]
+    All,
+    /// Gradient-based one-side sampling (LightGBM's GOSS): for wide tables.
+    Goss,
 }
 
 /// Limits of a training run.

@@ -281,8 +281,7 @@ fn training_set(store: &dyn Store, spec: &Spec, batches: &[String]) -> Result<(T
         Ok([table]) => (table, 0),
         Err(tables) => mlops_prep::merge(tables)?,
     };
-    let frame = mlops_prep::to_frame(&merged, spec)?;
-    drop(merged);
+    let frame = mlops_prep::to_frame(merged, spec)?;
     Ok((TrainingSet::new(spec, frame).map_err(PipelineError::from_data)?, duplicates))
 }
 

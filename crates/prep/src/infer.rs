@@ -166,7 +166,7 @@ fn time_parts(times: &[f64]) -> Vec<TimePart> {
 pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Spec, Vec<String>), Rejection> {
     let reject = |reason: String| Rejection { file: file.to_string(), reason };
     let header = crate::read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
-    let (table, _, _) = read_strings(bytes, &header).map_err(reject)?;
+    let (table, _, _) = read_strings(bytes, &header, 0).map_err(reject)?;
     let header = crate::readable(&header);
     if table.height() < 2 {
         return Err(reject("at least two data rows are needed to infer a spec".into()));
@@ -295,6 +295,7 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
             min_samples_leaf: 20,
             l2_regularization: 0.0,
             early_stopping: Default::default(),
+            sampling: Default::default(),
         },
     );
     if counts {

@@ -70,6 +70,11 @@ pub struct Parsed {
 
 /// Reads one CSV file against the spec.
 pub fn parse_csv(file: &str, bytes: &[u8], spec: &Spec) -> Result<Parsed, Rejection> {
+    parse_in_pieces(file, bytes, spec, PIECE_BYTES)
+}
+
+/// [`parse_csv`], cutting the records into pieces of about `piece_bytes`.
+fn parse_in_pieces(file: &str, bytes: &[u8], spec: &Spec, piece_bytes: usize) -> Result<Parsed, Rejection> {
     let reject = |reason: String| Rejection { file: file.to_string(), reason };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -83,27 +88,98 @@ pub fn parse_csv(file: &str, bytes: &[u8], spec: &Spec) -> Result<Parsed, Reject
     }
     let header = read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
     let notes = check_header(&header, spec).map_err(reject)?;
-    let (mut table, row_numbers, ragged) = read_strings(bytes, &header).map_err(reject)?;
-    let header = readable(&header);
-    if table.height() == 0 && ragged.height() == 0 {
+    let names = readable(&header);
+    // The file is read piece by piece: only one piece's text is held as strings at a time.
+    let body_start = header_end(bytes).map_err(reject)?;
+    let (head, body) = bytes.split_at(body_start);
+    let (mut valid_parts, mut quarantined_parts) = (Vec::new(), Vec::new());
+    let (mut start, mut first_row) = (0, 0u32);
+    for end in piece_ends(body, piece_bytes) {
+        let piece = if start == 0 && end == body.len() { std::borrow::Cow::Borrowed(bytes) } else { [head, &body[start..end]].concat().into() };
+        let (valid, quarantined, records) = parse_piece(&piece, &header, &names, spec, first_row).map_err(reject)?;
+        valid_parts.push(valid);
+        quarantined_parts.push(quarantined);
+        first_row += records;
+        start = end;
+    }
+    if first_row == 0 {
         return Err(reject("the file has a header but no data rows".into()));
     }
-    for column in &spec.columns {
-        if !header.contains(&column.name) && !spec.ignore.contains(&column.name) {
-            let nulls = Series::full_null(column.name.as_str().into(), table.height(), &DataType::String);
-            table.with_column(nulls.into()).map_err(|e| reject(e.to_string()))?;
-        }
-    }
-    let (valid, mut quarantined) = coerce(table, spec, &header, row_numbers).map_err(|e| reject(e.to_string()))?;
-    if ragged.height() > 0 {
-        let mut names: Vec<String> = quarantined.get_column_names().iter().map(|n| n.to_string()).collect();
-        names.insert(names.len() - 1, TEXT_COLUMN.to_string());
-        quarantined = align(&quarantined, &names).and_then(|q| q.vstack(&align(&ragged, &names)?)).map_err(|e| reject(e.to_string()))?;
-        quarantined.sort_in_place([ROW_COLUMN], SortMultipleOptions::default()).map_err(|e| reject(e.to_string()))?;
+    let stack_parts = |parts: Vec<DataFrame>| stack(parts).map_err(|e| reject(e.to_string()));
+    let valid = stack_parts(valid_parts)?;
+    let mut quarantined = stack_parts(quarantined_parts)?;
+    // The raw text of ragged rows sits before the reason, whichever piece had them.
+    if quarantined.column(TEXT_COLUMN).is_ok() {
+        let mut order: Vec<String> = quarantined.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != TEXT_COLUMN).collect();
+        order.insert(order.len() - 1, TEXT_COLUMN.to_string());
+        quarantined = align(&quarantined, &order).map_err(|e| reject(e.to_string()))?;
     }
     let file_names = Series::new(FILE_COLUMN.into(), vec![file; quarantined.height()]);
     quarantined.insert_column(0, file_names.into()).map_err(|e| reject(e.to_string()))?;
-    Ok(Parsed { file: file.to_string(), rows: valid.height() + quarantined.height(), valid, quarantined, notes })
+    Ok(Parsed { file: file.to_string(), rows: first_row as usize, valid, quarantined, notes })
+}
+
+/// Bytes of CSV text parsed at a time: a file is cut at record ends into pieces of about this
+/// size.
+const PIECE_BYTES: usize = 32 << 20;
+
+/// Where the records of `body` (the bytes after the header) are cut into pieces of about `size`
+/// bytes: after a line end outside double quotes, so a quoted field that holds a line break
+/// stays whole. The last end is `body.len()`.
+fn piece_ends(body: &[u8], size: usize) -> Vec<usize> {
+    let mut ends = Vec::new();
+    // Whether `body[..scanned]` leaves a quoted field open: quotes, doubled ones included, come
+    // in pairs in a well-formed file.
+    let (mut scanned, mut in_quotes) = (0, false);
+    while body.len() - scanned > size {
+        let target = scanned.max(ends.last().copied().unwrap_or(0) + size);
+        in_quotes ^= body[scanned..target].iter().filter(|&&b| b == b'"').count() % 2 == 1;
+        scanned = target;
+        let cut = loop {
+            let Some(offset) = body[scanned..].iter().position(|&b| b == b'\n' || b == b'"') else { break None };
+            let at = scanned + offset;
+            scanned = at + 1;
+            if body[at] == b'"' {
+                in_quotes = !in_quotes;
+            } else if !in_quotes {
+                break Some(scanned);
+            }
+        };
+        match cut {
+            Some(end) if end < body.len() => ends.push(end),
+            _ => break,
+        }
+    }
+    ends.push(body.len());
+    ends
+}
+
+/// Parses one piece of a file (the header, then whole records numbered from `first_row + 1`):
+/// its valid typed rows, its quarantined rows and how many records it holds.
+fn parse_piece(piece: &[u8], header: &[String], names: &[String], spec: &Spec, first_row: u32) -> Result<(DataFrame, DataFrame, u32), String> {
+    let (mut table, row_numbers, ragged) = read_strings(piece, header, first_row)?;
+    let records = (table.height() + ragged.height()) as u32;
+    for column in &spec.columns {
+        if !names.contains(&column.name) && !spec.ignore.contains(&column.name) {
+            let nulls = Series::full_null(column.name.as_str().into(), table.height(), &DataType::String);
+            table.with_column(nulls.into()).map_err(|e| e.to_string())?;
+        }
+    }
+    let (valid, mut quarantined) = coerce(table, spec, names, row_numbers).map_err(|e| e.to_string())?;
+    if ragged.height() > 0 {
+        let mut columns: Vec<String> = quarantined.get_column_names().iter().map(|n| n.to_string()).collect();
+        columns.insert(columns.len() - 1, TEXT_COLUMN.to_string());
+        quarantined = align(&quarantined, &columns).and_then(|q| q.vstack(&align(&ragged, &columns)?)).map_err(|e| e.to_string())?;
+        quarantined.sort_in_place([ROW_COLUMN], SortMultipleOptions::default()).map_err(|e| e.to_string())?;
+    }
+    Ok((valid, quarantined, records))
+}
+
+/// The byte offset where the data records begin, after the header record.
+fn header_end(bytes: &[u8]) -> Result<usize, String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+    reader.headers().map_err(|e| format!("not a readable CSV file: {e}"))?;
+    Ok(reader.position().byte() as usize)
 }
 
 /// The columns `names` of `table`, in that order; absent ones are null text.
@@ -157,28 +233,30 @@ fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
 
 /// Reads every field of the [`readable`] columns as text. Rows with more or fewer fields than
 /// the header are split off (with their reason) so one bad line does not cost the whole file.
-fn read_strings(bytes: &[u8], header: &[String]) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), String> {
+/// Records are numbered from `first_row + 1`.
+fn read_strings(bytes: &[u8], header: &[String], first_row: u32) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), String> {
     let width = header.len();
     let kept: Vec<usize> = (0..width).filter(|&i| !QUARANTINE_FIELDS.contains(&header[i].as_str())).collect();
     let projected = kept.len() < width;
     // Polars names the row number column while it reads, before `named` renames every column:
     // a name no column of the file has, whatever the header holds.
     let index = (0..).map(|i| format!("_index{i}")).find(|name| !header.contains(name)).expect("a free name");
-    let read = |bytes: Vec<u8>| {
+    // Polars reads a cursor over the bytes in place, without a copy of the file.
+    let read = |bytes: &[u8]| {
         CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
             .with_projection(projected.then(|| Arc::new(kept.clone())))
-            .with_row_index(Some(RowIndex { name: index.as_str().into(), offset: 1 }))
+            .with_row_index(Some(RowIndex { name: index.as_str().into(), offset: first_row + 1 }))
             .into_reader_with_file_handle(Cursor::new(bytes))
             .finish()
     };
     let names = readable(header);
-    match read(bytes.to_vec()) {
+    match read(bytes) {
         Ok(table) if !has_short_rows(bytes, &table, width, projected) => Ok((named(table, &names)?, None, DataFrame::empty())),
         _ => {
-            let (good, row_numbers, ragged) = split_ragged(bytes, width)?;
-            let table = read(good).map_err(|e| format!("not a readable CSV file: {e}"))?;
+            let (good, row_numbers, ragged) = split_ragged(bytes, width, first_row)?;
+            let table = read(&good).map_err(|e| format!("not a readable CSV file: {e}"))?;
             Ok((named(table, &names)?, Some(row_numbers), ragged))
         }
     }
@@ -212,14 +290,14 @@ fn named(mut table: DataFrame, header: &[String]) -> Result<DataFrame, String> {
 }
 
 /// Separates rows whose field count differs from the header's.
-fn split_ragged(bytes: &[u8], width: usize) -> Result<(Vec<u8>, Vec<u32>, DataFrame), String> {
+fn split_ragged(bytes: &[u8], width: usize, first_row: u32) -> Result<(Vec<u8>, Vec<u32>, DataFrame), String> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
     reader.headers().map_err(|e| format!("not a readable CSV file: {e}"))?;
     let header_end = reader.position().byte() as usize;
     let mut good = bytes[..header_end].to_vec();
     let (mut row_numbers, mut bad_rows, mut bad_text, mut reasons) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut record = csv::ByteRecord::new();
-    let mut row = 0u32;
+    let mut row = first_row;
     loop {
         let start = reader.position().byte() as usize;
         match reader.read_byte_record(&mut record) {
@@ -418,9 +496,13 @@ pub fn to_csv(table: &mut DataFrame) -> Result<Vec<u8>, PrepError> {
 }
 
 /// The spec columns of a typed table as a core [`Frame`] (columns the table lacks are skipped).
-pub fn to_frame(table: &DataFrame, spec: &Spec) -> Result<Frame, PrepError> {
-    let present: Vec<(&ColumnSpec, &polars::prelude::Column)> =
-        spec.columns.iter().filter_map(|column| Some((column, table.column(&column.name).ok()?))).collect();
+/// Each column of the table is freed once converted, so the two are not held whole together.
+pub fn to_frame(table: DataFrame, spec: &Spec) -> Result<Frame, PrepError> {
+    let mut by_name: BTreeMap<String, polars::prelude::Column> =
+        table.into_columns().into_iter().map(|column| (column.name().to_string(), column)).collect();
+    let present: Vec<(&ColumnSpec, polars::prelude::Column)> =
+        spec.columns.iter().filter_map(|column| Some((column, by_name.remove(&column.name)?))).collect();
+    drop(by_name);
     let columns = present
         .into_par_iter()
         .map(|(column, series)| {

@@ -75,7 +75,7 @@ fn valid_rows_are_typed_and_bad_rows_quarantined_with_their_reason() {
     }
     let quarantined_leak = parsed.quarantined.column("leak").unwrap();
     assert_eq!(quarantined_leak.str().unwrap().get(0), Some("9"), "quarantined rows keep every raw column");
-    let frame = to_frame(&parsed.valid, &spec()).unwrap();
+    let frame = to_frame(parsed.valid.clone(), &spec()).unwrap();
     let CoreColumn::Numeric(x) = frame.column("x").unwrap() else { panic!() };
     assert!(x[0] == 2.5 && x[1].is_nan());
     assert_eq!(frame.column("flag"), Some(&CoreColumn::Numeric(vec![1.0, 0.0, 1.0])));
@@ -243,7 +243,7 @@ fn init_reads_rfc3339_times_and_keeps_many_level_categoricals_as_features() {
     // Prep reads every form, and an offset gives the same instant as Z.
     let parsed = parse_csv("rides.csv", csv.as_bytes(), &spec).unwrap();
     assert_eq!(parsed.valid.height(), 300, "{:?}", parsed.quarantined);
-    let frame = to_frame(&parsed.valid, &spec).unwrap();
+    let frame = to_frame(parsed.valid.clone(), &spec).unwrap();
     let CoreColumn::Numeric(started) = frame.column("started").unwrap() else { panic!() };
     let ten = mlops_core::time::parse_datetime("2013-01-01T10:00:00Z", mlops_core::time::RFC3339).unwrap();
     assert_eq!(started[..3], [ten, ten + 60.0 + 0.25, ten + 120.0 + 7.0]);
@@ -262,7 +262,7 @@ fn init_reads_unix_times_in_seconds_and_milliseconds_when_named_as_the_time() {
         assert_eq!((at.kind, at.format.as_deref()), (ColumnType::Datetime, Some(format)));
         assert!(notes.iter().any(|n| n.contains("Unix times")), "{notes:?}");
         assert_eq!(spec.features.time_parts, [mlops_core::spec::TimePart::Hour, mlops_core::spec::TimePart::Weekday]);
-        let frame = to_frame(&parse_csv("epoch.csv", csv.as_bytes(), &spec).unwrap().valid, &spec).unwrap();
+        let frame = to_frame(parse_csv("epoch.csv", csv.as_bytes(), &spec).unwrap().valid, &spec).unwrap();
         let CoreColumn::Numeric(at) = frame.column("at").unwrap() else { panic!() };
         assert_eq!(at[1], 1_357_034_400.0 + 3600.0);
     }
@@ -270,4 +270,43 @@ fn init_reads_unix_times_in_seconds_and_milliseconds_when_named_as_the_time() {
     let options = infer::InitOptions { name: "n".into(), target: "y".into(), time: Some("x".into()), task: None };
     let error = infer::infer_spec("n.csv", b"x,y\n1,2\n2,3\n3,4\n", &options).unwrap_err();
     assert!(error.reason.contains("'x' does not look like a datetime") && error.reason.contains("Unix times"), "{}", error.reason);
+}
+
+#[test]
+fn pieces_are_cut_after_whole_records_outside_quotes() {
+    let body = b"1,\"a\nb\",2\n3,\"c\"\"\n\",4\n5,d,6\n";
+    // Every cut lands after a line end that closes a record.
+    for size in 1..body.len() + 2 {
+        let ends = piece_ends(body, size);
+        assert_eq!(ends.last(), Some(&body.len()));
+        assert!(ends.iter().all(|&end| [10, 21, 27].contains(&end)), "{size}: {ends:?}");
+        assert!(ends.is_sorted());
+    }
+    assert_eq!(piece_ends(body, 1), [10, 21, 27]);
+    assert_eq!(piece_ends(body, 100), [27]);
+}
+
+#[test]
+fn a_file_read_in_pieces_gives_the_rows_reasons_and_row_numbers_of_one_piece() {
+    let spec = Spec::parse(&SPEC.replace("type = \"categorical\"\ncategories = [\"a\", \"b\"]", "type = \"string\""), "toy").unwrap();
+    let mut csv = String::from("n,x,c,flag,when,leak,y\n");
+    for i in 0..200 {
+        match i % 17 {
+            3 => csv.push_str("x3,1,a,1,2024-01-04,9,3.0\n"),
+            5 => csv.push_str("4,1,a,true\n"),
+            7 => csv.push_str(&format!("{},2,\"two\nlines, and \"\"quotes\"\"\",0,2024-01-03,9,{i}\n", i % 10)),
+            _ => csv.push_str(&format!("{},{i}.5,b,yes,2024-01-02,9,{i}\n", i % 10)),
+        }
+    }
+    let whole = parse_in_pieces("a.csv", csv.as_bytes(), &spec, usize::MAX).unwrap();
+    for piece_bytes in [1, 64, 500] {
+        let pieces = parse_in_pieces("a.csv", csv.as_bytes(), &spec, piece_bytes).unwrap();
+        assert_eq!(pieces.rows, 200);
+        assert!(pieces.valid.equals_missing(&whole.valid), "{piece_bytes}-byte pieces");
+        assert!(pieces.quarantined.equals_missing(&whole.quarantined), "{piece_bytes}-byte pieces");
+    }
+    assert_eq!(whole.valid.height(), 200 - 12 - 12);
+    assert_eq!(reasons(&whole)[..2], [(4, "n: 'x3' is not an integer".to_string()), (6, "row has 4 fields, the header has 7".to_string())]);
+    let texts = whole.valid.column("c").unwrap().str().unwrap().iter().filter(|c| c.is_some_and(|c| c.contains('\n'))).count();
+    assert_eq!(texts, 12, "quoted line breaks stay inside their field");
 }

@@ -21,6 +21,8 @@ use crate::tree::{Node, Tree};
 
 /// Histograms over this many (row, feature) cells or more are built in parallel.
 const PARALLEL_CELLS: usize = 64 * 1024;
+/// Rows per block of [`Grower::single_output_row_wise`].
+const HISTOGRAM_BLOCK_ROWS: usize = 16 * 1024;
 /// Nodes of this many rows or more are partitioned in parallel.
 const PARALLEL_PARTITION_ROWS: usize = 64 * 1024;
 /// A thread's scratch histograms for [`Grower::build_sparse`]: zero between uses.
@@ -320,35 +322,58 @@ impl Grower<'_> {
         if rows.len() < SPARSE_ROWS { self.build_sparse(rows, features) } else { self.build_dense(rows, features) }
     }
 
+    /// Dense histograms, row by row as LightGBM's row-wise mode: each row's gradients and its
+    /// bins (one row of the row-major matrix) are read once and added to every feature's
+    /// histogram. The rows are cut in fixed blocks, each summed into its own histograms, and the
+    /// blocks added in order: the same bytes on any number of threads.
     fn build_dense(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
-        let width = self.grads.width();
         let stride = self.stride();
-        let parallel = rows.len() * features.len() >= PARALLEL_CELLS;
-        let mut sums = vec![0.0; features.len() * BIN_SLOTS * stride];
-        if let Gradients::Single(pairs) = self.grads {
-            let groups = feature_groups(&features, &mut sums);
-            let columns = |features: &[usize]| features.iter().map(|&f| self.bins.columns[f].as_slice()).collect::<Vec<_>>();
-            if self.every_row(rows) {
-                // The root of a tree over every row: no indirection and nothing to gather.
-                for_each(groups, parallel, |(features, hist)| single_output(&columns(features), hist, |j| j, pairs));
-            } else {
-                let ordered = gather(rows, pairs, parallel);
-                for_each(groups, parallel, |(features, hist)| single_output(&columns(features), hist, |j| rows[j] as usize, &ordered));
-            }
-            return Histograms { features, sums: Sums::Dense(sums) };
-        }
-        let ordered_grad: Vec<f64> = rows.iter().flat_map(|&row| self.grads.of(row as usize).0).copied().collect();
-        let slots: Vec<(usize, &mut [f64])> = sums.chunks_mut(BIN_SLOTS * stride).enumerate().collect();
-        for_each(slots, parallel, |(slot, hist)| {
-            let column = &self.bins.columns[features[slot]];
-            for (j, &row) in rows.iter().enumerate() {
-                let at = column[row as usize] as usize * stride;
-                for c in 0..width {
-                    hist[at + c] += ordered_grad[j * width + c];
+        let size = features.len() * BIN_SLOTS * stride;
+        let every_feature = features.len() == self.edges.len();
+        let block_sums = |&(a, b): &(usize, usize)| {
+            let mut hist = vec![0.0; size];
+            match self.grads {
+                Gradients::Single(pairs) => {
+                    let (feature_hists, _) = hist.as_chunks_mut::<{ BIN_SLOTS * 2 }>();
+                    for &row in &rows[a..b] {
+                        let [g, h] = pairs[row as usize];
+                        let binned = self.bins.row(row as usize);
+                        let add = |feature_hist: &mut [f64; BIN_SLOTS * 2], bin: u8| {
+                            let at = usize::from(bin) * 2;
+                            feature_hist[at] += g;
+                            feature_hist[at + 1] += h;
+                        };
+                        if every_feature {
+                            feature_hists.iter_mut().zip(binned).for_each(|(feature_hist, &bin)| add(feature_hist, bin));
+                        } else {
+                            feature_hists.iter_mut().zip(&features).for_each(|(feature_hist, &f)| add(feature_hist, binned[f]));
+                        }
+                    }
                 }
-                hist[at + width] += 1.0;
+                Gradients::Multi { grad, width } => {
+                    for &row in &rows[a..b] {
+                        let row = row as usize;
+                        let (gradients, binned) = (&grad[row * width..(row + 1) * width], self.bins.row(row));
+                        for (feature_hist, &f) in hist.chunks_exact_mut(BIN_SLOTS * stride).zip(&features) {
+                            let cell = &mut feature_hist[usize::from(binned[f]) * stride..][..stride];
+                            cell[..width].iter_mut().zip(gradients).for_each(|(sum, g)| *sum += g);
+                            cell[width] += 1.0;
+                        }
+                    }
+                }
             }
-        });
+            hist
+        };
+        let blocks: Vec<(usize, usize)> =
+            (0..rows.len()).step_by(HISTOGRAM_BLOCK_ROWS).map(|a| (a, (a + HISTOGRAM_BLOCK_ROWS).min(rows.len()))).collect();
+        let parallel = blocks.len() > 1 && rows.len() * features.len() >= PARALLEL_CELLS;
+        let parts: Vec<Vec<f64>> =
+            if parallel { blocks.par_iter().map(block_sums).collect() } else { blocks.iter().map(block_sums).collect() };
+        let mut parts = parts.into_iter();
+        let mut sums = parts.next().unwrap_or_else(|| vec![0.0; size]);
+        for part in parts {
+            sums.iter_mut().zip(&part).for_each(|(sum, add)| *sum += add);
+        }
         Histograms { features, sums: Sums::Dense(sums) }
     }
 
@@ -394,12 +419,6 @@ impl Grower<'_> {
             starts.push(bins.len());
             Histograms { features, sums: Sums::Sparse { starts, bins, sums } }
         })
-    }
-
-    /// Whether `rows` are every row of the matrix, in order.
-    fn every_row(&self, rows: &[u32]) -> bool {
-        self.bins.columns.first().is_some_and(|column| column.len() == rows.len())
-            && rows.iter().enumerate().all(|(j, &row)| row as usize == j)
     }
 
     fn score(&self, stats: &[f64]) -> f64 {
@@ -525,77 +544,6 @@ fn partition_block(rows: &mut [u32], goes_left: impl Fn(u32) -> bool) -> usize {
     n_left
 }
 
-/// Splits single-output histograms into the groups of features that [`single_output`] fills in
-/// one pass: pairs, with the last pair split in two when that balances the threads better.
-fn feature_groups<'a, 'f>(features: &'f [usize], mut sums: &'a mut [f64]) -> Vec<(&'f [usize], &'a mut [f64])> {
-    let n_pairs = features.len() / 2;
-    let split_last = n_pairs > 1 && !n_pairs.is_multiple_of(rayon::current_num_threads());
-    let mut sizes: Vec<usize> = vec![2; n_pairs - usize::from(split_last)];
-    sizes.resize(sizes.len() + features.len() - 2 * sizes.len(), 1);
-    let mut groups = Vec::with_capacity(sizes.len());
-    let mut features = features;
-    for size in sizes {
-        let (group_features, rest_features) = features.split_at(size);
-        let (group_sums, rest_sums) = std::mem::take(&mut sums).split_at_mut(size * BIN_SLOTS * 2);
-        groups.push((group_features, group_sums));
-        (features, sums) = (rest_features, rest_sums);
-    }
-    groups
-}
-
-/// Partial histograms per feature in [`single_output`].
-const LANES: usize = 2;
-
-/// Runs `f` on every item, in parallel when `parallel`.
-fn for_each<T: Send>(items: Vec<T>, parallel: bool, f: impl Fn(T) + Sync + Send) {
-    if parallel {
-        items.into_par_iter().for_each(f);
-    } else {
-        items.into_iter().for_each(f);
-    }
-}
-
-/// The values of `rows`, in their order.
-fn gather<T: Copy + Send + Sync>(rows: &[u32], values: &[T], parallel: bool) -> Vec<T> {
-    if parallel {
-        rows.par_iter().map(|&row| values[row as usize]).collect()
-    } else {
-        rows.iter().map(|&row| values[row as usize]).collect()
-    }
-}
-
-/// Fills the histograms of one or two features of a single-output model (a block of
-/// `BIN_SLOTS` `[gradient, hessian]` pairs each) in one pass over the rows of `pairs`: the
-/// `j`-th is row `row_at(j)` of the columns, with gradient and hessian `pairs[j]`. Consecutive
-/// rows often share a bin, so neighbouring rows go to separate partial histograms: their
-/// additions do not wait on each other.
-fn single_output(columns: &[&[u8]], hist: &mut [f64], row_at: impl Fn(usize) -> usize, pairs: &[[f64; 2]]) {
-    match *columns {
-        [first, second] => fill_partials([first, second], hist, row_at, pairs),
-        [only] => fill_partials([only], hist, row_at, pairs),
-        _ => unreachable!("one or two features at a time"),
-    }
-}
-
-fn fill_partials<const G: usize>(columns: [&[u8]; G], hist: &mut [f64], row_at: impl Fn(usize) -> usize, pairs: &[[f64; 2]]) {
-    let mut partial = vec![[[[0.0f64; 2]; BIN_SLOTS]; LANES]; G];
-    for (j, &[g, h]) in pairs.iter().enumerate() {
-        let row = row_at(j);
-        for (partial, column) in partial.iter_mut().zip(&columns) {
-            let bin = &mut partial[j % LANES][column[row] as usize];
-            bin[0] += g;
-            bin[1] += h;
-        }
-    }
-    for (partial, hist) in partial.iter().zip(hist.chunks_exact_mut(BIN_SLOTS * 2)) {
-        for (bin, sums) in hist.chunks_exact_mut(2).enumerate() {
-            for (c, sum) in sums.iter_mut().enumerate() {
-                *sum = partial.iter().map(|lane| lane[bin][c]).sum();
-            }
-        }
-    }
-}
-
 impl Pending {
     fn missing_hessian(&self, feature: usize, stride: usize) -> f64 {
         let slot = self.hist.features.iter().position(|&f| f == feature).expect("split feature has a histogram");
@@ -707,37 +655,45 @@ mod tests {
     }
 
     #[test]
-    fn feature_groups_cover_every_feature_once() {
-        for n_features in [1, 2, 3, 16, 18] {
-            let features: Vec<usize> = (0..n_features).collect();
-            let mut sums = vec![0.0; n_features * BIN_SLOTS * 2];
-            let groups = feature_groups(&features, &mut sums);
-            assert_eq!(groups.iter().flat_map(|(f, _)| f.iter().copied()).collect::<Vec<_>>(), features);
-            assert!(groups.iter().all(|(f, s)| (1..=2).contains(&f.len()) && s.len() == f.len() * BIN_SLOTS * 2));
+    fn row_wise_histograms_sum_every_row_once_on_any_number_of_threads() {
+        let n = 2 * HISTOGRAM_BLOCK_ROWS + 777;
+        let columns: Vec<Vec<u8>> = (0..4u64)
+            .map(|f| (0..n as u64).map(|i| if (i + f) % 11 == 0 { MISSING_BIN } else { ((i * (f + 5) * 2654435761) % 60) as u8 }).collect())
+            .collect();
+        let edges: Vec<FeatureBins> = (0..4).map(|_| FeatureBins { edges: (0..59).map(f64::from).collect() }).collect();
+        let bins = BinnedMatrix::new(columns.clone());
+        let pairs: Vec<[f64; 2]> = (0..n).map(|i| [((i * 37) % 23) as f64 - 11.0, 1.0 + (i % 5) as f64]).collect();
+        let config = GrowConfig {
+            max_leaf_nodes: None,
+            max_depth: None,
+            min_samples_leaf: 1,
+            min_hessian_leaf: 0.0,
+            l2: 0.0,
+            shrinkage: 1.0,
+            features_per_node: None,
+        };
+        let grower = Grower { bins: &bins, edges: &edges, grads: Gradients::Single(&pairs), config: &config };
+        let rows: Vec<u32> = (0..n as u32).filter(|r| r % 7 != 3).collect();
+        for features in [vec![0, 1, 2, 3], vec![1, 3]] {
+            let sums_in = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                match pool.install(|| grower.build_dense(&rows, features.clone())).sums {
+                    Sums::Dense(sums) => sums,
+                    Sums::Sparse { .. } => unreachable!("build_dense is dense"),
+                }
+            };
+            let sums = sums_in(1);
+            assert!(sums == sums_in(3), "other bytes on three threads");
+            for (slot, &feature) in features.iter().enumerate() {
+                let mut expected = vec![0.0; BIN_SLOTS * 2];
+                for &row in &rows {
+                    let at = usize::from(columns[feature][row as usize]) * 2;
+                    expected[at] += pairs[row as usize][0];
+                    expected[at + 1] += pairs[row as usize][1];
+                }
+                let got = &sums[slot * BIN_SLOTS * 2..(slot + 1) * BIN_SLOTS * 2];
+                assert!(got.iter().zip(&expected).all(|(a, b)| (a - b).abs() <= 1e-9 * b.abs().max(1.0)), "feature {feature}");
+            }
         }
-    }
-
-    #[test]
-    fn single_output_histograms_sum_every_row_once() {
-        let column: Vec<u8> = (0..101u32).map(|i| [3, 3, 3, 7, MISSING_BIN][i as usize % 5]).collect();
-        let rows: Vec<u32> = (0..101).filter(|i| i % 4 != 1).collect();
-        let pairs: Vec<[f64; 2]> = rows.iter().map(|&r| [f64::from(r) * 0.5, 1.0 + f64::from(r % 3)]).collect();
-        let shifted: Vec<u8> = column.iter().map(|&b| if b == MISSING_BIN { b } else { b + 1 }).collect();
-        let mut hist = vec![0.0; BIN_SLOTS * 2];
-        single_output(&[&column], &mut hist, |j| rows[j] as usize, &pairs);
-        let mut pair = vec![0.0; 2 * BIN_SLOTS * 2];
-        single_output(&[&shifted, &column], &mut pair, |j| rows[j] as usize, &pairs);
-        assert_eq!(pair[BIN_SLOTS * 2..], hist[..], "the second of a pair");
-        for bin in [3, 7, MISSING_BIN as usize] {
-            let shifted_bin = if bin == MISSING_BIN as usize { bin } else { bin + 1 };
-            assert_eq!(pair[shifted_bin * 2..shifted_bin * 2 + 2], hist[bin * 2..bin * 2 + 2], "the first of a pair");
-        }
-        let mut expected = vec![0.0; BIN_SLOTS * 2];
-        for (j, &row) in rows.iter().enumerate() {
-            let at = column[row as usize] as usize * 2;
-            expected[at] += pairs[j][0];
-            expected[at + 1] += pairs[j][1];
-        }
-        assert_eq!(hist, expected);
     }
 }

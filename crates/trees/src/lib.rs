@@ -22,10 +22,11 @@ mod bins;
 mod boosting;
 mod ensemble;
 mod forest;
+mod goss;
 mod grow;
 mod tree;
 
-pub use boosting::{EarlyStopping, GradientBoostingParams, GradientBoostingValidParams, Loss};
+pub use boosting::{EarlyStopping, GradientBoostingParams, GradientBoostingValidParams, Loss, Sampling};
 pub use ensemble::{Link, TreeEnsemble};
 pub use forest::{ForestTask, MaxFeatures, RandomForestParams, RandomForestValidParams};
 pub use tree::{Node, Tree};
@@ -245,14 +246,34 @@ mod tests {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
                 let boosted = GradientBoostingParams::new(Loss::Poisson).max_iter(15).seed(5).fit(&data).unwrap();
+                let sampled = GradientBoostingParams::new(Loss::Poisson)
+                    .max_iter(15)
+                    .learning_rate(0.2)
+                    .sampling(Sampling::Goss)
+                    .seed(5)
+                    .fit(&data)
+                    .unwrap();
                 let forest = RandomForestParams::new(ForestTask::Regression).n_trees(3).seed(5).fit(&data).unwrap();
-                (postcard::to_stdvec(&boosted).unwrap(), postcard::to_stdvec(&forest).unwrap())
+                [&boosted, &sampled, &forest].map(|model| postcard::to_stdvec(model).unwrap())
             })
         };
         let one = fit_in(1);
         for threads in [2, 3] {
             assert!(fit_in(threads) == one, "{threads} threads gave other model bytes than one");
         }
+    }
+
+    #[test]
+    fn goss_fits_about_as_well_as_every_row() {
+        let x = features(40_000, 6);
+        let y: Array1<f64> = x.rows().into_iter().map(|r| smooth(r).exp().round()).collect();
+        let (train, test) = Dataset::new(x, y).split_with_ratio(0.75);
+        let holdout_rmse = |sampling: Sampling| {
+            let model = GradientBoostingParams::new(Loss::Poisson).max_iter(100).sampling(sampling).seed(3).fit(&train).unwrap();
+            rmse(&model.predict(test.records()).column(0).to_vec(), &test.targets().to_vec())
+        };
+        let (every_row, sampled) = (holdout_rmse(Sampling::All), holdout_rmse(Sampling::Goss));
+        assert!(sampled != every_row && sampled < every_row * 1.03, "GOSS {sampled} against every row {every_row}");
     }
 
     #[test]

@@ -1,21 +1,22 @@
-//! Candidate models: ridge and binary logistic regression (solved directly), linfa's
-//! multinomial logistic regression, and this project's tree learners.
+//! Candidate models: ridge and binary logistic regression (solved directly), multinomial
+//! logistic regression (L-BFGS), and this project's tree learners.
 
 mod logistic;
+mod multinomial;
 mod ridge;
 
 use linfa::ParamGuard;
 use linfa::prelude::*;
-use linfa_logistic::{MultiFittedLogisticRegression, MultiLogisticRegression};
-use mlops_trees::{EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams, TreeEnsemble};
+use mlops_trees::{EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams, Sampling, TreeEnsemble};
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 pub use logistic::Logistic;
+pub use multinomial::Multinomial;
 pub use ridge::Ridge;
 
 use crate::features::Encoding;
-use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, Task};
+use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, SamplingSpec, Task};
 
 /// Rows per block when a linear model sums over the rows in parallel.
 const BLOCK_ROWS: usize = 32 * 1024;
@@ -31,11 +32,7 @@ fn row_blocks(n: usize) -> Vec<(usize, usize)> {
 pub enum Model {
     Ridge(Ridge),
     Logistic(Logistic),
-    /// Multinomial logistic regression; `n_classes` counts classes absent from training too.
-    MultiLogistic {
-        model: MultiFittedLogisticRegression<f64, usize>,
-        n_classes: usize,
-    },
+    Multinomial(Multinomial),
     Trees(TreeEnsemble),
 }
 
@@ -113,6 +110,7 @@ fn boosting_params(spec: &ModelSpec, problem: Problem) -> GradientBoostingParams
         min_samples_leaf,
         l2_regularization,
         early_stopping,
+        sampling,
     } = *spec
     else {
         unreachable!("only boosting specs have boosting parameters")
@@ -135,6 +133,10 @@ fn boosting_params(spec: &ModelSpec, problem: Problem) -> GradientBoostingParams
             EarlyStoppingSpec::On => EarlyStopping::On,
             EarlyStoppingSpec::Off => EarlyStopping::Off,
         })
+        .sampling(match sampling {
+            SamplingSpec::All => Sampling::All,
+            SamplingSpec::Goss => Sampling::Goss,
+        })
         .seed(problem.seed)
         .max_seconds(problem.max_seconds)
 }
@@ -148,10 +150,7 @@ pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) ->
             if task == Task::Binary {
                 Ok(Model::Logistic(Logistic::fit(x, y, *alpha)?))
             } else {
-                let classes: Array1<usize> = y.iter().map(|&c| c as usize).collect();
-                let data = Dataset::new(x.to_owned(), classes);
-                let model = MultiLogisticRegression::default().alpha(*alpha).max_iterations(300).fit(&data).map_err(|e| e.to_string())?;
-                Ok(Model::MultiLogistic { model, n_classes: problem.n_classes })
+                Ok(Model::Multinomial(Multinomial::fit(x, y, problem.n_classes, *alpha)?))
             }
         }
         (ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. }, _) => {
@@ -186,14 +185,7 @@ impl Model {
                 out.column_mut(0).assign(&positive.mapv(|p| 1.0 - p));
                 out
             }
-            Model::MultiLogistic { model, n_classes } => {
-                let probabilities = model.predict_probabilities(x);
-                let mut out = Array2::zeros((x.nrows(), *n_classes));
-                for (column, &class) in model.classes().iter().enumerate() {
-                    out.column_mut(class).assign(&probabilities.column(column));
-                }
-                out
-            }
+            Model::Multinomial(model) => model.predict_probabilities(x),
             Model::Trees(model) => model.predict(x),
         }
     }

@@ -39,7 +39,7 @@ fn csv(n: usize, seed: usize, shift: f64) -> String {
 
 fn batch(spec: &Spec, text: &str) -> Current {
     let parsed = mlops_prep::parse_csv("batch.csv", text.as_bytes(), spec).unwrap();
-    Current::Batch { name: "batch.csv".into(), frame: mlops_prep::to_frame(&parsed.valid, spec).unwrap() }
+    Current::Batch { name: "batch.csv".into(), frame: mlops_prep::to_frame(parsed.valid.clone(), spec).unwrap() }
 }
 
 fn runs(store: &FsStore) -> usize {
