@@ -10,7 +10,8 @@ use mlops_core::contracts::{RunRecord, RunRequest, Trigger};
 use mlops_core::serve::{Service, ServiceOptions};
 use mlops_core::spec_store::save_spec;
 use mlops_core::{FsStore, Spec};
-use mlops_pipeline::monitor::{Current, PREDICTION_ID};
+use mlops_pipeline::feedback::PREDICTION_ID;
+use mlops_pipeline::monitor::Current;
 use mlops_pipeline::stages;
 use serde_json::{Value, json};
 

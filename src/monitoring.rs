@@ -5,11 +5,12 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use mlops_core::contracts::DriftReport;
 use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::drift::Verdict;
 use mlops_core::registry::Registry;
 use mlops_core::{FsStore, Keys, Spec, Store};
-use mlops_pipeline::monitor::{self, Current, DriftReport, LocalRetrainer, LogNotifier};
+use mlops_pipeline::monitor::{self, Current, LocalRetrainer, LogNotifier};
 use mlops_pipeline::stages;
 use notify::Watcher;
 
@@ -82,10 +83,10 @@ pub fn print_report(location: &str, report: &DriftReport) {
 }
 
 /// Stores a file of delayed labels.
-pub fn feedback(store: &dyn Store, spec: &Spec, file: &Path) -> Result<monitor::FeedbackSummary> {
+pub fn feedback(store: &dyn Store, spec: &Spec, file: &Path) -> Result<mlops_pipeline::feedback::FeedbackSummary> {
     let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
     let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "feedback.csv".into());
-    Ok(monitor::store_feedback(store, spec, &name, &bytes)?)
+    Ok(mlops_pipeline::feedback::store_feedback(store, spec, &name, &bytes)?)
 }
 
 /// Runs the pipeline on each new raw file and the drift check every `interval`, until killed.

@@ -16,8 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mlops_aws::alerts::{Executions, SnsNotifier};
+use mlops_aws::executions::Executions;
 use mlops_aws::s3::S3Store;
+use mlops_aws::sns::SnsNotifier;
 use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::serve::{Request, Service, ServiceOptions};
 use mlops_core::spec_store::load_spec;
@@ -156,7 +157,7 @@ fn lifecycle(ids: &Identities, spec_text: &str) -> Result<(), String> {
     let _inside = ids.runtime.enter();
     let executions = Executions::new(&ids.config("TriggerRole"), &ids.setup.state_machine);
     let request = RunRequest { dataset: "toy".into(), keys: vec!["raw/toy/first.csv".into()], trigger: Trigger::Upload };
-    executions.start("upload-first", &serde_json::to_value(&request).unwrap()).map_err(|e| format!("trigger: {e}"))?;
+    executions.start("upload-first", &request).map_err(|e| format!("trigger: {e}"))?;
     if !run_stages(ids, &request)? {
         return Err("the first model was not promoted".into());
     }

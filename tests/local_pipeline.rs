@@ -35,6 +35,20 @@ fn bikeshare_beats_scikit_learn_and_the_same_data_gives_the_same_model_bytes() {
     let best = candidates.iter().map(|c| c["metrics"]["rmse"].as_f64().unwrap()).fold(f64::INFINITY, f64::min);
     assert_eq!(rmse, best, "the best candidate is promoted");
 
+    // The README's quality table is this run's figures, as printed there.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme.split("## Quality on the shipped data").nth(1).expect("the README has a quality section");
+    for candidate in candidates {
+        let name = candidate["name"].as_str().unwrap();
+        let metric = |m: &str| candidate["metrics"][m].as_f64().unwrap();
+        let row = format!("| {name} ");
+        let line =
+            table.lines().find(|l| l.starts_with(&row)).unwrap_or_else(|| panic!("the README's quality table has no row for {name}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).skip(1).collect();
+        let expected = [format!("{:.2}", metric("rmse")), format!("{:.2}", metric("mae")), format!("{:.3}", metric("r2"))];
+        assert_eq!(cells, expected, "the README's quality row for {name} is stale: this run gives {expected:?}");
+    }
+
     let model = |w: &Workspace| sha256_file(&w.root().join("models/bikeshare/v1/model.bin"));
     assert_eq!(model(&first), model(&second), "same data and spec, same model bytes");
     assert_eq!(runs[0]["data_hash"], runs[1]["data_hash"]);

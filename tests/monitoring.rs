@@ -89,17 +89,35 @@ fn drift_on_a_batch_alerts_and_retrains_while_the_empty_log_raises_nothing() {
 }
 
 /// Lines the watcher prints, as JSON events, until `wanted` matches or the time is up.
-fn wait_for(lines: &mut impl Iterator<Item = std::io::Result<String>>, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+/// The lines a child prints, read on their own thread so that waiting for one can time out.
+fn output_lines(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(output).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// The first event the watcher prints that `wanted` accepts; fails (never hangs) when none comes
+/// within two minutes or the watcher stops.
+fn wait_for(lines: &std::sync::mpsc::Receiver<String>, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        let line = lines.next().expect("the watcher is running").unwrap();
+    loop {
+        let line = match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the watcher did not report in time"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the watcher stopped before reporting"),
+        };
         if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
             && wanted(&event)
         {
             return event;
         }
     }
-    panic!("the watcher did not report in time");
 }
 
 #[test]
@@ -115,18 +133,18 @@ fn watch_runs_on_each_new_file_survives_a_failed_run_and_checks_drift() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = output_lines(child.stdout.take().unwrap());
     std::thread::sleep(Duration::from_millis(500));
     let bad = workspace.write("bad.csv", "id,x,group,when,y\n1,2.0,red,not a date,3\n");
     workspace.json(&["ingest", "--spec", spec, bad.to_str().unwrap()]);
-    let failed = wait_for(&mut lines, |e| e["event"] == "run_failed");
+    let failed = wait_for(&lines, |e| e["event"] == "run_failed");
     assert!(failed["error"].as_str().unwrap().contains("raw/toy/bad.csv"), "{failed}");
     let good = workspace.write("good.csv", toy_csv(300, 0));
     workspace.json(&["ingest", "--spec", spec, good.to_str().unwrap()]);
-    let run = wait_for(&mut lines, |e| e["event"] == "run");
+    let run = wait_for(&lines, |e| e["event"] == "run");
     assert_eq!(run["record"]["trigger"], "upload");
     assert_eq!(run["record"]["production"]["version"], "v1");
-    let drift = wait_for(&mut lines, |e| e["event"] == "drift");
+    let drift = wait_for(&lines, |e| e["event"] == "drift");
     assert_eq!(drift["report"]["model_version"], "v1");
     let _ = child.kill();
     let _ = child.wait();

@@ -169,14 +169,31 @@ fn when_the_registry_cannot_be_read_the_last_good_model_keeps_serving() {
     let pointer = workspace.root().join("registry/toy/production.json");
     let good = std::fs::read(&pointer).unwrap();
     std::fs::write(&pointer, b"{ this is not a pointer").unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The refresh ran and failed: /health says so, and v1 keeps answering.
+    let health = wait_for_health(&agent, &server, |h| h["registry_error"].is_string());
+    assert_eq!(health["model_version"], "v1", "{health}");
     for i in 0..5 {
         let (status, answer) = call(&agent, "POST", &server.url("/predict"), Some(&row(i).to_string()));
         assert_eq!((status, answer["model_version"].as_str()), (200, Some("v1")), "{answer}");
     }
+    // Once the pointer is readable again, the next refresh clears the error.
     std::fs::write(&pointer, good).unwrap();
-    let (status, _) = call(&agent, "GET", &server.url("/health"), None);
-    assert_eq!(status, 200);
+    let health = wait_for_health(&agent, &server, |h| h.get("registry_error").is_none());
+    assert_eq!(health["model_version"], "v1", "{health}");
+}
+
+/// `/health` once `wanted` holds; fails after ten seconds of refreshes.
+fn wait_for_health(agent: &ureq::Agent, server: &Served, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, health) = call(agent, "GET", &server.url("/health"), None);
+        assert_eq!(status, 200, "{health}");
+        if wanted(&health) {
+            return health;
+        }
+        assert!(Instant::now() < deadline, "/health never changed: {health}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

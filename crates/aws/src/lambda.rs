@@ -1,8 +1,14 @@
-//! What every function shares: tracing, typed errors, and running core code off the async
-//! runtime.
+//! What every function shares: tracing, typed errors, running core code off the async runtime,
+//! and [`run_stage`], the whole `main` of a pipeline stage.
 
-use lambda_runtime::Diagnostic;
-use mlops_core::ErrorKind;
+use std::sync::Arc;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use mlops_core::contracts::StageInput;
+use mlops_core::{ErrorKind, Spec, Store};
+use mlops_pipeline::PipelineError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A failed invocation, typed so the state machine retries `Transient` and fails fast on
 /// `BadInput` and `Internal` ([`ErrorKind`]).
@@ -20,6 +26,12 @@ impl Failure {
 
 impl From<mlops_core::CoreError> for Failure {
     fn from(error: mlops_core::CoreError) -> Failure {
+        Failure::new(error.kind(), error)
+    }
+}
+
+impl From<PipelineError> for Failure {
+    fn from(error: PipelineError) -> Failure {
         Failure::new(error.kind(), error)
     }
 }
@@ -47,4 +59,25 @@ where
 /// The spec of a dataset, from its one home in the bucket (`specs/DATASET.toml`).
 pub fn spec(store: &dyn mlops_core::Store, dataset: &str) -> Result<mlops_core::Spec, Failure> {
     Ok(mlops_core::spec_store::load_spec(store, dataset)?)
+}
+
+/// Runs a pipeline stage as a Lambda function. At cold start: tracing, the AWS configuration and
+/// the S3 store of `MLOPS_BUCKET`; per event: the spec of the input's dataset from the bucket,
+/// then `stage` on a blocking thread, its errors typed for the state machine.
+pub async fn run_stage<I, O>(stage: fn(&dyn Store, &Spec, I) -> Result<O, PipelineError>) -> Result<(), lambda_runtime::Error>
+where
+    I: StageInput + DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+{
+    init_tracing();
+    let config = crate::config().await;
+    let store: Arc<dyn Store> = Arc::new(crate::s3::S3Store::new(&config, crate::env("MLOPS_BUCKET")?));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<I>| {
+        let store = store.clone();
+        blocking(move || {
+            let spec = spec(store.as_ref(), event.payload.dataset())?;
+            Ok(stage(store.as_ref(), &spec, event.payload)?)
+        })
+    }))
+    .await
 }

@@ -7,19 +7,20 @@
 //! through a [`tokio::runtime::Handle`], so core code must be called from a blocking thread
 //! ([`lambda::blocking`]).
 
-pub mod alerts;
+pub mod executions;
 pub mod lambda;
 pub mod s3;
+pub mod sns;
 
 use aws_config::SdkConfig;
+use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use mlops_core::CoreError;
 
 /// What went wrong in an adapter.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     #[error("environment variable {0} is not set")]
     MissingVariable(&'static str),
-    #[error("{0}")]
-    Service(String),
 }
 
 /// The standard AWS configuration (environment, profile, instance role; `AWS_ENDPOINT_URL`
@@ -36,4 +37,16 @@ pub fn env(name: &'static str) -> Result<String, AwsError> {
 /// Whether requests go to a custom endpoint (LocalStack), where S3 needs path-style addressing.
 pub fn custom_endpoint() -> bool {
     ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"].iter().any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()))
+}
+
+/// A failed AWS call as the core's error: retryable unless the service refused the request or
+/// it could not be built.
+pub(crate) fn service_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    service: &str,
+    error: SdkError<E, R>,
+) -> CoreError {
+    let retryable = !matches!(error, SdkError::ServiceError(_) | SdkError::ConstructionFailure(_));
+    let message =
+        error.as_service_error().and_then(|e| e.message().map(str::to_string)).unwrap_or_else(|| DisplayErrorContext(&error).to_string());
+    CoreError::Service { service: service.to_string(), message, retryable }
 }

@@ -26,10 +26,6 @@ impl S3Store {
         S3Store { client: Client::from_conf(s3), bucket: bucket.into(), runtime: Handle::current() }
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     fn block<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }

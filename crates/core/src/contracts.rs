@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::drift::{ConceptDrift, FeatureDrift};
 use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 
@@ -196,4 +197,66 @@ pub struct RunRecord {
     pub production: VersionMetrics,
     /// Seconds per stage.
     pub durations: BTreeMap<String, f64>,
+}
+
+/// Whether this check asked for a retrain, and why (not).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RetrainOutcome {
+    pub requested: bool,
+    pub reason: String,
+    /// What the retrainer started (the run record locally, the execution on AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<serde_json::Value>,
+}
+
+/// The result of a drift check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriftReport {
+    pub dataset: String,
+    pub model_version: String,
+    pub checked_at: String,
+    /// `inference log` or the batch file.
+    pub source: String,
+    pub current_rows: usize,
+    /// Logged rows that no longer pass the model's schema.
+    pub skipped_rows: usize,
+    pub features: Vec<FeatureDrift>,
+    pub drifted_features: usize,
+    pub judged_features: usize,
+    pub dataset_drift: bool,
+    pub prediction: FeatureDrift,
+    pub concept: Option<ConceptDrift>,
+    pub alert: bool,
+    pub retrain: RetrainOutcome,
+    pub report_key: String,
+    pub html_key: String,
+}
+
+/// The input of a pipeline stage names the dataset whose spec the stage runs with.
+pub trait StageInput {
+    fn dataset(&self) -> &str;
+}
+
+impl StageInput for RunRequest {
+    fn dataset(&self) -> &str {
+        &self.dataset
+    }
+}
+
+impl StageInput for PrepOutput {
+    fn dataset(&self) -> &str {
+        &self.dataset
+    }
+}
+
+impl StageInput for FeaturesOutput {
+    fn dataset(&self) -> &str {
+        &self.dataset
+    }
+}
+
+impl StageInput for TrainOutput {
+    fn dataset(&self) -> &str {
+        &self.features.dataset
+    }
 }

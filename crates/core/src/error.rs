@@ -33,16 +33,19 @@ pub enum CoreError {
     Spec { file: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The data cannot be used as it is (no rows, a target that does not fit the task, ...).
+    /// The input cannot be used as it is (no rows, a target that does not fit the task, a run or
+    /// file that does not exist, ...): trying again will not help.
     #[error("{0}")]
-    Data(String),
+    BadInput(String),
     #[error("candidate '{name}': {message}")]
     Model { name: String, message: String },
+    /// Stored data that should be readable is not.
     #[error("{key}: {message}")]
     Corrupt { key: String, message: String },
-    /// Another writer moved the production pointer first.
-    #[error("the production pointer of '{dataset}' changed while this promotion was decided; nothing was promoted")]
-    Conflict { dataset: String },
+    /// Another writer changed the object first (the production pointer while a promotion was
+    /// decided, a manifest being merged); nothing was written.
+    #[error("{key} changed while it was being updated; nothing was written")]
+    Conflict { key: String },
     #[error("{0}")]
     Registry(String),
     /// A service the pipeline calls (a notifier, a retrainer) failed.
@@ -55,7 +58,7 @@ impl CoreError {
     /// transient; the rest internal.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CoreError::Spec { .. } | CoreError::Data(_) | CoreError::Model { .. } => ErrorKind::BadInput,
+            CoreError::Spec { .. } | CoreError::BadInput(_) | CoreError::Model { .. } => ErrorKind::BadInput,
             e if e.is_retryable() => ErrorKind::Transient,
             _ => ErrorKind::Internal,
         }

@@ -126,6 +126,11 @@ impl Frame {
         Frame { names: self.names.clone(), columns: self.columns.par_iter().map(|c| c.take(rows)).collect() }
     }
 
+    /// The given rows, in that order, each column freed once cut.
+    pub fn into_rows(self, rows: &[usize]) -> Frame {
+        Frame { names: self.names, columns: self.columns.into_par_iter().map(|c| c.take(rows)).collect() }
+    }
+
     /// Keeps the named columns that exist, in the order given.
     pub fn select(mut self, names: &[&str]) -> Frame {
         let mut kept = Frame::default();

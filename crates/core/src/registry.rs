@@ -8,6 +8,7 @@ use crate::error::CoreError;
 use crate::metrics::{Metrics, improves};
 use crate::spec::{Metric, PromotionSpec};
 use crate::store::{Condition, Keys, Store, StoreError};
+use crate::store_json::JsonStore;
 
 /// The production pointer of a dataset.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -120,7 +121,7 @@ impl<'a> Registry<'a> {
             match self.store.put_if(&self.keys.model(&version), artifact, Condition::Absent) {
                 Ok(_) => {
                     card.version = version.clone();
-                    self.store.put(&self.keys.card(&version), &serde_json::to_vec_pretty(&card).expect("cards serialise"))?;
+                    self.store.write_json(&self.keys.card(&version), &card)?;
                     return Ok(version);
                 }
                 Err(StoreError::PreconditionFailed { .. }) => continue,
@@ -131,12 +132,9 @@ impl<'a> Registry<'a> {
     }
 
     pub fn card(&self, version: &str) -> Result<ModelCard, CoreError> {
-        let key = self.keys.card(version);
-        let bytes = self
-            .store
-            .get(&key)?
-            .ok_or_else(|| CoreError::Registry(format!("version {version} of '{}' does not exist", self.keys.dataset)))?;
-        serde_json::from_slice(&bytes).map_err(|e| CoreError::Corrupt { key, message: e.to_string() })
+        self.store
+            .read_json(&self.keys.card(version))?
+            .ok_or_else(|| CoreError::Registry(format!("version {version} of '{}' does not exist", self.keys.dataset)))
     }
 
     pub fn artifact(&self, version: &str) -> Result<ModelArtifact, CoreError> {
@@ -150,14 +148,7 @@ impl<'a> Registry<'a> {
 
     /// The production pointer and its etag, if any version was promoted.
     pub fn production(&self) -> Result<Option<(Production, String)>, CoreError> {
-        let key = self.keys.production();
-        match self.store.get_tagged(&key)? {
-            None => Ok(None),
-            Some(tagged) => {
-                let production = serde_json::from_slice(&tagged.bytes).map_err(|e| CoreError::Corrupt { key, message: e.to_string() })?;
-                Ok(Some((production, tagged.etag)))
-            }
-        }
+        self.store.read_json_tagged(&self.keys.production())
     }
 
     /// Makes `version` production, if the pointer still has the etag `expected` (or is still
@@ -175,11 +166,11 @@ impl<'a> Registry<'a> {
         let (mut stack, mut history, from) = match &current {
             Some((p, etag)) => {
                 if expected != Some(etag.as_str()) {
-                    return Err(CoreError::Conflict { dataset: self.keys.dataset.to_string() });
+                    return Err(CoreError::Conflict { key: self.keys.production() });
                 }
                 (p.stack.clone(), p.history.clone(), Some(p.version.clone()))
             }
-            None if expected.is_some() => return Err(CoreError::Conflict { dataset: self.keys.dataset.to_string() }),
+            None if expected.is_some() => return Err(CoreError::Conflict { key: self.keys.production() }),
             None => (Vec::new(), Vec::new(), None),
         };
         stack.push(version.to_string());
@@ -230,7 +221,7 @@ impl<'a> Registry<'a> {
         let condition = expected.map_or(Condition::Absent, |etag| Condition::Matches(etag.to_string()));
         match self.store.put_if(&self.keys.production(), &bytes, condition) {
             Ok(_) => Ok(()),
-            Err(StoreError::PreconditionFailed { .. }) => Err(CoreError::Conflict { dataset: self.keys.dataset.to_string() }),
+            Err(StoreError::PreconditionFailed { .. }) => Err(CoreError::Conflict { key: self.keys.production() }),
             Err(e) => Err(e.into()),
         }
     }

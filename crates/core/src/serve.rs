@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::artifact::{ModelArtifact, ModelCard};
 use crate::error::CoreError;
+use crate::inference_log::{LogLine, Predicted};
 use crate::registry::Registry;
 use crate::rows::{RawRow, RowSchema};
 use crate::spec::Spec;
@@ -107,6 +108,8 @@ pub struct Service {
     /// Etag of the pointer the loaded model came from.
     pointer_etag: Mutex<Option<String>>,
     last_refresh: Mutex<Option<Instant>>,
+    /// Why the last check of the registry failed, while it keeps failing (`/health` says so).
+    registry_error: Mutex<Option<String>>,
     log: Mutex<PendingLog>,
 }
 
@@ -145,6 +148,7 @@ impl Service {
             model: ArcSwapOption::empty(),
             pointer_etag: Mutex::new(None),
             last_refresh: Mutex::new(None),
+            registry_error: Mutex::new(None),
             log: Mutex::new(PendingLog::default()),
         };
         if let Err(error) = service.refresh() {
@@ -192,9 +196,11 @@ impl Service {
             return;
         }
         *last = Some(Instant::now());
-        if let Err(error) = self.refresh() {
+        let error = self.refresh().err().map(|error| {
             tracing::warn!(dataset = %self.dataset, "registry not readable, keeping {:?}: {error}", self.version());
-        }
+            error.to_string()
+        });
+        *self.registry_error.lock().expect("not poisoned") = error;
     }
 
     /// Handles one request.
@@ -204,12 +210,13 @@ impl Service {
         let path = request.path.split('?').next().unwrap_or_default();
         match (request.method.as_str(), path) {
             ("GET", "/health") => match &model {
-                Some(m) => Response::json(
-                    200,
-                    &json!({ "status": "ok", "dataset": self.dataset, "model_version": m.version }),
-                    &request_id,
-                    Some(&m.version),
-                ),
+                Some(m) => {
+                    let mut health = json!({ "status": "ok", "dataset": self.dataset, "model_version": m.version });
+                    if let Some(error) = self.registry_error.lock().expect("not poisoned").as_ref() {
+                        health["registry_error"] = json!(error);
+                    }
+                    Response::json(200, &health, &request_id, Some(&m.version))
+                }
                 None => Response::json(503, &json!({ "status": "no model", "dataset": self.dataset }), &request_id, None),
             },
             ("GET", "/model") => match &model {
@@ -380,63 +387,6 @@ fn split_rows(body: &[u8]) -> Result<Vec<&RawValue>, (u16, String)> {
     }
 }
 
-/// One logged prediction: a line of the inference log, written by the server and read by the
-/// drift check (borrowed from the line where it can be).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LogLine<'a> {
-    #[serde(borrow, default)]
-    pub request_id: Cow<'a, str>,
-    #[serde(borrow)]
-    pub prediction_id: Cow<'a, str>,
-    /// When the prediction was made (RFC 3339).
-    #[serde(borrow, default)]
-    pub time: Cow<'a, str>,
-    #[serde(borrow)]
-    pub model_version: Cow<'a, str>,
-    /// The row's input fields as the caller sent them ([`RowSchema::logged`]).
-    #[serde(borrow)]
-    pub features: &'a RawValue,
-    #[serde(borrow)]
-    pub prediction: Predicted<'a>,
-    /// Class probabilities, in the order of the model's labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probabilities: Option<Cow<'a, [f64]>>,
-}
-
-/// A prediction: a number, or a class label.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Predicted<'a> {
-    Number(f64),
-    Label(#[serde(borrow)] Cow<'a, str>),
-}
-
-impl Predicted<'_> {
-    /// The predicted number of a regression.
-    pub fn number(&self) -> Option<f64> {
-        match self {
-            Predicted::Number(value) => Some(*value),
-            Predicted::Label(_) => None,
-        }
-    }
-
-    /// The predicted label of a classification.
-    pub fn label(&self) -> Option<&str> {
-        match self {
-            Predicted::Label(label) => Some(label),
-            Predicted::Number(_) => None,
-        }
-    }
-
-    /// The same prediction, owning its label.
-    pub fn into_owned(self) -> Predicted<'static> {
-        match self {
-            Predicted::Number(value) => Predicted::Number(value),
-            Predicted::Label(label) => Predicted::Label(Cow::Owned(label.into_owned())),
-        }
-    }
-}
-
 fn model_description(model: &Loaded) -> Value {
     let card = &model.card;
     let schema: Vec<Value> = model
@@ -483,7 +433,7 @@ fn openapi(spec: &Spec, schema: &RowSchema, version: &str, options: &ServiceOpti
                     "503": error_response("No model is in production yet")
                 }
             } },
-            "/health": { "get": { "summary": "Liveness and the version served", "responses": { "200": { "description": "Serving" }, "503": { "description": "No model yet" } } } },
+            "/health": { "get": { "summary": "Liveness and the version served (with registry_error while the registry cannot be read)", "responses": { "200": { "description": "Serving" }, "503": { "description": "No model yet" } } } },
             "/model": { "get": { "summary": "Version, schema and metrics of the model served", "responses": { "200": { "description": "The model" } } } }
         },
         "components": { "schemas": {
@@ -514,27 +464,5 @@ mod tests {
         assert_eq!(split_rows(b"\xff").unwrap_err().0, 400);
         assert_eq!(rows("[1, 2]").unwrap_err(), (422, "expected one row as an object, or {\"rows\": [...]}".to_string()));
         assert_eq!(rows(r#"{"rows": null}"#).unwrap_err(), (422, "'rows' must be an array of objects".to_string()));
-    }
-
-    #[test]
-    fn log_lines_read_back_as_written() {
-        let features: &RawValue = serde_json::from_str(r#"{"a": 1}"#).unwrap();
-        let line = LogLine {
-            request_id: "r".into(),
-            prediction_id: "r-0".into(),
-            time: "2026-11-27T00:00:00Z".into(),
-            model_version: "v3".into(),
-            features,
-            prediction: Predicted::Label("yes \"quoted\"".into()),
-            probabilities: Some(Cow::Borrowed(&[0.25, 0.75])),
-        };
-        let text = serde_json::to_string(&line).unwrap();
-        let read: LogLine = serde_json::from_str(&text).unwrap();
-        assert_eq!((read.prediction_id.as_ref(), read.model_version.as_ref(), read.features.get()), ("r-0", "v3", r#"{"a": 1}"#));
-        assert_eq!((read.prediction.label(), read.prediction.number()), (Some("yes \"quoted\""), None));
-        assert_eq!(read.probabilities.as_deref(), Some(&[0.25, 0.75][..]));
-        let number: LogLine =
-            serde_json::from_str(r#"{"prediction_id":"p","model_version":"v1","features":{},"prediction":12.5}"#).unwrap();
-        assert_eq!((number.prediction.number(), number.prediction.label()), (Some(12.5), None));
     }
 }

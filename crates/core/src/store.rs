@@ -237,9 +237,6 @@ impl Keys<'_> {
     pub fn run_record(&self, run: &str) -> String {
         format!("runs/{}/{run}/run.json", self.dataset)
     }
-    pub fn runs_prefix(&self) -> String {
-        format!("runs/{}/", self.dataset)
-    }
     pub fn models_prefix(&self) -> String {
         format!("models/{}/", self.dataset)
     }

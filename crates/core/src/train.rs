@@ -36,13 +36,14 @@ impl TrainingSet {
     /// Builds the set from merged, validated rows.
     pub fn new(spec: &Spec, frame: Frame) -> Result<TrainingSet, CoreError> {
         let target_name = &spec.target.column;
-        let column = frame.column(target_name).ok_or_else(|| CoreError::Data(format!("the data has no target column '{target_name}'")))?;
+        let column =
+            frame.column(target_name).ok_or_else(|| CoreError::BadInput(format!("the data has no target column '{target_name}'")))?;
         let target = TargetEncoder::fit(spec.target.task, column, spec.target.positive.as_deref())
-            .map_err(|e| CoreError::Data(format!("target '{target_name}': {e}")))?;
+            .map_err(|e| CoreError::BadInput(format!("target '{target_name}': {e}")))?;
         let encoded = target.encode(column);
         let rows: Vec<usize> = (0..frame.n_rows()).filter(|&r| encoded[r].is_some()).collect();
         if rows.len() < MIN_ROWS {
-            return Err(CoreError::Data(format!(
+            return Err(CoreError::BadInput(format!(
                 "{} rows have a target; at least {MIN_ROWS} are needed to train and evaluate",
                 rows.len()
             )));
@@ -59,7 +60,7 @@ impl TrainingSet {
         let split = match spec.split_method() {
             SplitMethod::Time => {
                 let time_spec = spec.time.as_ref().expect("a time split has a time (checked with the spec)");
-                let times = time::TimeSource::new(time_spec).and_then(|t| t.row_times(&frame)).map_err(CoreError::Data)?;
+                let times = time::TimeSource::new(time_spec).and_then(|t| t.row_times(&frame)).map_err(CoreError::BadInput)?;
                 split::by_time(&times, spec.split.holdout)
             }
             SplitMethod::Random => {
@@ -84,7 +85,16 @@ impl TrainingSet {
     /// Fits the features on the training rows.
     pub fn fit_features(&self, spec: &Spec) -> Result<FittedFeatures, CoreError> {
         let (train, y) = self.rows(&self.split.train);
-        FeatureParams::new(spec).fit(&train, self.fit_target(spec, &y)).map_err(|e| CoreError::Data(format!("features: {e}")))
+        fit_features_on(spec, &train, self.fit_target(spec, &y))
+    }
+
+    /// [`Self::fit_features`], consuming the set: each column is cut to the training rows and
+    /// freed before the next, so the rows are never held twice.
+    pub fn into_features(self, spec: &Spec) -> Result<FittedFeatures, CoreError> {
+        let y: Vec<f64> = self.split.train.iter().map(|&r| self.y[r]).collect();
+        let target = self.fit_target(spec, &y);
+        let train = self.frame.into_rows(&self.split.train);
+        fit_features_on(spec, &train, target)
     }
 
     /// Targets `y` of some rows as the features read them.
@@ -176,4 +186,8 @@ pub fn prediction_distribution(task: Task, target: &TargetEncoder, predictions: 
             Distribution::of("prediction", &crate::frame::Column::categorical(classes), seed)
         }
     }
+}
+
+fn fit_features_on(spec: &Spec, train: &Frame, target: FitTarget) -> Result<FittedFeatures, CoreError> {
+    FeatureParams::new(spec).fit(train, target).map_err(|e| CoreError::BadInput(format!("features: {e}")))
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use mlops_core::drift::{FeatureDrift, Histogram, Verdict};
 
-use crate::monitor::DriftReport;
+use mlops_core::contracts::DriftReport;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")

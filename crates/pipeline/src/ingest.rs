@@ -25,14 +25,14 @@ pub fn ingest(store: &dyn Store, dataset: &str, files: &[&Path]) -> Result<Vec<I
     let keys = Keys { dataset };
     let mut outcomes = Vec::new();
     for path in files {
-        let bytes = std::fs::read(path).map_err(|e| PipelineError::BadInput(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| PipelineError::bad_input(format!("{}: {e}", path.display())))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().replace(' ', "_"))
-            .ok_or_else(|| PipelineError::BadInput(format!("{} is not a file", path.display())))?;
+            .ok_or_else(|| PipelineError::bad_input(format!("{} is not a file", path.display())))?;
         if name.starts_with('.') {
             // Stores skip hidden keys (temporary files, .DS_Store): such a file would never be read.
-            return Err(PipelineError::BadInput(format!(
+            return Err(PipelineError::bad_input(format!(
                 "{}: hidden files (names starting with '.') are not ingested; rename it",
                 path.display()
             )));

@@ -1,6 +1,7 @@
 //! The pipeline: stages over a store, shared by the `mlops` CLI and the Lambda functions. Their
 //! JSON contracts live in `mlops_core::contracts`.
 
+pub mod feedback;
 pub mod html;
 pub mod ingest;
 pub mod monitor;
@@ -13,12 +14,6 @@ use mlops_prep::PrepError;
 /// again.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The input cannot be used as it is; trying again will not help.
-    #[error("{0}")]
-    BadInput(String),
-    /// Stored data that should be readable is not.
-    #[error("corrupt data: {0}")]
-    Corrupt(String),
     #[error(transparent)]
     Core(#[from] CoreError),
     #[error(transparent)]
@@ -32,12 +27,14 @@ impl From<mlops_core::store::StoreError> for PipelineError {
 }
 
 impl PipelineError {
-    /// Core errors about the data itself are bad input; the rest keep their kind.
-    pub(crate) fn from_data(error: CoreError) -> Self {
-        match error {
-            CoreError::Data(message) => PipelineError::BadInput(message),
-            other => PipelineError::Core(other),
-        }
+    /// Input that cannot be used as it is ([`CoreError::BadInput`]).
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        PipelineError::Core(CoreError::BadInput(message.into()))
+    }
+
+    /// Stored data under `key` that should be readable and is not ([`CoreError::Corrupt`]).
+    pub fn corrupt(key: &str, message: impl std::fmt::Display) -> Self {
+        PipelineError::Core(CoreError::Corrupt { key: key.to_string(), message: message.to_string() })
     }
 
     pub fn is_retryable(&self) -> bool {
@@ -47,8 +44,7 @@ impl PipelineError {
     /// The kind of failure, for Lambda and Step Functions (`Retry` and `Catch` match on it).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            PipelineError::BadInput(_) | PipelineError::Prep(_) => ErrorKind::BadInput,
-            PipelineError::Corrupt(_) => ErrorKind::Internal,
+            PipelineError::Prep(_) => ErrorKind::BadInput,
             PipelineError::Core(error) => error.kind(),
         }
     }

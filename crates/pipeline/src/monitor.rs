@@ -1,21 +1,21 @@
 //! Monitoring: drift of the production model's inputs, predictions and quality against its
 //! training reference; delayed labels; alerts and retraining under a cooldown and a loop guard.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use mlops_core::CoreError;
 use mlops_core::alerts::{Notifier, Retrainer};
 use mlops_core::artifact::ModelArtifact;
-use mlops_core::contracts::{RunRequest, Trigger};
-use mlops_core::drift::{self, ConceptDrift, Distribution, FeatureDrift, Verdict};
+use mlops_core::contracts::{DriftReport, RetrainOutcome, RunRequest, Trigger};
+use mlops_core::drift::{self, Distribution, FeatureDrift, Verdict};
 use mlops_core::frame::{Column, Frame};
+use mlops_core::inference_log::{LogQuery, LoggedPrediction, read_logs};
 use mlops_core::metrics::evaluate;
 use mlops_core::registry::Registry;
-use mlops_core::rows::{Cell, RawRow, RowSchema};
-use mlops_core::serve::{LogLine, Predicted};
+use mlops_core::rows::{Cell, RowSchema};
 use mlops_core::spec::Task;
 use mlops_core::store::{Condition, StoreError};
+use mlops_core::store_json::JsonStore;
 use mlops_core::train::prediction_distribution;
 use mlops_core::{Keys, Spec, Store};
 use ndarray::Array2;
@@ -23,9 +23,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
-
-/// Column of a feedback file that keys labels to predictions when the spec has no id.
-pub const PREDICTION_ID: &str = "prediction_id";
+use crate::feedback::read_feedback;
 
 /// What a drift check looks at.
 pub enum Current {
@@ -35,39 +33,6 @@ pub enum Current {
     Batch { name: String, frame: Frame },
 }
 
-/// Whether this check asked for a retrain, and why (not).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RetrainOutcome {
-    pub requested: bool,
-    pub reason: String,
-    /// What the retrainer started (the run record locally, the execution on AWS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started: Option<serde_json::Value>,
-}
-
-/// The result of a drift check.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DriftReport {
-    pub dataset: String,
-    pub model_version: String,
-    pub checked_at: String,
-    /// `inference log` or the batch file.
-    pub source: String,
-    pub current_rows: usize,
-    /// Logged rows that no longer pass the model's schema.
-    pub skipped_rows: usize,
-    pub features: Vec<FeatureDrift>,
-    pub drifted_features: usize,
-    pub judged_features: usize,
-    pub dataset_drift: bool,
-    pub prediction: FeatureDrift,
-    pub concept: Option<ConceptDrift>,
-    pub alert: bool,
-    pub retrain: RetrainOutcome,
-    pub report_key: String,
-    pub html_key: String,
-}
-
 /// What the monitor remembers between checks: the loop guard and the cooldown.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MonitorState {
@@ -75,21 +40,6 @@ pub struct MonitorState {
     pub last_retrain_at: Option<String>,
     /// The production version a retrain was last requested for: at most one per version.
     pub last_retrain_for: Option<String>,
-}
-
-/// What a logged prediction keeps once its features are checked.
-#[derive(Debug)]
-struct LoggedPrediction {
-    prediction_id: String,
-    prediction: Predicted<'static>,
-    probabilities: Option<Vec<f64>>,
-}
-
-/// The key of a log line, for matching delayed labels.
-#[derive(Deserialize)]
-struct LoggedId<'a> {
-    #[serde(borrow)]
-    prediction_id: Cow<'a, str>,
 }
 
 /// Checks drift now; see [`check_at`].
@@ -117,7 +67,7 @@ pub fn check_at(
     let keys = Keys { dataset: &spec.name };
     let registry = Registry::new(store, &spec.name);
     let (production, _) =
-        registry.production()?.ok_or_else(|| PipelineError::BadInput(format!("'{}' has no production model to monitor", spec.name)))?;
+        registry.production()?.ok_or_else(|| PipelineError::bad_input(format!("'{}' has no production model to monitor", spec.name)))?;
     let artifact = registry.artifact(&production.version)?;
     let model_spec = artifact.spec()?;
     let policy = &spec.drift;
@@ -175,11 +125,8 @@ pub fn check_at(
     if alert {
         let why = alert_reason(&report);
         tracing::warn!(dataset = %spec.name, version = %production.version, "drift alert: {why}");
-        store.put(
-            &keys.alert(&stamp),
-            &serde_json::to_vec_pretty(&serde_json::json!({ "at": report.checked_at, "reason": why, "report": report.report_key }))
-                .expect("alerts serialise"),
-        )?;
+        store
+            .write_json(&keys.alert(&stamp), &serde_json::json!({ "at": report.checked_at, "reason": why, "report": report.report_key }))?;
         let message = serde_json::json!({ "dataset": spec.name, "model_version": production.version, "reason": why, "report": report.report_key, "checked_at": report.checked_at });
         notifier.notify(&format!("mlops drift alert: {} {}", spec.name, production.version), &message.to_string())?;
         report.retrain = decide_retrain(store, &keys, spec, &production.version, now, &why, retrainer)?;
@@ -189,7 +136,7 @@ pub fn check_at(
 }
 
 fn write_report(store: &dyn Store, report: &DriftReport, history: &[DriftReport]) -> Result<(), PipelineError> {
-    store.put(&report.report_key, &serde_json::to_vec_pretty(report).expect("reports serialise"))?;
+    store.write_json(&report.report_key, report)?;
     store.put(&report.html_key, crate::html::render(report, history).as_bytes())?;
     Ok(())
 }
@@ -226,10 +173,8 @@ fn decide_retrain(
     retrainer: &dyn Retrainer,
 ) -> Result<RetrainOutcome, PipelineError> {
     let key = keys.monitor_state();
-    let (mut state, etag) = match store.get_tagged(&key)? {
-        Some(tagged) => {
-            (serde_json::from_slice(&tagged.bytes).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))?, Some(tagged.etag))
-        }
+    let (mut state, etag) = match store.read_json_tagged::<MonitorState>(&key)? {
+        Some((state, etag)) => (state, Some(etag)),
         None => (MonitorState::default(), None),
     };
     let skipped = |reason: String| Ok(RetrainOutcome { requested: false, reason, started: None });
@@ -282,7 +227,7 @@ struct Observed {
 }
 
 fn from_batch(spec: &Spec, artifact: &ModelArtifact, name: String, frame: Frame) -> Result<Observed, PipelineError> {
-    let predictions = artifact.predict(&frame).map_err(PipelineError::BadInput)?;
+    let predictions = artifact.predict(&frame).map_err(PipelineError::bad_input)?;
     let labelled = frame.column(&spec.target.column).map(|column| {
         let encoded = artifact.target.encode(column);
         let rows: Vec<usize> = (0..frame.n_rows()).filter(|&r| encoded[r].is_some()).collect();
@@ -305,65 +250,6 @@ fn task_of(artifact: &ModelArtifact) -> Task {
         2 => Task::Binary,
         _ => Task::Multiclass,
     }
-}
-
-/// Log files parsed at once: enough to keep every core busy, few enough not to read far past
-/// the window.
-const LOG_FILES_AT_ONCE: usize = 16;
-
-/// A logged prediction with its features checked against the schema (`None`: they break it).
-struct Checked {
-    line: LoggedPrediction,
-    row: Option<Vec<Cell>>,
-}
-
-/// How to read the inference log.
-struct LogQuery<'a> {
-    version: &'a str,
-    window: usize,
-    schema: &'a RowSchema,
-    /// Keep prediction ids (only delayed labels need them).
-    ids: bool,
-}
-
-/// The newest `window` predictions of `version`, newest log files first, their features checked
-/// as they are read (files in parallel) so that only typed rows stay in memory.
-fn read_logs(store: &dyn Store, keys: &Keys, query: &LogQuery) -> Result<Vec<Checked>, PipelineError> {
-    let LogQuery { version, window, schema, ids } = *query;
-    let parse = |bytes: &[u8]| -> Vec<Checked> {
-        // `from_utf8` validates valid text faster than the lossy decoder, which is the fallback.
-        let text = std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed);
-        let mut lines: Vec<Checked> = text
-            .lines()
-            .filter_map(|line| serde_json::from_str::<LogLine>(line).ok())
-            .filter(|l| l.model_version == version)
-            .enumerate()
-            .map(|(index, line)| Checked {
-                row: schema.check(&RawRow::parse(line.features), index).ok(),
-                line: LoggedPrediction {
-                    prediction_id: if ids { line.prediction_id.into_owned() } else { String::new() },
-                    prediction: line.prediction.into_owned(),
-                    probabilities: line.probabilities.map(Cow::into_owned),
-                },
-            })
-            .collect();
-        lines.reverse();
-        lines
-    };
-    let mut logged = Vec::new();
-    let keys = store.list(&keys.inference_prefix())?;
-    for group in keys.rchunks(LOG_FILES_AT_ONCE).map(|g| g.iter().rev().collect::<Vec<_>>()) {
-        let parsed = group
-            .par_iter()
-            .map(|key| Ok(store.get(key)?.as_deref().map(parse).unwrap_or_default()))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        logged.extend(parsed.into_iter().flatten());
-        if logged.len() >= window {
-            logged.truncate(window);
-            break;
-        }
-    }
-    Ok(logged)
 }
 
 fn from_logs(
@@ -425,89 +311,13 @@ fn delayed_metric(
     Some((value, y.len()))
 }
 
-/// The key column of feedback files.
-pub fn feedback_key(spec: &Spec) -> &str {
-    spec.id.as_deref().unwrap_or(PREDICTION_ID)
-}
-
-/// Delayed labels by prediction id (later files win).
-fn read_feedback(store: &dyn Store, keys: &Keys, spec: &Spec) -> Result<HashMap<String, String>, PipelineError> {
-    let mut labels = HashMap::new();
-    for key in store.list(&keys.feedback_prefix())? {
-        let Some(bytes) = store.get(&key)? else { continue };
-        for (id, label) in parse_feedback(&bytes, spec).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))? {
-            labels.insert(id, label);
-        }
-    }
-    Ok(labels)
-}
-
-/// `(key, label)` pairs of a feedback CSV; the error names the row.
-fn parse_feedback(bytes: &[u8], spec: &Spec) -> Result<Vec<(String, String)>, String> {
-    let key_column = feedback_key(spec);
-    let target = &spec.target.column;
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
-    let header: Vec<String> =
-        reader.headers().map_err(|e| format!("not a readable CSV file: {e}"))?.iter().map(|h| h.trim().to_string()).collect();
-    let position = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| format!("the header has no '{name}' column (found: {})", header.join(", ")))
-    };
-    let (key_at, target_at) = (position(key_column)?, position(target)?);
-    let mut pairs = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        let row = index + 1;
-        let record = record.map_err(|e| format!("row {row}: {e}"))?;
-        let key = record.get(key_at).map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| format!("row {row}: no '{key_column}'"))?;
-        let label = record.get(target_at).map(str::trim).filter(|l| !l.is_empty()).ok_or_else(|| format!("row {row}: no '{target}'"))?;
-        if spec.target.task == Task::Regression && !label.parse::<f64>().is_ok_and(f64::is_finite) {
-            return Err(format!("row {row}: '{target}' is '{label}', not a number"));
-        }
-        pairs.push((key.to_string(), label.to_string()));
-    }
-    if pairs.is_empty() {
-        return Err("no labelled rows".into());
-    }
-    Ok(pairs)
-}
-
-/// What `mlops feedback` stored.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct FeedbackSummary {
-    pub key: String,
-    pub rows: usize,
-    /// Labels whose key matches a logged prediction.
-    pub matched: usize,
-}
-
-/// Checks and stores a file of delayed labels (`KEY,TARGET` columns, the key being the spec's
-/// id column or `prediction_id`).
-pub fn store_feedback(store: &dyn Store, spec: &Spec, name: &str, bytes: &[u8]) -> Result<FeedbackSummary, PipelineError> {
-    let pairs = parse_feedback(bytes, spec).map_err(|e| PipelineError::BadInput(format!("{name}: {e}")))?;
-    let keys = Keys { dataset: &spec.name };
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
-    let key = keys.feedback(&format!("{stamp}-{}", name.replace(['/', ' '], "_")));
-    store.put(&key, bytes)?;
-    let ids: std::collections::HashSet<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-    let mut matched = 0;
-    for log in store.list(&keys.inference_prefix())? {
-        let Some(bytes) = store.get(&log)? else { continue };
-        matched += String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<LoggedId>(line).ok())
-            .filter(|l| ids.contains(l.prediction_id.as_ref()))
-            .count();
-    }
-    Ok(FeedbackSummary { key, rows: pairs.len(), matched })
-}
-
 /// The most recent drift report of `dataset`, if a check ever ran.
 pub fn latest_report(store: &dyn Store, dataset: &str) -> Result<Option<DriftReport>, PipelineError> {
     let keys = Keys { dataset };
     let Some(key) = store.list(&keys.drift_reports_prefix())?.into_iter().rfind(|k| k.ends_with(".json")) else {
         return Ok(None);
     };
-    let bytes = store.get(&key)?.ok_or_else(|| PipelineError::Corrupt(format!("{key} was listed but cannot be read")))?;
-    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))?))
+    Ok(Some(store.read_json(&key)?.ok_or_else(|| PipelineError::corrupt(&key, "listed but cannot be read"))?))
 }
 
 /// Earlier reports, oldest first, for the score-over-time chart.

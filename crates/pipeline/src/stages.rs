@@ -10,7 +10,7 @@ use mlops_core::features::{Encoding, FittedFeatures};
 use mlops_core::hash::sha256_hex;
 use mlops_core::metrics::Metrics;
 use mlops_core::registry::{Action, Event, Registry, decide};
-use mlops_core::store::{Condition, StoreError};
+use mlops_core::store_json::{CONDITIONAL_ATTEMPTS, JsonStore};
 use mlops_core::train::{TrainingSet, evaluate_on_holdout, train_candidate};
 use mlops_core::{Keys, Spec, Store};
 use serde::{Deserialize, Serialize};
@@ -28,9 +28,6 @@ pub enum Progress<'a> {
 
 /// An observer that ignores progress.
 pub fn quiet(_: Progress) {}
-
-/// Attempts at a conditional write before giving up on a busy key.
-const CONDITIONAL_ATTEMPTS: usize = 5;
 
 fn now() -> String {
     jiff::Timestamp::now().to_string()
@@ -59,35 +56,20 @@ struct ManifestEntry {
     at: String,
 }
 
-fn read_manifest(store: &dyn Store, key: &str) -> Result<(Manifest, Option<String>), PipelineError> {
-    match store.get_tagged(key)? {
-        None => Ok((Manifest::default(), None)),
-        Some(tagged) => {
-            let manifest = serde_json::from_slice(&tagged.bytes).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))?;
-            Ok((manifest, Some(tagged.etag)))
-        }
-    }
+fn read_manifest(store: &dyn Store, key: &str) -> Result<Manifest, PipelineError> {
+    Ok(store.read_json(key)?.unwrap_or_default())
 }
 
 /// Adds entries to the manifest with a conditional write, merging with concurrent writers.
 fn record_in_manifest(store: &dyn Store, key: &str, entries: &BTreeMap<String, ManifestEntry>) -> Result<(), PipelineError> {
-    for _ in 0..CONDITIONAL_ATTEMPTS {
-        let (mut manifest, etag) = read_manifest(store, key)?;
-        manifest.files.extend(entries.clone());
-        let bytes = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
-        match store.put_if(key, &bytes, etag.map_or(Condition::Absent, Condition::Matches)) {
-            Ok(_) => return Ok(()),
-            Err(StoreError::PreconditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(PipelineError::Core(mlops_core::CoreError::Conflict { dataset: key.to_string() }))
+    store.update_json(key, |manifest: &mut Manifest| manifest.files.extend(entries.clone()))?;
+    Ok(())
 }
 
 /// Raw files prep has not handled yet (by key).
 pub fn unprocessed(store: &dyn Store, dataset: &str) -> Result<Vec<String>, PipelineError> {
     let keys = Keys { dataset };
-    let (manifest, _) = read_manifest(store, &keys.prep_manifest())?;
+    let manifest = read_manifest(store, &keys.prep_manifest())?;
     Ok(store.list(&keys.raw_prefix())?.into_iter().filter(|key| !manifest.files.contains_key(key)).collect())
 }
 
@@ -110,7 +92,7 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
     let started = Instant::now();
     let keys = Keys { dataset: &spec.name };
     let raw_prefix = keys.raw_prefix();
-    let (manifest, _) = read_manifest(store, &keys.prep_manifest())?;
+    let manifest = read_manifest(store, &keys.prep_manifest())?;
     // Files the manifest holds (processed or rejected) are not read again: a run's cost grows
     // with what is new, not with everything ever uploaded. Keys named by an upload are read,
     // and skipped by their content hash if it is known.
@@ -127,9 +109,9 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
     let mut seen_now: BTreeMap<String, String> = BTreeMap::new();
     for key in candidates {
         if !key.starts_with(&raw_prefix) {
-            return Err(PipelineError::BadInput(format!("{key} is not under {raw_prefix}")));
+            return Err(PipelineError::bad_input(format!("{key} is not under {raw_prefix}")));
         }
-        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::BadInput(format!("{key}: no such raw file")))?;
+        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: no such raw file")))?;
         // Hashing takes one core for a second per 600 MB: it runs while the file is parsed; the
         // parse is dropped for the rare file already processed.
         let (sha256, parsed_file) = rayon::join(|| sha256_hex(&bytes), || parse_guarded(&key, &bytes, spec));
@@ -228,12 +210,12 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
             spec_hash: spec.hash(),
             created_at: now(),
         };
-        store.put(&keys.processed_success(&batch), &serde_json::to_vec_pretty(&marker).expect("markers serialise"))?;
+        store.write_json(&keys.processed_success(&batch), &marker)?;
         output.batch = Some(batch.clone());
     }
     let rejected: Vec<&FileOutcome> = output.files.iter().filter(|f| f.status == FileStatus::Rejected).collect();
     if !rejected.is_empty() {
-        store.put(&keys.quarantine_report(&batch), &serde_json::to_vec_pretty(&rejected).expect("outcomes serialise"))?;
+        store.write_json(&keys.quarantine_report(&batch), &rejected)?;
     }
     for entry in entries.values_mut() {
         if entry.status == FileStatus::Processed {
@@ -245,7 +227,7 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
     }
     if output.batch.is_none() && !rejected.is_empty() {
         let reasons: Vec<String> = rejected.iter().map(|f| format!("{}: {}", f.key, f.reason.as_deref().unwrap_or_default())).collect();
-        return Err(PipelineError::BadInput(format!("every new file was rejected: {}", reasons.join("; "))));
+        return Err(PipelineError::bad_input(format!("every new file was rejected: {}", reasons.join("; "))));
     }
     output.seconds = started.elapsed().as_secs_f64();
     Ok(output)
@@ -262,8 +244,8 @@ struct FeatureState {
 }
 
 fn read_feature_state(store: &dyn Store, key: &str) -> Result<FeatureState, PipelineError> {
-    let bytes = store.get(key)?.ok_or_else(|| PipelineError::BadInput(format!("{key}: the features of this run do not exist")))?;
-    postcard::from_bytes(&bytes).map_err(|e| PipelineError::Corrupt(format!("{key}: {e}")))
+    let bytes = store.get(key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: the features of this run do not exist")))?;
+    postcard::from_bytes(&bytes).map_err(|e| PipelineError::corrupt(key, e))
 }
 
 /// The processed batches merged (duplicates across batches removed) into a training set; with
@@ -273,7 +255,7 @@ fn training_set(store: &dyn Store, spec: &Spec, batches: &[String]) -> Result<(T
     let mut tables = Vec::new();
     for batch in batches {
         let key = keys.processed_data(batch);
-        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::Corrupt(format!("{key} is missing although its batch has _SUCCESS")))?;
+        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::corrupt(&key, "missing although its batch has _SUCCESS"))?;
         tables.push(mlops_prep::read_parquet(bytes, &key)?);
     }
     // Prep removed the duplicates within each batch; only several batches can share rows.
@@ -282,19 +264,17 @@ fn training_set(store: &dyn Store, spec: &Spec, batches: &[String]) -> Result<(T
         Err(tables) => mlops_prep::merge(tables)?,
     };
     let frame = mlops_prep::to_frame(merged, spec)?;
-    Ok((TrainingSet::new(spec, frame).map_err(PipelineError::from_data)?, duplicates))
+    Ok((TrainingSet::new(spec, frame)?, duplicates))
 }
 
 /// The training set of a run, rebuilt from its batches and checked against its hash.
 fn rebuild_training_set(store: &dyn Store, spec: &Spec, state: &FeatureState) -> Result<TrainingSet, PipelineError> {
     let (set, _) = training_set(store, spec, &state.batches)?;
     if set.data_hash != state.data_hash {
-        return Err(PipelineError::Corrupt(format!(
-            "the processed batches {} no longer hash to {} (now {})",
-            state.batches.join(", "),
-            state.data_hash,
-            set.data_hash
-        )));
+        return Err(PipelineError::corrupt(
+            &state.batches.join(", "),
+            format!("the processed batches no longer hash to {} (now {})", state.data_hash, set.data_hash),
+        ));
     }
     Ok(set)
 }
@@ -302,6 +282,11 @@ fn rebuild_training_set(store: &dyn Store, spec: &Spec, state: &FeatureState) ->
 /// Features: merges every processed batch (duplicates across batches removed), splits it and
 /// fits the features on the training rows.
 pub fn features(store: &dyn Store, spec: &Spec, prep: PrepOutput) -> Result<FeaturesOutput, PipelineError> {
+    Ok(featurise(store, spec, prep, false)?.0)
+}
+
+/// [`features`], and with `keep` the training set too, for the stages after it in one process.
+fn featurise(store: &dyn Store, spec: &Spec, prep: PrepOutput, keep: bool) -> Result<(FeaturesOutput, Option<TrainingSet>), PipelineError> {
     let started = Instant::now();
     let started_at = now();
     let keys = Keys { dataset: &spec.name };
@@ -312,14 +297,16 @@ pub fn features(store: &dyn Store, spec: &Spec, prep: PrepOutput) -> Result<Feat
         .filter_map(|key| key.strip_prefix(&prefix)?.strip_suffix("/_SUCCESS").map(str::to_string))
         .collect();
     if batches.is_empty() {
-        return Err(PipelineError::BadInput(format!(
+        return Err(PipelineError::bad_input(format!(
             "no processed data for '{}': put CSV files under {} first",
             spec.name,
             keys.raw_prefix()
         )));
     }
     let (set, duplicates) = training_set(store, spec, &batches)?;
-    let features = set.fit_features(spec).map_err(PipelineError::from_data)?;
+    let (data_hash, rows, rows_train, rows_holdout) = (set.data_hash.clone(), set.y.len(), set.split.train.len(), set.split.holdout.len());
+    // A stage that hands the set on keeps it whole; alone, it frees the rows as it fits.
+    let (features, kept) = if keep { (set.fit_features(spec)?, Some(set)) } else { (set.into_features(spec)?, None) };
     let run_id = stamped_id();
     let features_key = keys.features(&run_id);
     let output = FeaturesOutput {
@@ -328,28 +315,40 @@ pub fn features(store: &dyn Store, spec: &Spec, prep: PrepOutput) -> Result<Feat
         run_id,
         started_at,
         features_key: features_key.clone(),
-        data_hash: set.data_hash.clone(),
+        data_hash: data_hash.clone(),
         batches: batches.len(),
-        rows: set.y.len(),
-        rows_train: set.split.train.len(),
-        rows_holdout: set.split.holdout.len(),
+        rows,
+        rows_train,
+        rows_holdout,
         duplicates,
         features: features.names(Encoding::Ordinal),
         prep: Some(prep),
         seconds: started.elapsed().as_secs_f64(),
     };
-    let state = FeatureState { batches, data_hash: set.data_hash, features };
+    let state = FeatureState { batches, data_hash, features };
     store.put(&features_key, &postcard::to_stdvec(&state).expect("feature state serialises"))?;
-    Ok(output)
+    Ok((output, kept))
 }
 
 /// Train: fits and evaluates every candidate on the run's split; a failing candidate is
 /// reported and the others go on.
 pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &dyn Fn(Progress)) -> Result<TrainOutput, PipelineError> {
-    let started = Instant::now();
-    let keys = Keys { dataset: &spec.name };
     let state = read_feature_state(store, &input.features_key)?;
     let set = rebuild_training_set(store, spec, &state)?;
+    train_on(store, spec, input, &state, &set, progress)
+}
+
+/// [`train`] on the run's training set, rebuilt or held.
+fn train_on(
+    store: &dyn Store,
+    spec: &Spec,
+    input: FeaturesOutput,
+    state: &FeatureState,
+    set: &TrainingSet,
+    progress: &dyn Fn(Progress),
+) -> Result<TrainOutput, PipelineError> {
+    let started = Instant::now();
+    let keys = Keys { dataset: &spec.name };
     let metric = spec.metric();
     let mut candidates = Vec::new();
     let mut failures = Vec::new();
@@ -359,7 +358,7 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
         progress(Progress::CandidateStarted { name, index, total: spec.models.len() });
         // Each candidate may use what is left of the budget over the candidates left.
         let share = budget.saturating_sub(fitting.elapsed()).as_secs_f64() / (spec.models.len() - index) as f64;
-        match train_candidate(spec, name, model, &set, &state.features, Some(share.max(0.001))) {
+        match train_candidate(spec, name, model, set, &state.features, Some(share.max(0.001))) {
             Ok(trained) => {
                 if let Some(note) = &trained.note {
                     tracing::warn!(candidate = %name, "{note}");
@@ -398,7 +397,7 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
         .map(|c| c.name.clone())
         .ok_or_else(|| {
             let reasons: Vec<String> = failures.iter().map(|f| f.error.clone()).collect();
-            PipelineError::BadInput(format!("no candidate could be trained: {}", reasons.join("; ")))
+            PipelineError::bad_input(format!("no candidate could be trained: {}", reasons.join("; ")))
         })?;
     Ok(TrainOutput { features: input, candidates, failures, best, train_seconds: started.elapsed().as_secs_f64() })
 }
@@ -407,19 +406,29 @@ pub fn train(store: &dyn Store, spec: &Spec, input: FeaturesOutput, progress: &d
 /// promotes it if it beats the champion by the policy's margin. The pointer moves by a
 /// conditional write; when another promotion wins the race the decision is taken again.
 pub fn register(store: &dyn Store, spec: &Spec, input: TrainOutput) -> Result<(RegisterOutput, RunRecord), PipelineError> {
+    register_with(store, spec, input, None)
+}
+
+/// [`register`], with the run's training set when the caller holds it (else it is rebuilt, only
+/// if a champion must be scored).
+fn register_with(
+    store: &dyn Store,
+    spec: &Spec,
+    input: TrainOutput,
+    held: Option<&TrainingSet>,
+) -> Result<(RegisterOutput, RunRecord), PipelineError> {
     let started = Instant::now();
     let keys = Keys { dataset: &spec.name };
     let registry = Registry::new(store, &spec.name);
     let metric = spec.metric();
     let run = &input.features;
     let best = input.candidates.iter().find(|c| c.name == input.best).expect("the best candidate is a candidate");
-    let artifact_bytes =
-        store.get(&best.artifact_key)?.ok_or_else(|| PipelineError::Corrupt(format!("{} is missing", best.artifact_key)))?;
+    let artifact_bytes = store.get(&best.artifact_key)?.ok_or_else(|| PipelineError::corrupt(&best.artifact_key, "missing"))?;
     let artifact = ModelArtifact::from_bytes(&artifact_bytes, &best.artifact_key)?;
     let version = register_version(&registry, spec, &input, best, &artifact, &artifact_bytes)?;
     let state = read_feature_state(store, &run.features_key)?;
     // Rebuilt only when there is a champion to evaluate on this run's holdout.
-    let mut set: Option<TrainingSet> = None;
+    let mut rebuilt: Option<TrainingSet> = None;
     let mut attempts = 0;
     let (promoted, reason, champion) = loop {
         attempts += 1;
@@ -435,9 +444,10 @@ pub fn register(store: &dyn Store, spec: &Spec, input: TrainOutput) -> Result<(R
         }
         let champion = match &production {
             Some((p, _)) => {
-                let set = match &mut set {
-                    Some(set) => set,
-                    None => set.insert(rebuild_training_set(store, spec, &state)?),
+                let set = match (held, &mut rebuilt) {
+                    (Some(set), _) => set,
+                    (None, Some(set)) => set,
+                    (None, None) => rebuilt.insert(rebuild_training_set(store, spec, &state)?),
                 };
                 Some(VersionMetrics { version: p.version.clone(), metrics: champion_metrics(&registry, &p.version, &p.metrics, set) })
             }
@@ -501,7 +511,7 @@ pub fn register(store: &dyn Store, spec: &Spec, input: TrainOutput) -> Result<(R
         production: output.production.clone(),
         durations,
     };
-    store.put(&keys.run_record(&run.run_id), &serde_json::to_vec_pretty(&record).expect("run records serialise"))?;
+    store.write_json(&keys.run_record(&run.run_id), &record)?;
     Ok((output, record))
 }
 
@@ -564,16 +574,19 @@ fn register_version(
 /// A whole run: prep, features, train, register.
 pub fn run(store: &dyn Store, spec: &Spec, request: &RunRequest, progress: &dyn Fn(Progress)) -> Result<RunRecord, PipelineError> {
     if request.dataset != spec.name {
-        return Err(PipelineError::BadInput(format!("the request is for dataset '{}' but the spec is '{}'", request.dataset, spec.name)));
+        return Err(PipelineError::bad_input(format!("the request is for dataset '{}' but the spec is '{}'", request.dataset, spec.name)));
     }
     progress(Progress::Stage("prep"));
     let prepped = prep(store, spec, request)?;
+    // One process: the training set built by features serves train and register too.
     progress(Progress::Stage("features"));
-    let featured = features(store, spec, prepped)?;
+    let (featured, set) = featurise(store, spec, prepped, true)?;
+    let set = set.expect("features keeps the set when asked");
+    let state = read_feature_state(store, &featured.features_key)?;
     progress(Progress::Stage("train"));
-    let trained = train(store, spec, featured, progress)?;
+    let trained = train_on(store, spec, featured, &state, &set, progress)?;
     progress(Progress::Stage("register"));
-    let (_, record) = register(store, spec, trained)?;
+    let (_, record) = register_with(store, spec, trained, Some(&set))?;
     Ok(record)
 }
 

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mlops_core::contracts::{RunRequest, Trigger};
-use mlops_core::serve::{LogLine, Request, Service, ServiceOptions};
+use mlops_core::inference_log::LogLine;
+use mlops_core::serve::{Request, Service, ServiceOptions};
 use mlops_core::{FsStore, Spec, Store};
-use mlops_pipeline::monitor::store_feedback;
+use mlops_pipeline::feedback::store_feedback;
 use mlops_pipeline::stages;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};

@@ -95,7 +95,8 @@ fn parse_in_pieces(file: &str, bytes: &[u8], spec: &Spec, piece_bytes: usize) ->
     let (mut valid_parts, mut quarantined_parts) = (Vec::new(), Vec::new());
     let (mut start, mut first_row) = (0, 0u32);
     for end in piece_ends(body, piece_bytes) {
-        let piece = if start == 0 && end == body.len() { std::borrow::Cow::Borrowed(bytes) } else { [head, &body[start..end]].concat().into() };
+        let piece =
+            if start == 0 && end == body.len() { std::borrow::Cow::Borrowed(bytes) } else { [head, &body[start..end]].concat().into() };
         let (valid, quarantined, records) = parse_piece(&piece, &header, &names, spec, first_row).map_err(reject)?;
         valid_parts.push(valid);
         quarantined_parts.push(quarantined);
@@ -156,7 +157,13 @@ fn piece_ends(body: &[u8], size: usize) -> Vec<usize> {
 
 /// Parses one piece of a file (the header, then whole records numbered from `first_row + 1`):
 /// its valid typed rows, its quarantined rows and how many records it holds.
-fn parse_piece(piece: &[u8], header: &[String], names: &[String], spec: &Spec, first_row: u32) -> Result<(DataFrame, DataFrame, u32), String> {
+fn parse_piece(
+    piece: &[u8],
+    header: &[String],
+    names: &[String],
+    spec: &Spec,
+    first_row: u32,
+) -> Result<(DataFrame, DataFrame, u32), String> {
     let (mut table, row_numbers, ragged) = read_strings(piece, header, first_row)?;
     let records = (table.height() + ragged.height()) as u32;
     for column in &spec.columns {

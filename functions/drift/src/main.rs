@@ -7,13 +7,15 @@
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use mlops_aws::alerts::{Executions, SnsNotifier};
+use mlops_aws::executions::Executions;
 use mlops_aws::lambda::{self, Failure};
 use mlops_aws::s3::S3Store;
+use mlops_aws::sns::SnsNotifier;
 use mlops_core::Store;
 use mlops_core::alerts::{Notifier, Retrainer};
+use mlops_core::contracts::DriftReport;
 use mlops_core::contracts::DriftRequest;
-use mlops_pipeline::monitor::{self, Current, DriftReport};
+use mlops_pipeline::monitor::{self, Current};
 
 struct Clients {
     store: Arc<dyn Store>,

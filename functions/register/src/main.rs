@@ -5,27 +5,11 @@
 //! `promoted` drives the state machine's choice. Errors are typed `BadInput`, `Transient` or
 //! `Internal`.
 
-use std::sync::Arc;
-
-use lambda_runtime::{LambdaEvent, service_fn};
-use mlops_aws::lambda::{self, Failure};
-use mlops_core::Store;
-use mlops_core::contracts::{RegisterOutput, TrainOutput};
+use mlops_aws::lambda;
+use mlops_core::contracts::TrainOutput;
 use mlops_pipeline::stages;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let config = mlops_aws::config().await;
-    let store: Arc<dyn Store> = Arc::new(mlops_aws::s3::S3Store::new(&config, mlops_aws::env("MLOPS_BUCKET")?));
-    lambda_runtime::run(service_fn(|event: LambdaEvent<TrainOutput>| handle(store.clone(), event.payload))).await
-}
-
-async fn handle(store: Arc<dyn Store>, input: TrainOutput) -> Result<RegisterOutput, Failure> {
-    lambda::blocking(move || {
-        let spec = lambda::spec(store.as_ref(), &input.features.dataset)?;
-        let (output, _) = stages::register(store.as_ref(), &spec, input).map_err(|e| Failure::new(e.kind(), e))?;
-        Ok(output)
-    })
-    .await
+    lambda::run_stage(|store, spec, input: TrainOutput| stages::register(store, spec, input).map(|(output, _)| output)).await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::s3::S3Event;
 use lambda_runtime::{LambdaEvent, service_fn};
-use mlops_aws::alerts::{Executions, Started, execution_name};
+use mlops_aws::executions::{Executions, Started, execution_name};
 use mlops_aws::lambda::{self, Failure};
 use mlops_core::contracts::{RunRequest, Trigger};
 
@@ -24,6 +24,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 struct Upload {
     request: RunRequest,
     etag: String,
+}
+
+impl Upload {
+    /// The run's execution name: the same for a duplicated event (same key and etag), so that
+    /// Step Functions starts it once, and another for a new upload of the same key.
+    fn execution_name(&self) -> String {
+        execution_name(&format!("upload-{}", self.request.dataset), &[&self.request.keys[0], &self.etag])
+    }
 }
 
 /// Object keys in S3 events are URL-encoded, with `+` for spaces.
@@ -56,9 +64,7 @@ async fn handle(executions: Arc<Executions>, event: S3Event) -> Result<Vec<Start
             .iter()
             .map(|upload| {
                 let key = &upload.request.keys[0];
-                let name = execution_name(&format!("upload-{}", upload.request.dataset), &[key, &upload.etag]);
-                let input = serde_json::to_value(&upload.request).expect("requests serialise");
-                let started = executions.start(&name, &input).map_err(Failure::from)?;
+                let started = executions.start(&upload.execution_name(), &upload.request).map_err(Failure::from)?;
                 tracing::info!(%key, execution = %started.name, new = started.new, "upload handled");
                 Ok(started)
             })
@@ -79,12 +85,18 @@ mod tests {
         assert_eq!(uploads[0].request.dataset, "bikeshare");
         assert_eq!(uploads[0].request.keys, ["raw/bikeshare/Bikeshare 2011.csv"]);
         assert_eq!(uploads[0].request.trigger, Trigger::Upload);
-        let name = execution_name("upload-bikeshare", &[&uploads[0].request.keys[0], &uploads[0].etag]);
-        assert_eq!(
-            name,
-            execution_name("upload-bikeshare", &["raw/bikeshare/Bikeshare 2011.csv", &uploads[0].etag]),
-            "a duplicated event gets the same name"
-        );
+    }
+
+    #[test]
+    fn a_duplicated_event_gets_the_same_execution_name_and_a_new_upload_another() {
+        let mut event: S3Event = serde_json::from_str(include_str!("../../../events/trigger.json")).unwrap();
+        event.records.push(event.records[0].clone());
+        event.records.push(event.records[0].clone());
+        event.records[2].s3.object.e_tag = Some("\"another-upload\"".into());
+        let names: Vec<String> = uploads(&event).iter().map(Upload::execution_name).collect();
+        assert_eq!(names[0], names[1], "the same object and etag");
+        assert_ne!(names[0], names[2], "the same key uploaded again");
+        assert!(names[0].starts_with("upload-bikeshare-"), "{}", names[0]);
     }
 
     #[test]

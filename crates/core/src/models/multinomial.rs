@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 const MAX_ITERATIONS: usize = 500;
 /// Past steps the inverse-Hessian estimate remembers.
 const MEMORY: usize = 10;
-/// Converged when no component of the gradient of the mean loss exceeds this.
-const GRADIENT_TOLERANCE: f64 = 1e-6;
+/// Converged when no component of the gradient of the mean loss exceeds this (ten times
+/// tighter than scikit-learn's `lbfgs` default, `tol = 1e-4`).
+const GRADIENT_TOLERANCE: f64 = 1e-5;
 /// Converged when an iteration lowers the mean loss by less than this, relatively.
 const LOSS_TOLERANCE: f64 = 64.0 * f64::EPSILON;
 /// Sufficient decrease (Armijo) for the backtracking line search.
@@ -233,7 +234,7 @@ mod tests {
         let labels: Vec<usize> = y.iter().map(|&c| [0, 1, usize::MAX, 2][c as usize]).collect();
         let objective = Objective { x: x.view(), labels: &labels, k: 3, alpha: 1.0, blocks: crate::models::row_blocks(30_000) };
         let (_, gradient) = objective.evaluate(&Array1::from(model.weights.clone()));
-        assert!(gradient.iter().all(|g| g.abs() < 1e-5), "{gradient}");
+        assert!(gradient.iter().all(|g| g.abs() <= GRADIENT_TOLERANCE), "{gradient}");
 
         let probabilities = model.predict_probabilities(&x);
         assert_eq!(probabilities.ncols(), 5);

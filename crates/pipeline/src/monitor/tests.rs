@@ -1,4 +1,5 @@
 use super::*;
+use crate::feedback::store_feedback;
 use crate::stages::{quiet, run};
 use mlops_core::FsStore;
 use mlops_core::contracts::{RunRequest, Trigger};

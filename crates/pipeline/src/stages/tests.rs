@@ -1,6 +1,6 @@
 use super::*;
-use mlops_core::FsStore;
 use mlops_core::spec::Metric;
+use mlops_core::{CoreError, FsStore};
 
 const SPEC: &str = r#"
 name = "toy"
@@ -113,7 +113,7 @@ fn train_refuses_processed_batches_that_changed_after_the_features_were_fitted()
     let mut other = mlops_prep::parse_csv("other.csv", csv(60, 1.0).as_bytes(), &spec).unwrap();
     store.put(&keys.processed_data(&batch), &mlops_prep::to_parquet(&mut other.valid).unwrap()).unwrap();
     let error = train(&store, &spec, featured.clone(), &quiet).unwrap_err();
-    assert!(matches!(error, PipelineError::Corrupt(_)), "{error:?}");
+    assert!(matches!(error, PipelineError::Core(CoreError::Corrupt { .. })), "{error:?}");
     assert!(error.to_string().contains(&format!("no longer hash to {}", featured.data_hash)), "{error}");
 }
 
@@ -143,8 +143,12 @@ fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
     let champion = second.champion.as_ref().unwrap();
     assert_eq!(champion.version, "v1");
     assert_ne!(champion.metrics, first.production.metrics, "the champion is scored on this run's holdout");
+    // Ten times the rows give a candidate past the policy's 1 % margin: it must be promoted.
     let candidate_rmse = second.candidates.iter().find(|c| c.name == second.best).unwrap().metrics[&Metric::Rmse];
-    assert_eq!(second.promoted, candidate_rmse < 0.99 * champion.metrics[&Metric::Rmse], "{}", second.reason);
+    assert!(candidate_rmse < 0.99 * champion.metrics[&Metric::Rmse], "{candidate_rmse} against {:?}", champion.metrics);
+    assert!(second.promoted, "{}", second.reason);
+    assert_eq!(Registry::new(&store, "toy").production().unwrap().unwrap().0.version, second.version);
+    assert_eq!(second.version, "v2");
 
     // The same data again gives the same bytes: nothing new is registered or promoted.
     let third = run(&store, &spec, &request(), &quiet).unwrap();

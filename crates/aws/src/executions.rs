@@ -1,44 +1,13 @@
-//! Alerts on SNS, retrains and uploads as Step Functions executions.
+//! Runs of the pipeline as Step Functions executions: an upload's run (started by the trigger
+//! function) and a retrain (asked for by the drift check).
 
-use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use mlops_core::CoreError;
-use mlops_core::alerts::{Notifier, Retrainer};
+use mlops_core::alerts::Retrainer;
+use mlops_core::contracts::{RunRequest, Trigger};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
-/// Publishes alerts to an SNS topic (every subscriber gets them).
-pub struct SnsNotifier {
-    client: aws_sdk_sns::Client,
-    topic_arn: String,
-    runtime: Handle,
-}
-
-impl SnsNotifier {
-    pub fn new(config: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> SnsNotifier {
-        SnsNotifier { client: aws_sdk_sns::Client::new(config), topic_arn: topic_arn.into(), runtime: Handle::current() }
-    }
-}
-
-fn service_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    service: &str,
-    error: SdkError<E, R>,
-) -> CoreError {
-    let retryable = !matches!(error, SdkError::ServiceError(_) | SdkError::ConstructionFailure(_));
-    let message =
-        error.as_service_error().and_then(|e| e.message().map(str::to_string)).unwrap_or_else(|| DisplayErrorContext(&error).to_string());
-    CoreError::Service { service: service.to_string(), message, retryable }
-}
-
-impl Notifier for SnsNotifier {
-    fn notify(&self, subject: &str, message: &str) -> Result<(), CoreError> {
-        // SNS subjects are at most 100 printable ASCII characters.
-        let subject: String = subject.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(100).collect();
-        self.runtime
-            .block_on(self.client.publish().topic_arn(&self.topic_arn).subject(subject).message(message).send())
-            .map_err(|e| service_error("sns publish", e))?;
-        Ok(())
-    }
-}
+use crate::service_error;
 
 /// Starts executions of the pipeline's state machine.
 pub struct Executions {
@@ -72,9 +41,10 @@ impl Executions {
         Executions { client: aws_sdk_sfn::Client::new(config), state_machine_arn: state_machine_arn.into(), runtime: Handle::current() }
     }
 
-    /// Starts an execution named `name` with `input`; an existing one of that name starts nothing.
-    pub fn start(&self, name: &str, input: &serde_json::Value) -> Result<Started, CoreError> {
-        let request = self.client.start_execution().state_machine_arn(&self.state_machine_arn).name(name).input(input.to_string());
+    /// Starts a run named `name`; an existing execution of that name starts nothing.
+    pub fn start(&self, name: &str, run: &RunRequest) -> Result<Started, CoreError> {
+        let input = serde_json::to_string(run).expect("run requests serialise");
+        let request = self.client.start_execution().state_machine_arn(&self.state_machine_arn).name(name).input(input);
         match self.runtime.block_on(request.send()) {
             Ok(output) => Ok(Started { name: name.to_string(), execution_arn: Some(output.execution_arn().to_string()), new: true }),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_execution_already_exists()) => {
@@ -86,10 +56,11 @@ impl Executions {
 }
 
 impl Retrainer for Executions {
-    fn retrain(&self, dataset: &str, reason: &str) -> Result<serde_json::Value, CoreError> {
+    fn retrain(&self, dataset: &str, _reason: &str) -> Result<serde_json::Value, CoreError> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis().to_string();
         let name = execution_name(&format!("drift-{dataset}"), &[dataset, &now]);
-        let started = self.start(&name, &serde_json::json!({ "dataset": dataset, "trigger": "drift", "reason": reason }))?;
+        let run = RunRequest { dataset: dataset.to_string(), keys: Vec::new(), trigger: Trigger::Drift };
+        let started = self.start(&name, &run)?;
         Ok(serde_json::to_value(started).expect("serialises"))
     }
 }
@@ -102,8 +73,8 @@ mod tests {
     fn execution_names_are_valid_and_stable() {
         let name = execution_name("upload-bike share/2011", &["raw/bikeshare/a.csv", "\"etag\""]);
         assert!(name.len() <= 80 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{name}");
-        assert!(name.starts_with("upload-bike-share-2011-"));
-        assert_eq!(name, execution_name("upload-bike share/2011", &["raw/bikeshare/a.csv", "\"etag\""]));
+        // Stable across releases: a redelivered event must find the execution it started.
+        assert_eq!(name, "upload-bike-share-2011-4de17d1bc1972357d57d");
         assert_ne!(name, execution_name("upload-bike share/2011", &["raw/bikeshare/a.csv", "\"other\""]));
         assert_ne!(execution_name("x", &["ab", "c"]), execution_name("x", &["a", "bc"]));
     }

@@ -1,0 +1,162 @@
+//! The inference log: one JSON line per prediction, written by `/predict` in batches under
+//! `inference/DATASET/DATE/` and read back, newest first, by the drift check.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::rows::{Cell, RawRow, RowSchema};
+use crate::store::{Keys, Store, StoreError};
+
+/// One logged prediction: a line of the inference log, written by the server and read by the
+/// drift check (borrowed from the line where it can be).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogLine<'a> {
+    #[serde(borrow, default)]
+    pub request_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub prediction_id: Cow<'a, str>,
+    /// When the prediction was made (RFC 3339).
+    #[serde(borrow, default)]
+    pub time: Cow<'a, str>,
+    #[serde(borrow)]
+    pub model_version: Cow<'a, str>,
+    /// The row's input fields as the caller sent them ([`RowSchema::logged`]).
+    #[serde(borrow)]
+    pub features: &'a RawValue,
+    #[serde(borrow)]
+    pub prediction: Predicted<'a>,
+    /// Class probabilities, in the order of the model's labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Cow<'a, [f64]>>,
+}
+
+/// A prediction: a number, or a class label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Predicted<'a> {
+    Number(f64),
+    Label(#[serde(borrow)] Cow<'a, str>),
+}
+
+impl Predicted<'_> {
+    /// The predicted number of a regression.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Predicted::Number(value) => Some(*value),
+            Predicted::Label(_) => None,
+        }
+    }
+
+    /// The predicted label of a classification.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Predicted::Label(label) => Some(label),
+            Predicted::Number(_) => None,
+        }
+    }
+
+    /// The same prediction, owning its label.
+    pub fn into_owned(self) -> Predicted<'static> {
+        match self {
+            Predicted::Number(value) => Predicted::Number(value),
+            Predicted::Label(label) => Predicted::Label(Cow::Owned(label.into_owned())),
+        }
+    }
+}
+
+/// What a logged prediction keeps once its features are checked.
+#[derive(Debug)]
+pub struct LoggedPrediction {
+    pub prediction_id: String,
+    pub prediction: Predicted<'static>,
+    pub probabilities: Option<Vec<f64>>,
+}
+
+/// Log files parsed at once: enough to keep every core busy, few enough not to read far past
+/// the window.
+const LOG_FILES_AT_ONCE: usize = 16;
+
+/// A logged prediction with its features checked against the schema (`None`: they break it).
+pub struct Checked {
+    pub line: LoggedPrediction,
+    pub row: Option<Vec<Cell>>,
+}
+
+/// How to read the inference log.
+pub struct LogQuery<'a> {
+    pub version: &'a str,
+    pub window: usize,
+    pub schema: &'a RowSchema,
+    /// Keep prediction ids (only delayed labels need them).
+    pub ids: bool,
+}
+
+/// The newest `window` predictions of `version`, newest log files first, their features checked
+/// as they are read (files in parallel) so that only typed rows stay in memory.
+pub fn read_logs(store: &dyn Store, keys: &Keys, query: &LogQuery) -> Result<Vec<Checked>, StoreError> {
+    let LogQuery { version, window, schema, ids } = *query;
+    let parse = |bytes: &[u8]| -> Vec<Checked> {
+        // `from_utf8` validates valid text faster than the lossy decoder, which is the fallback.
+        let text = std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed);
+        let mut lines: Vec<Checked> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<LogLine>(line).ok())
+            .filter(|l| l.model_version == version)
+            .enumerate()
+            .map(|(index, line)| Checked {
+                row: schema.check(&RawRow::parse(line.features), index).ok(),
+                line: LoggedPrediction {
+                    prediction_id: if ids { line.prediction_id.into_owned() } else { String::new() },
+                    prediction: line.prediction.into_owned(),
+                    probabilities: line.probabilities.map(Cow::into_owned),
+                },
+            })
+            .collect();
+        lines.reverse();
+        lines
+    };
+    let mut logged = Vec::new();
+    let keys = store.list(&keys.inference_prefix())?;
+    for group in keys.rchunks(LOG_FILES_AT_ONCE).map(|g| g.iter().rev().collect::<Vec<_>>()) {
+        let parsed = group
+            .par_iter()
+            .map(|key| Ok(store.get(key)?.as_deref().map(parse).unwrap_or_default()))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        logged.extend(parsed.into_iter().flatten());
+        if logged.len() >= window {
+            logged.truncate(window);
+            break;
+        }
+    }
+    Ok(logged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_read_back_as_written() {
+        let features: &RawValue = serde_json::from_str(r#"{"a": 1}"#).unwrap();
+        let line = LogLine {
+            request_id: "r".into(),
+            prediction_id: "r-0".into(),
+            time: "2026-11-27T00:00:00Z".into(),
+            model_version: "v3".into(),
+            features,
+            prediction: Predicted::Label("yes \"quoted\"".into()),
+            probabilities: Some(Cow::Borrowed(&[0.25, 0.75])),
+        };
+        let text = serde_json::to_string(&line).unwrap();
+        let read: LogLine = serde_json::from_str(&text).unwrap();
+        assert_eq!((read.prediction_id.as_ref(), read.model_version.as_ref(), read.features.get()), ("r-0", "v3", r#"{"a": 1}"#));
+        assert_eq!((read.prediction.label(), read.prediction.number()), (Some("yes \"quoted\""), None));
+        assert_eq!(read.probabilities.as_deref(), Some(&[0.25, 0.75][..]));
+        let number: LogLine =
+            serde_json::from_str(r#"{"prediction_id":"p","model_version":"v1","features":{},"prediction":12.5}"#).unwrap();
+        assert_eq!((number.prediction.number(), number.prediction.label()), (Some(12.5), None));
+    }
+}
