@@ -285,8 +285,14 @@ pub fn features(store: &dyn Store, spec: &Spec, prep: PrepOutput) -> Result<Feat
     Ok(featurise(store, spec, prep, false)?.0)
 }
 
-/// [`features`], and with `keep` the training set too, for the stages after it in one process.
-fn featurise(store: &dyn Store, spec: &Spec, prep: PrepOutput, keep: bool) -> Result<(FeaturesOutput, Option<TrainingSet>), PipelineError> {
+/// [`features`], and with `keep` the run's state and training set too, for the stages after it
+/// in one process.
+fn featurise(
+    store: &dyn Store,
+    spec: &Spec,
+    prep: PrepOutput,
+    keep: bool,
+) -> Result<(FeaturesOutput, Option<(FeatureState, TrainingSet)>), PipelineError> {
     let started = Instant::now();
     let started_at = now();
     let keys = Keys { dataset: &spec.name };
@@ -327,7 +333,7 @@ fn featurise(store: &dyn Store, spec: &Spec, prep: PrepOutput, keep: bool) -> Re
     };
     let state = FeatureState { batches, data_hash, features };
     store.put(&features_key, &postcard::to_stdvec(&state).expect("feature state serialises"))?;
-    Ok((output, kept))
+    Ok((output, kept.map(|set| (state, set))))
 }
 
 /// Train: fits and evaluates every candidate on the run's split; a failing candidate is
@@ -580,9 +586,8 @@ pub fn run(store: &dyn Store, spec: &Spec, request: &RunRequest, progress: &dyn 
     let prepped = prep(store, spec, request)?;
     // One process: the training set built by features serves train and register too.
     progress(Progress::Stage("features"));
-    let (featured, set) = featurise(store, spec, prepped, true)?;
-    let set = set.expect("features keeps the set when asked");
-    let state = read_feature_state(store, &featured.features_key)?;
+    let (featured, kept) = featurise(store, spec, prepped, true)?;
+    let (state, set) = kept.expect("features keeps the state and set when asked");
     progress(Progress::Stage("train"));
     let trained = train_on(store, spec, featured, &state, &set, progress)?;
     progress(Progress::Stage("register"));

@@ -174,9 +174,8 @@ fn parse_piece(
     }
     let (valid, mut quarantined) = coerce(table, spec, names, row_numbers).map_err(|e| e.to_string())?;
     if ragged.height() > 0 {
-        let mut columns: Vec<String> = quarantined.get_column_names().iter().map(|n| n.to_string()).collect();
-        columns.insert(columns.len() - 1, TEXT_COLUMN.to_string());
-        quarantined = align(&quarantined, &columns).and_then(|q| q.vstack(&align(&ragged, &columns)?)).map_err(|e| e.to_string())?;
+        // The raw text column joins at the end; parse_in_pieces puts it before the reason.
+        quarantined = stack(vec![quarantined, ragged]).map_err(|e| e.to_string())?;
         quarantined.sort_in_place([ROW_COLUMN], SortMultipleOptions::default()).map_err(|e| e.to_string())?;
     }
     Ok((valid, quarantined, records))

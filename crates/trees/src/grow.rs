@@ -21,7 +21,7 @@ use crate::tree::{Node, Tree};
 
 /// Histograms over this many (row, feature) cells or more are built in parallel.
 const PARALLEL_CELLS: usize = 64 * 1024;
-/// Rows per block of [`Grower::single_output_row_wise`].
+/// Rows per block of [`Grower::build_dense`].
 const HISTOGRAM_BLOCK_ROWS: usize = 16 * 1024;
 /// Nodes of this many rows or more are partitioned in parallel.
 const PARALLEL_PARTITION_ROWS: usize = 64 * 1024;
