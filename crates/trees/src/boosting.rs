@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bins::{BinMapper, BinnedMatrix, MISSING_BIN};
-use crate::ensemble::{Link, TreeEnsemble, normalised_importances, sigmoid, softmax_into};
+use crate::ensemble::{Link, TreeEnsemble, normalised_importances, softmax_into};
 use crate::goss;
 use crate::grow::{Gradients, GrowConfig, Grower};
 use crate::tree::Node;
@@ -25,6 +25,8 @@ const MIN_PROBABILITY: f64 = 1e-15;
 type OutputSlices<'a> = Vec<&'a mut [[f64; 2]]>;
 /// Rows per parallel task when computing gradients.
 const GRADIENT_BLOCK: usize = 16 * 1024;
+/// Raw scores are clamped to this before `exp`, which overflows past 709.
+const EXP_LIMIT: f64 = 700.0;
 
 /// The loss that boosting minimises.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -65,9 +67,15 @@ impl Loss {
         }
     }
 
+    /// Whether the gradients read `exp(raw)`, which [`Scores`] then keeps up to date.
+    fn needs_exp(self) -> bool {
+        matches!(self, Loss::Poisson | Loss::LogLoss)
+    }
+
     /// Fills `[gradient, hessian]` of every row (`n_outputs` blocks of one pair per row), in
     /// parallel over blocks of rows; the growers read only those of their training rows.
-    fn gradients(self, y: &[f64], raw: &[f64], pairs: &mut [Vec<[f64; 2]>]) {
+    fn gradients(self, y: &[f64], scores: &Scores, pairs: &mut [Vec<[f64; 2]>]) {
+        let (raw, exp) = (&scores.raw[..], &scores.exp[..]);
         let k = self.n_outputs();
         let mut blocks: Vec<OutputSlices> = (0..y.len().div_ceil(GRADIENT_BLOCK)).map(|_| Vec::with_capacity(k)).collect();
         for class_pairs in pairs.iter_mut() {
@@ -84,12 +92,13 @@ impl Loss {
                 match self {
                     Loss::SquaredError => pairs[0][j] = [f[0] - y[r], 1.0],
                     Loss::Poisson => {
-                        let mu = f[0].min(700.0).exp();
+                        let mu = exp[r];
                         // The hessian stays positive, as the growers need: a bin with rows has a hessian.
                         pairs[0][j] = [mu - y[r], mu.max(MIN_PROBABILITY)];
                     }
                     Loss::LogLoss => {
-                        let p = sigmoid(f[0]);
+                        // The odds are exp(raw); at the clamp they are so large that p is 1.
+                        let p = exp[r] / (1.0 + exp[r]);
                         pairs[0][j] = [p - y[r], (p * (1.0 - p)).max(MIN_PROBABILITY)];
                     }
                     Loss::Softmax { .. } => {
@@ -114,7 +123,7 @@ impl Loss {
                 let f = &raw[r * k..(r + 1) * k];
                 match self {
                     Loss::SquaredError => 0.5 * (f[0] - y[r]).powi(2),
-                    Loss::Poisson => f[0].min(700.0).exp() - y[r] * f[0],
+                    Loss::Poisson => clamped_exp(f[0]) - y[r] * f[0],
                     Loss::LogLoss => f[0].max(0.0) + (-f[0].abs()).exp().ln_1p() - y[r] * f[0],
                     Loss::Softmax { .. } => {
                         let max = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -330,7 +339,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         let binned = mapper.transform(x);
         let k = self.loss.n_outputs();
         let baseline = self.loss.baseline(&y, &train);
-        let mut raw: Vec<f64> = (0..y.len()).flat_map(|_| baseline.iter().copied()).collect();
+        let mut scores = Scores::new(self.loss, y.len(), &baseline);
         let mut pairs = vec![vec![[0.0, 1.0]; y.len()]; k];
         let config = GrowConfig {
             max_leaf_nodes: self.max_leaf_nodes,
@@ -344,7 +353,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         let mut trees = Vec::new();
         let mut gains = Vec::new();
         // The validation loss of the baseline alone: a first tree that does not beat it is dropped.
-        let mut best = (if validation.is_empty() { 0.0 } else { self.loss.mean_loss(&y, &raw, &validation) }, 0);
+        let mut best = (if validation.is_empty() { 0.0 } else { self.loss.mean_loss(&y, &scores.raw, &validation) }, 0);
         let mut time_limited = false;
         let goss = self.sampling == Sampling::Goss;
         // As LightGBM: the first rounds, whose gradients are all large, see every row.
@@ -357,7 +366,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
                 }
                 break;
             }
-            self.loss.gradients(&y, &raw, &mut pairs);
+            self.loss.gradients(&y, &scores, &mut pairs);
             let sample = (goss && iteration >= first_sampled_round).then(|| goss::sample(&train, &mut pairs, &mut rng));
             let (grow_rows, left_out) = sample.as_ref().map_or((&train, &[][..]), |s| (&s.kept, &s.left_out[..]));
             for output in 0..k {
@@ -366,8 +375,9 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
                 grown.tree.output = output;
                 for &(start, end, leaf) in &grown.leaves {
                     let value = grown.tree.leaf_values[leaf];
+                    let factor = value.exp();
                     for &row in &grown.rows[start..end] {
-                        raw[row as usize * k + output] += value;
+                        scores.add(row as usize, output, value, factor);
                     }
                 }
                 // Rows the tree did not grow on reach their leaves through the binned features.
@@ -375,14 +385,14 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
                     let values: Vec<f64> =
                         rows.par_iter().map(|&row| binned_leaf_value(&grown.tree, &mapper, &binned, row as usize)).collect();
                     for (&row, value) in rows.iter().zip(values) {
-                        raw[row as usize * k + output] += value;
+                        scores.add(row as usize, output, value, value.exp());
                     }
                 }
                 gains.extend(grown.gains);
                 trees.push(grown.tree);
             }
             if !validation.is_empty() {
-                let loss = self.loss.mean_loss(&y, &raw, &validation);
+                let loss = self.loss.mean_loss(&y, &scores.raw, &validation);
                 if loss < best.0 - self.tol * best.0.abs().max(1.0) {
                     best = (loss, iteration + 1);
                 } else if iteration + 1 - best.1 >= self.n_iter_no_change {
@@ -425,6 +435,43 @@ impl GradientBoostingValidParams {
     }
 }
 
+/// Every row's raw score per output and, when the loss needs it, `exp(raw)` clamped at
+/// [`EXP_LIMIT`]: a tree moves it by one factor per leaf, `exp(leaf value)`, instead of one `exp`
+/// per row and round.
+struct Scores {
+    raw: Vec<f64>,
+    /// Empty when the loss does not read it.
+    exp: Vec<f64>,
+    k: usize,
+}
+
+impl Scores {
+    fn new(loss: Loss, n: usize, baseline: &[f64]) -> Scores {
+        let raw: Vec<f64> = (0..n).flat_map(|_| baseline.iter().copied()).collect();
+        let exp = if loss.needs_exp() { raw.iter().map(|&f| clamped_exp(f)).collect() } else { Vec::new() };
+        Scores { raw, exp, k: baseline.len() }
+    }
+
+    /// Adds a leaf's `value` to a row's score; `factor` is `value.exp()`. The product stays
+    /// within rounding of the exp while neither score nor value nears the clamp; past it the exp
+    /// is taken anew.
+    #[inline]
+    fn add(&mut self, row: usize, output: usize, value: f64, factor: f64) {
+        let at = row * self.k + output;
+        let before = self.raw[at];
+        let after = before + value;
+        self.raw[at] = after;
+        if let Some(exp) = self.exp.get_mut(at) {
+            let in_range = before.abs() <= EXP_LIMIT && after.abs() <= EXP_LIMIT && value.abs() <= EXP_LIMIT;
+            *exp = if in_range { *exp * factor } else { clamped_exp(after) };
+        }
+    }
+}
+
+fn clamped_exp(raw: f64) -> f64 {
+    raw.min(EXP_LIMIT).exp()
+}
+
 /// The leaf value a binned training row reaches (rows outside the growth sample).
 fn binned_leaf_value(tree: &crate::tree::Tree, mapper: &BinMapper, binned: &BinnedMatrix, row: usize) -> f64 {
     let mut node = &tree.nodes[0];
@@ -441,4 +488,26 @@ fn binned_leaf_value(tree: &crate::tree::Tree, mapper: &BinMapper, binned: &Binn
         node = &tree.nodes[if go_left { node.left } else { node.right } as usize];
     }
     tree.leaf_values[node.left as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_keep_exp_of_raw_through_many_leaves_and_across_the_clamp() {
+        let mut scores = Scores::new(Loss::Poisson, 3, &[0.5]);
+        let steps = [0.3, -1.7, 2.9, -0.01, 650.0, 100.0, -900.0, -40.0, 1.5, 300.0, -299.0];
+        for round in 0..300 {
+            for (row, step) in steps.iter().enumerate().take(3) {
+                let value = if round % 2 == 0 { step * 0.1 } else { steps[(row + round) % steps.len()] };
+                scores.add(row, 0, value, value.exp());
+            }
+        }
+        for (raw, exp) in scores.raw.iter().zip(&scores.exp) {
+            let exact = clamped_exp(*raw);
+            assert!((exp - exact).abs() <= 1e-12 * exact.max(f64::MIN_POSITIVE), "{raw}: {exp} against {exact}");
+        }
+        assert!(Scores::new(Loss::SquaredError, 3, &[0.5]).exp.is_empty());
+    }
 }
