@@ -233,6 +233,11 @@ def main():
         with open(previous) as f:
             results.update({k: v for k, v in json.load(f).items() if k not in sections})
 
+    def keep():
+        """Saves what has been measured so far: a later section that fails loses only itself."""
+        with open(previous, "w") as f:
+            json.dump(results, f, indent=2)
+
     # Training alone reuses the prepared stores of its sizes when they exist.
     prepared_sizes = sizes if "prep" in sections else [s for s in sizes if s in TRAIN_SIZES]
     for rows in prepared_sizes if sections & {"prep", "train"} else []:
@@ -265,6 +270,7 @@ def main():
             entry["rows_out"] = rust["prep"]["rows_out"]
             if "prep" in sections:
                 results["prep"].append(entry)
+                keep()
         if rows in TRAIN_SIZES and "train" in sections:
             print(f"training, {rows} rows", flush=True)
             fits, rmse = [], None
@@ -301,6 +307,7 @@ def main():
                     peaks.append(rss)
                 entry[name] = {"seconds": summary(fits), "rmse": peer["rmse"], "rss_mb": summary(peaks)}
             results["train"].append(entry)
+            keep()
 
     served = min(s for s in sizes if s in TRAIN_SIZES)
     one, hundred = sample_rows()
@@ -331,17 +338,20 @@ def main():
             }
         finally:
             server.stop()
+        keep()
 
     if "drift" in sections:
         drift(results, sizes, served, mlops, spec, python, runs)
+        keep()
     if "tables" in sections:
         results["tables"] = tables(mlops, python, runs)
+        keep()
     if "whole" in sections:
         results["whole"] = whole(mlops, python, runs)
+        keep()
     if "size" in sections:
         results["size"] = sizes_of(args.bin, python)
-    with open(previous, "w") as f:
-        json.dump(results, f, indent=2)
+        keep()
     write_report(results, args)
     print(f"wrote {args.out}")
 
@@ -350,14 +360,19 @@ def drift(results, sizes, served, mlops, spec, python, runs):
     """Both drift checks over the same 1M logged inferences."""
     print("drift over 1M logged inferences", flush=True)
     drift_size = 1_000_000 if 1_000_000 in sizes else served
-    logs = os.path.join(WORK, "logs")
+    store, reference = os.path.join(WORK, f"rust-{drift_size}"), os.path.join(WORK, f"python-{drift_size}")
+    production = os.path.join(store, "registry", "bikeshare", "production.json")
+    if not os.path.exists(production):
+        run([mlops, "--root", store, "run", "--spec", spec, "--json"])
+    # The monitor reads only the inferences of the production version (the GOSS runs may have
+    # promoted a later one), so the logs carry that version.
+    with open(production) as f:
+        version = json.load(f)["version"]
+    logs = os.path.join(WORK, f"logs-{version}")
     if not os.path.exists(os.path.join(logs, "DONE")):
         shutil.rmtree(logs, ignore_errors=True)
-        run([python, "bench/generate.py", "logs", "1000000", logs])
+        run([python, "bench/generate.py", "logs", "1000000", logs, "--version", version])
         open(os.path.join(logs, "DONE"), "w").close()
-    store, reference = os.path.join(WORK, f"rust-{drift_size}"), os.path.join(WORK, f"python-{drift_size}")
-    if not os.path.exists(os.path.join(store, "registry", "bikeshare", "production.json")):
-        run([mlops, "--root", store, "run", "--spec", spec, "--json"])
     inference = os.path.join(store, "inference", "bikeshare")
     shutil.rmtree(inference, ignore_errors=True)
     shutil.copytree(os.path.join(logs, "2026-01-01"), os.path.join(inference, "2026-01-01"))
