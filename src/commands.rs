@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use mlops_core::contracts::{RunRequest, Trigger};
-use mlops_core::registry::{Action, Registry};
-use mlops_core::serve::{Service, ServiceOptions};
-use mlops_core::spec_store::{load_spec, save_spec};
+use mlops_core::{Action, Registry};
 use mlops_core::{FsStore, Spec, Store};
+use mlops_core::{Service, ServiceOptions};
+use mlops_core::{load_spec, save_spec};
 use mlops_pipeline::monitor::Current;
 use mlops_pipeline::stages::{self, Progress};
 use mlops_prep::infer::{InitOptions, infer_spec};
@@ -256,7 +256,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn report_pointer(json: bool, production: &mlops_core::registry::Production) {
+fn report_pointer(json: bool, production: &mlops_core::Production) {
     if json {
         println!("{}", serde_json::to_string(production).expect("the pointer serialises"));
     } else {

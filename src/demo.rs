@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use mlops_core::contracts::{RunRecord, RunRequest, Trigger};
-use mlops_core::serve::{Service, ServiceOptions};
-use mlops_core::spec_store::save_spec;
+use mlops_core::save_spec;
 use mlops_core::{FsStore, Spec};
+use mlops_core::{Service, ServiceOptions};
 use mlops_pipeline::feedback::PREDICTION_ID;
 use mlops_pipeline::monitor::Current;
 use mlops_pipeline::stages;

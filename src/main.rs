@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mlops_core::spec::Task;
+use mlops_core::Task;
 
 /// A serverless MLOps pipeline, run locally: any CSV in, a versioned, promoted model out.
 #[derive(Debug, Parser)]

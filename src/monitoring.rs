@@ -5,10 +5,10 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use mlops_core::Registry;
 use mlops_core::contracts::DriftReport;
 use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::drift::Verdict;
-use mlops_core::registry::Registry;
 use mlops_core::{FsStore, Keys, Spec, Store};
 use mlops_pipeline::monitor::{self, Current, LocalRetrainer, LogNotifier};
 use mlops_pipeline::stages;

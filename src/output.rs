@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mlops_core::Metric;
+use mlops_core::ModelCard;
+use mlops_core::Production;
 use mlops_core::Spec;
-use mlops_core::artifact::ModelCard;
 use mlops_core::contracts::{FeaturesOutput, FileStatus, PrepOutput, RunRecord};
-use mlops_core::registry::Production;
-use mlops_core::spec::Metric;
 
 /// A spinner with the current step; drawn on stderr only when it is a terminal.
 pub struct Spinner {

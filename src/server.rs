@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use mlops_core::serve::Service;
+use mlops_core::Service;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 

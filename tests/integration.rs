@@ -1,5 +1,6 @@
 //! End-to-end tests of the `mlops` binary, one test crate with a shared harness.
 
+mod architecture;
 mod aws_iam;
 mod aws_localstack;
 mod deployment_checks;

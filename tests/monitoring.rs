@@ -105,7 +105,16 @@ fn output_lines(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc:
 /// The first event the watcher prints that `wanted` accepts; fails (never hangs) when none comes
 /// within two minutes or the watcher stops.
 fn wait_for(lines: &std::sync::mpsc::Receiver<String>, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    wait_for_within(lines, wanted, Duration::from_secs(120))
+}
+
+/// [`wait_for`] with its own deadline: fails, rather than hangs, when nothing wanted arrives.
+fn wait_for_within(
+    lines: &std::sync::mpsc::Receiver<String>,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
     loop {
         let line = match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => line,
@@ -118,6 +127,16 @@ fn wait_for(lines: &std::sync::mpsc::Receiver<String>, wanted: impl Fn(&serde_js
             return event;
         }
     }
+}
+
+#[test]
+#[should_panic(expected = "the watcher did not report in time")]
+fn waiting_on_a_silent_watcher_fails_instead_of_hanging() {
+    // The sender stays alive and says nothing the test wants: only the deadline can end the wait.
+    let (sender, lines) = std::sync::mpsc::channel();
+    sender.send(r#"{"event":"run"}"#.to_string()).unwrap();
+    wait_for_within(&lines, |e| e["event"] == "drift", Duration::from_millis(200));
+    drop(sender);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! function) and a retrain (asked for by the drift check).
 
 use mlops_core::CoreError;
-use mlops_core::alerts::Retrainer;
+use mlops_core::Retrainer;
 use mlops_core::contracts::{RunRequest, Trigger};
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;

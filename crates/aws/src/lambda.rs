@@ -58,7 +58,7 @@ where
 
 /// The spec of a dataset, from its one home in the bucket (`specs/DATASET.toml`).
 pub fn spec(store: &dyn mlops_core::Store, dataset: &str) -> Result<mlops_core::Spec, Failure> {
-    Ok(mlops_core::spec_store::load_spec(store, dataset)?)
+    Ok(mlops_core::load_spec(store, dataset)?)
 }
 
 /// Runs a pipeline stage as a Lambda function. At cold start: tracing, the AWS configuration and

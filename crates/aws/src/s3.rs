@@ -5,7 +5,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use mlops_core::store::{Condition, Store, StoreError, Tagged};
+use mlops_core::{Condition, Store, StoreError, Tagged};
 use tokio::runtime::Handle;
 
 /// A bucket as a [`Store`]. Its methods block on the async SDK: call them from a blocking

@@ -1,7 +1,7 @@
 //! Alerts on SNS: every subscriber of the topic gets them.
 
 use mlops_core::CoreError;
-use mlops_core::alerts::Notifier;
+use mlops_core::Notifier;
 use tokio::runtime::Handle;
 
 use crate::service_error;

@@ -53,7 +53,7 @@ impl ModelArtifact {
     }
 
     /// Predictions for every row: the value, or one probability per class.
-    pub fn predict(&self, frame: &Frame) -> Result<Array2<f64>, String> {
+    pub fn predict(&self, frame: &Frame) -> Result<Array2<f64>, crate::features::FeatureError> {
         let x = self.features.transform(frame, self.model.encoding())?;
         Ok(self.model.predict(&x))
     }

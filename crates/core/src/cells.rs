@@ -4,11 +4,39 @@
 
 use std::collections::HashSet;
 
+use crate::shown::shown;
 use crate::spec::{ColumnSpec, ColumnType, FALSE_WORDS, TRUE_WORDS};
+use crate::time::TimeError;
 
 /// The largest integer magnitude a cell may hold: every integer up to 2^53 is exact in the
 /// `f64` the models compute with.
 pub const MAX_EXACT_INTEGER: i64 = 1 << 53;
+
+/// Why a value is refused by its column's rule: the reason a quarantined row or a refused
+/// request carries, without the column's name. Values are shown cut at 40 characters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadValue {
+    #[error("missing value")]
+    Missing,
+    #[error("{0} is not a single value")]
+    NotSingleValue(String),
+    #[error("'{0}' is not an integer")]
+    NotInteger(String),
+    #[error("'{0}' is out of the integer range (±2^53)")]
+    IntegerOutOfRange(String),
+    #[error("'{0}' is not a finite number")]
+    NotFinite(String),
+    #[error("'{0}' is not a boolean (true/false, 1/0, yes/no)")]
+    NotBoolean(String),
+    #[error("'{value}' is not one of the categories ({declared})")]
+    NotACategory { value: String, declared: String },
+    #[error("{value} is below the minimum {min}")]
+    BelowMinimum { value: f64, min: f64 },
+    #[error("{value} is above the maximum {max}")]
+    AboveMaximum { value: f64, max: f64 },
+    #[error(transparent)]
+    Time(#[from] TimeError),
+}
 
 /// A value that passed its column's rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,16 +82,16 @@ impl CellRule {
 
     /// Checks one raw value (surrounding spaces do not count; empty text is a missing value).
     /// The error says what is wrong with the value, without the column's name.
-    pub fn check<'t>(&self, text: &'t str) -> Result<Checked<'t>, String> {
+    pub fn check<'t>(&self, text: &'t str) -> Result<Checked<'t>, BadValue> {
         let text = text.trim();
         if text.is_empty() {
-            return if self.column.nullable { Ok(Checked::Missing) } else { Err("missing value".into()) };
+            return if self.column.nullable { Ok(Checked::Missing) } else { Err(BadValue::Missing) };
         }
         let checked = match self.column.kind {
             ColumnType::Integer => Checked::Integer(parse_integer(text)?),
-            ColumnType::Float => Checked::Float(
-                text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("'{}' is not a finite number", shown(text)))?,
-            ),
+            ColumnType::Float => {
+                Checked::Float(text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| BadValue::NotFinite(shown(text)))?)
+            }
             ColumnType::Boolean => Checked::Boolean(parse_boolean(text)?),
             ColumnType::Datetime => {
                 let format = self.column.format.as_deref().unwrap_or_default();
@@ -74,17 +102,17 @@ impl CellRule {
                     && !categories.contains(text)
                 {
                     let declared = self.column.categories.as_deref().unwrap_or_default();
-                    return Err(format!("'{}' is not one of the categories ({})", shown(text), listed(declared)));
+                    return Err(BadValue::NotACategory { value: shown(text), declared: listed(declared) });
                 }
                 Checked::Text(text)
             }
         };
         if let Some(value) = checked.number() {
             if let Some(min) = self.column.min.filter(|min| value < *min) {
-                return Err(format!("{value} is below the minimum {min}"));
+                return Err(BadValue::BelowMinimum { value, min });
             }
             if let Some(max) = self.column.max.filter(|max| value > *max) {
-                return Err(format!("{value} is above the maximum {max}"));
+                return Err(BadValue::AboveMaximum { value, max });
             }
         }
         Ok(checked)
@@ -94,8 +122,8 @@ impl CellRule {
 /// An integer written exactly: an optional sign, digits, and optionally a point followed by
 /// zeros only (`12`, `-3`, `7.0`). Exponents and fractions are refused, and so is any value
 /// beyond ±2^53, rather than rounded or saturated.
-fn parse_integer(text: &str) -> Result<i64, String> {
-    let refuse = || format!("'{}' is not an integer", shown(text));
+fn parse_integer(text: &str) -> Result<i64, BadValue> {
+    let refuse = || BadValue::NotInteger(shown(text));
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     if !fraction.bytes().all(|b| b == b'0') {
         return Err(refuse());
@@ -104,7 +132,7 @@ fn parse_integer(text: &str) -> Result<i64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(refuse());
     }
-    let out_of_range = || format!("'{}' is out of the integer range (±2^53)", shown(text));
+    let out_of_range = || BadValue::IntegerOutOfRange(shown(text));
     let value: i64 = whole.parse().map_err(|_| out_of_range())?;
     if value.unsigned_abs() > MAX_EXACT_INTEGER as u64 {
         return Err(out_of_range());
@@ -112,22 +140,14 @@ fn parse_integer(text: &str) -> Result<i64, String> {
     Ok(value)
 }
 
-fn parse_boolean(text: &str) -> Result<bool, String> {
+fn parse_boolean(text: &str) -> Result<bool, BadValue> {
     let lower = text.to_ascii_lowercase();
     if TRUE_WORDS.contains(&lower.as_str()) {
         Ok(true)
     } else if FALSE_WORDS.contains(&lower.as_str()) {
         Ok(false)
     } else {
-        Err(format!("'{}' is not a boolean (true/false, 1/0, yes/no)", shown(text)))
-    }
-}
-
-/// A value for a message: cut at 40 characters, so one huge field cannot flood a reason.
-pub fn shown(text: &str) -> String {
-    match text.char_indices().nth(40) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text.to_string(),
+        Err(BadValue::NotBoolean(shown(text)))
     }
 }
 
@@ -141,6 +161,17 @@ fn listed(values: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reason a rule gives, as a quarantine file or a 422 shows it.
+    trait Reason {
+        fn reason<'t>(&self, text: &'t str) -> Result<Checked<'t>, String>;
+    }
+
+    impl Reason for CellRule {
+        fn reason<'t>(&self, text: &'t str) -> Result<Checked<'t>, String> {
+            self.check(text).map_err(|e| e.to_string())
+        }
+    }
 
     fn rule(kind: ColumnType) -> CellRule {
         CellRule::new(&ColumnSpec {
@@ -157,27 +188,27 @@ mod tests {
     #[test]
     fn integers_are_parsed_exactly_or_refused() {
         let integer = rule(ColumnType::Integer);
-        assert_eq!(integer.check(" 12 "), Ok(Checked::Integer(12)));
-        assert_eq!(integer.check("-3"), Ok(Checked::Integer(-3)));
-        assert_eq!(integer.check("+7.00"), Ok(Checked::Integer(7)));
-        assert_eq!(integer.check("9007199254740992"), Ok(Checked::Integer(MAX_EXACT_INTEGER)));
+        assert_eq!(integer.reason(" 12 "), Ok(Checked::Integer(12)));
+        assert_eq!(integer.reason("-3"), Ok(Checked::Integer(-3)));
+        assert_eq!(integer.reason("+7.00"), Ok(Checked::Integer(7)));
+        assert_eq!(integer.reason("9007199254740992"), Ok(Checked::Integer(MAX_EXACT_INTEGER)));
         for bad in ["1e2", "1.5", "1e300", "x3", "-", ".", "1 2", "0x10", "١٢"] {
-            assert_eq!(integer.check(bad), Err(format!("'{bad}' is not an integer")), "{bad}");
+            assert_eq!(integer.reason(bad), Err(format!("'{bad}' is not an integer")), "{bad}");
         }
         for huge in ["99999999999999999999", "9007199254740993", "-9223372036854775808"] {
-            assert_eq!(integer.check(huge), Err(format!("'{huge}' is out of the integer range (±2^53)")), "{huge}");
+            assert_eq!(integer.reason(huge), Err(format!("'{huge}' is out of the integer range (±2^53)")), "{huge}");
         }
-        assert_eq!(integer.check("  "), Err("missing value".into()));
+        assert_eq!(integer.reason("  "), Err("missing value".into()));
     }
 
     #[test]
     fn floats_booleans_and_datetimes() {
-        assert_eq!(rule(ColumnType::Float).check("1e300"), Ok(Checked::Float(1e300)));
-        assert_eq!(rule(ColumnType::Float).check("inf"), Err("'inf' is not a finite number".into()));
-        assert_eq!(rule(ColumnType::Float).check("NaN"), Err("'NaN' is not a finite number".into()));
-        assert_eq!(rule(ColumnType::Boolean).check("Yes"), Ok(Checked::Boolean(true)));
-        assert!(rule(ColumnType::Boolean).check("maybe").unwrap_err().starts_with("'maybe' is not a boolean"));
-        assert_eq!(rule(ColumnType::Datetime).check("1970-01-02 01:00:00"), Ok(Checked::Datetime(90_000.0)));
+        assert_eq!(rule(ColumnType::Float).reason("1e300"), Ok(Checked::Float(1e300)));
+        assert_eq!(rule(ColumnType::Float).reason("inf"), Err("'inf' is not a finite number".into()));
+        assert_eq!(rule(ColumnType::Float).reason("NaN"), Err("'NaN' is not a finite number".into()));
+        assert_eq!(rule(ColumnType::Boolean).reason("Yes"), Ok(Checked::Boolean(true)));
+        assert!(rule(ColumnType::Boolean).reason("maybe").unwrap_err().starts_with("'maybe' is not a boolean"));
+        assert_eq!(rule(ColumnType::Datetime).reason("1970-01-02 01:00:00"), Ok(Checked::Datetime(90_000.0)));
         for edge in ["9999-12-31 23:59:59", "-9999-01-01 00:00:00"] {
             assert!(rule(ColumnType::Datetime).check(edge).is_err(), "{edge}");
         }
@@ -189,16 +220,16 @@ mod tests {
         column.min = Some(0.0);
         column.max = Some(10.0);
         let bounded = CellRule::new(&column);
-        assert_eq!(bounded.check("11"), Err("11 is above the maximum 10".into()));
-        assert_eq!(bounded.check("-1"), Err("-1 is below the minimum 0".into()));
+        assert_eq!(bounded.reason("11"), Err("11 is above the maximum 10".into()));
+        assert_eq!(bounded.reason("-1"), Err("-1 is below the minimum 0".into()));
         let mut column = rule(ColumnType::Categorical).column().clone();
         column.categories = Some(vec!["a".into(), "b".into()]);
         column.nullable = true;
         let categories = CellRule::new(&column);
-        assert_eq!(categories.check(" a "), Ok(Checked::Text("a")));
-        assert_eq!(categories.check(""), Ok(Checked::Missing));
-        assert_eq!(categories.check("z"), Err("'z' is not one of the categories (a, b)".into()));
+        assert_eq!(categories.reason(" a "), Ok(Checked::Text("a")));
+        assert_eq!(categories.reason(""), Ok(Checked::Missing));
+        assert_eq!(categories.reason("z"), Err("'z' is not one of the categories (a, b)".into()));
         let long = "y".repeat(1000);
-        assert_eq!(categories.check(&long).unwrap_err().len(), "'' is not one of the categories (a, b)".len() + 43);
+        assert_eq!(categories.reason(&long).unwrap_err().len(), "'' is not one of the categories (a, b)".len() + 43);
     }
 }

@@ -92,6 +92,15 @@ impl Column {
 }
 
 /// Named columns of equal length.
+/// A column whose length differs from the first column's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("column '{column}' has {rows} rows, expected {expected}")]
+pub struct RaggedColumn {
+    pub column: String,
+    pub rows: usize,
+    pub expected: usize,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Frame {
     names: Vec<String>,
@@ -100,10 +109,10 @@ pub struct Frame {
 
 impl Frame {
     /// Builds a frame; every column must have the same length.
-    pub fn new(columns: Vec<(String, Column)>) -> Result<Frame, String> {
+    pub fn new(columns: Vec<(String, Column)>) -> Result<Frame, RaggedColumn> {
         let n_rows = columns.first().map_or(0, |(_, c)| c.len());
         if let Some((name, column)) = columns.iter().find(|(_, c)| c.len() != n_rows) {
-            return Err(format!("column '{name}' has {} rows, expected {n_rows}", column.len()));
+            return Err(RaggedColumn { column: name.clone(), rows: column.len(), expected: n_rows });
         }
         let (names, columns) = columns.into_iter().unzip();
         Ok(Frame { names, columns })
@@ -172,7 +181,7 @@ mod tests {
     #[test]
     fn frames_refuse_ragged_columns_and_take_rows() {
         let ragged = Frame::new(vec![("a".into(), Column::Numeric(vec![1.0])), ("b".into(), Column::Numeric(vec![]))]);
-        assert!(ragged.unwrap_err().contains("'b'"));
+        assert!(ragged.unwrap_err().to_string().contains("'b'"));
         let frame = Frame::new(vec![("a".into(), Column::Numeric(vec![1.0, 2.0, 3.0]))]).unwrap();
         assert_eq!(frame.take(&[2, 0]).column("a"), Some(&Column::Numeric(vec![3.0, 1.0])));
     }

@@ -1,32 +1,56 @@
 //! The pure core of the pipeline: spec and schema, features, models, metrics, registry rules and
 //! drift statistics, over a storage trait. No AWS and no async runtime: the CLI and the Lambda
 //! functions call this same code.
+//!
+//! The API is re-exported from the crate root; the modules behind it are private. Three keep a
+//! namespace of their own: [`contracts`] (the JSON each stage takes and returns), [`drift`] (the
+//! drift checks and their statistics) and [`time`] (datetime formats and calendar parts).
 
-pub mod alerts;
-pub mod artifact;
-pub mod cells;
+mod alerts;
+mod artifact;
+mod cells;
 pub mod contracts;
 pub mod drift;
-pub mod error;
-pub mod features;
-pub mod frame;
-pub mod hash;
-pub mod inference_log;
-pub mod metrics;
-pub mod models;
-pub mod registry;
-pub mod rows;
-pub mod serve;
-pub mod spec;
+mod error;
+mod features;
+mod frame;
+mod hash;
+mod inference_log;
+mod metrics;
+mod models;
+mod registry;
+mod rows;
+mod serve;
+mod shown;
+mod spec;
 mod spec_check;
-pub mod spec_store;
-pub mod split;
-pub mod store;
-pub mod store_json;
-pub mod target;
+mod spec_store;
+mod split;
+mod store;
+mod store_json;
+mod target;
 pub mod time;
-pub mod train;
+mod train;
 
+pub use alerts::{Notifier, Retrainer};
+pub use artifact::{ModelArtifact, ModelCard};
+pub use cells::{BadValue, CellRule, Checked};
 pub use error::{CoreError, ErrorKind};
-pub use spec::Spec;
-pub use store::{FsStore, Keys, Store};
+pub use features::{Encoding, FeatureError, FittedFeatures};
+pub use frame::{Column, Frame, RaggedColumn};
+pub use hash::sha256_hex;
+pub use inference_log::{LogLine, LogQuery, LoggedPrediction, read_logs};
+pub use metrics::{Metrics, evaluate};
+pub use registry::{Action, Event, Production, Registry, decide};
+pub use rows::{Cell, RowError, RowProblem, RowSchema};
+pub use serve::{Request, Response, Service, ServiceOptions};
+pub use spec::{
+    ColumnSpec, ColumnType, DriftMethod, DriftSpec, EarlyStoppingSpec, FeatureSpec, Metric, ModelSpec, NumericTransform, PromotionSpec,
+    QUARANTINE_FIELDS, RegressionLoss, SamplingSpec, Spec, SplitMethod, SplitSpec, TargetSpec, Task, TimeOffset, TimePart, TimeSpec,
+    TimeUnit, TrainingSpec,
+};
+pub use spec_store::{load_spec, save_spec};
+pub use store::{Condition, FsStore, Keys, Store, StoreError, Tagged};
+pub use store_json::{CONDITIONAL_ATTEMPTS, JsonStore};
+pub use target::{TargetEncoder, TargetError};
+pub use train::{Trained, TrainingSet, evaluate_on_holdout, prediction_distribution, train_candidate};

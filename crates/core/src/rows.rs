@@ -13,7 +13,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::cells::{CellRule, Checked};
+use crate::cells::{BadValue, CellRule, Checked};
 use crate::features::number_key;
 use crate::frame::{Column, Frame};
 use crate::spec::{ColumnSpec, ColumnType, Spec};
@@ -110,11 +110,32 @@ fn category_of_number(number: &str) -> String {
 
 /// A value for an error message: its JSON text, cut at 40 characters.
 fn describe(raw: &RawValue) -> String {
-    crate::cells::shown(raw.get().trim())
+    crate::shown::shown(raw.get().trim())
 }
 
 /// Rows from which [`RowSchema::frame`] builds columns in parallel.
 const PARALLEL_FRAME_ROWS: usize = 10_000;
+
+/// A request row that cannot be used, naming the row and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("row {row}: {problem}")]
+pub struct RowError {
+    pub row: usize,
+    pub problem: RowProblem,
+}
+
+/// What is wrong with a request row.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RowProblem {
+    #[error("expected an object of fields, got {0}")]
+    NotAnObject(String),
+    #[error("unknown field '{0}'")]
+    UnknownField(String),
+    #[error("missing field '{0}'")]
+    MissingField(String),
+    #[error("field '{field}': {bad_value}")]
+    Field { field: String, bad_value: BadValue },
+}
 
 /// The input columns of a spec and how to check them.
 #[derive(Debug, Clone)]
@@ -147,9 +168,9 @@ impl RowSchema {
     }
 
     /// Checks one row; the error names the row and the field.
-    pub fn check(&self, row: &RawRow, index: usize) -> Result<Vec<Cell>, String> {
-        let fail = |message: String| format!("row {index}: {message}");
-        let fields = row.fields.as_ref().ok_or_else(|| fail(format!("expected an object of fields, got {}", describe(row.raw))))?;
+    pub fn check(&self, row: &RawRow, index: usize) -> Result<Vec<Cell>, RowError> {
+        let fail = |problem: RowProblem| RowError { row: index, problem };
+        let fields = row.fields.as_ref().ok_or_else(|| fail(RowProblem::NotAnObject(describe(row.raw))))?;
         let mut values: Vec<Option<&RawValue>> = vec![None; self.inputs.len()];
         // Rows usually list the inputs in schema order: try the next input before the map.
         let mut next = 0;
@@ -164,7 +185,7 @@ impl RowSchema {
                     next = i + 1;
                 }
                 Some(None) => {}
-                None => return Err(fail(format!("unknown field '{name}'"))),
+                None => return Err(fail(RowProblem::UnknownField(name.to_string()))),
             }
         }
         self.inputs
@@ -173,9 +194,11 @@ impl RowSchema {
             .map(|(input, value)| {
                 let name = &input.rule.column().name;
                 match value.map(|raw| (raw, scalar(raw))) {
-                    None | Some((_, Scalar::Null)) if input.required => Err(fail(format!("missing field '{name}'"))),
+                    None | Some((_, Scalar::Null)) if input.required => Err(fail(RowProblem::MissingField(name.clone()))),
                     None | Some((_, Scalar::Null)) => Ok(Cell::Missing),
-                    Some((raw, value)) => input.check(raw, value).map_err(|e| fail(format!("field '{name}': {e}"))),
+                    Some((raw, value)) => {
+                        input.check(raw, value).map_err(|bad_value| fail(RowProblem::Field { field: name.clone(), bad_value }))
+                    }
                 }
             })
             .collect()
@@ -277,7 +300,7 @@ impl RowSchema {
 
 impl Input {
     /// Checks a present value with the column's rule, as CSV prep does.
-    fn check(&self, raw: &RawValue, value: Scalar) -> Result<Cell, String> {
+    fn check(&self, raw: &RawValue, value: Scalar) -> Result<Cell, BadValue> {
         let text = match &value {
             // A JSON number names a category or a boolean by its value (1 and 1.0 are "1").
             Scalar::Number(text)
@@ -288,7 +311,7 @@ impl Input {
             Scalar::Number(text) => Cow::Borrowed(*text),
             Scalar::Text(text) => Cow::Borrowed(text.as_ref()),
             Scalar::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-            Scalar::Null | Scalar::Composite => return Err(format!("{} is not a single value", describe(raw))),
+            Scalar::Null | Scalar::Composite => return Err(BadValue::NotSingleValue(describe(raw))),
         };
         let checked = self.rule.check(&text)?;
         Ok(match checked {
@@ -380,7 +403,7 @@ kind = "linear"
             (json!([1, 2]), "row 2: expected an object of fields, got [1,2]"),
         ];
         for (row, expected) in cases {
-            assert_eq!(schema.check(&RawRow::parse(&raw(&row)), 2).unwrap_err(), expected);
+            assert_eq!(schema.check(&RawRow::parse(&raw(&row)), 2).unwrap_err().to_string(), expected);
         }
     }
 
@@ -398,7 +421,7 @@ kind = "linear"
         ];
         for (body, expected) in cases {
             let row: &RawValue = serde_json::from_str(body).unwrap();
-            assert_eq!(schema.check(&RawRow::parse(row), 0).unwrap_err(), expected);
+            assert_eq!(schema.check(&RawRow::parse(row), 0).unwrap_err().to_string(), expected);
         }
     }
 

@@ -258,15 +258,15 @@ impl Service {
             return Response::error(413, &format!("{} rows; the limit is {} per request", rows.len(), self.options.max_rows), request_id);
         }
         let rows: Vec<RawRow> = rows.into_iter().map(RawRow::parse).collect();
-        let checked: Result<Vec<_>, String> = rows.iter().enumerate().map(|(i, row)| model.schema.check(row, i)).collect();
+        let checked: Result<Vec<_>, _> = rows.iter().enumerate().map(|(i, row)| model.schema.check(row, i)).collect();
         let checked = match checked {
             Ok(checked) => checked,
-            Err(message) => return Response::error(422, &message, request_id),
+            Err(error) => return Response::error(422, &error.to_string(), request_id),
         };
         let frame = model.schema.frame(&checked);
         let predictions = match model.artifact.predict(&frame) {
             Ok(predictions) => predictions,
-            Err(message) => return Response::error(422, &message, request_id),
+            Err(error) => return Response::error(422, &error.to_string(), request_id),
         };
         if let Some((row, _)) = predictions.rows().into_iter().enumerate().find(|(_, p)| p.iter().any(|v| !v.is_finite())) {
             tracing::error!(version = %model.version, row, "the model produced a non-finite prediction");

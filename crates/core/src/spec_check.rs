@@ -258,20 +258,7 @@ mod tests {
 
     use crate::spec::*;
 
-    const MINIMAL: &str = r#"
-name = "toy"
-[target]
-column = "y"
-task = "regression"
-[[columns]]
-name = "x"
-type = "float"
-[[columns]]
-name = "y"
-type = "float"
-[models.lm]
-kind = "linear"
-"#;
+    const MINIMAL: &str = include_str!("../../../tests/fixtures/toy-spec.toml");
 
     #[test]
     fn a_minimal_spec_gets_defaults() {

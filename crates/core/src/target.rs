@@ -30,29 +30,42 @@ fn label_order(a: &String, b: &String) -> std::cmp::Ordering {
     }
 }
 
+/// A target column that does not fit the task.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TargetError {
+    #[error("a regression target must be numeric")]
+    NotNumeric,
+    #[error("the target has {0} distinct value(s); classification needs at least two")]
+    TooFewClasses(usize),
+    #[error("target.positive '{0}' never occurs")]
+    PositiveNeverOccurs(String),
+    #[error("a binary target has {count} distinct values: {labels}")]
+    NotBinary { count: usize, labels: String },
+}
+
 impl TargetEncoder {
     /// Learns the classes of a target column (all rows, so the holdout's classes are known).
-    pub fn fit(task: Task, column: &Column, positive: Option<&str>) -> Result<TargetEncoder, String> {
+    pub fn fit(task: Task, column: &Column, positive: Option<&str>) -> Result<TargetEncoder, TargetError> {
         if task == Task::Regression {
             return match column {
                 Column::Numeric(_) => Ok(TargetEncoder::Regression),
-                Column::Categorical { .. } => Err("a regression target must be numeric".into()),
+                Column::Categorical { .. } => Err(TargetError::NotNumeric),
             };
         }
         let mut labels: Vec<String> = (0..column.len()).filter_map(|r| label(column, r)).collect();
         labels.sort_by(label_order);
         labels.dedup();
         match (task, labels.len()) {
-            (_, 0 | 1) => Err(format!("the target has {} distinct value(s); classification needs at least two", labels.len())),
+            (_, 0 | 1) => Err(TargetError::TooFewClasses(labels.len())),
             (Task::Binary, 2) => {
                 if let Some(positive) = positive {
                     let index =
-                        labels.iter().position(|l| l == positive).ok_or_else(|| format!("target.positive '{positive}' never occurs"))?;
+                        labels.iter().position(|l| l == positive).ok_or_else(|| TargetError::PositiveNeverOccurs(positive.to_string()))?;
                     labels.swap(index, 1);
                 }
                 Ok(TargetEncoder::Classes(labels))
             }
-            (Task::Binary, n) => Err(format!("a binary target has {n} distinct values: {}", labels.join(", "))),
+            (Task::Binary, n) => Err(TargetError::NotBinary { count: n, labels: labels.join(", ") }),
             _ => Ok(TargetEncoder::Classes(labels)),
         }
     }
@@ -102,7 +115,7 @@ mod tests {
     fn numeric_classes_sort_numerically_and_bad_targets_are_named() {
         let column = Column::Numeric(vec![10.0, 2.0, 1.0, 2.0]);
         assert_eq!(TargetEncoder::fit(Task::Multiclass, &column, None).unwrap().labels(), ["1", "2", "10"]);
-        let error = TargetEncoder::fit(Task::Binary, &column, None).unwrap_err();
+        let error = TargetEncoder::fit(Task::Binary, &column, None).unwrap_err().to_string();
         assert!(error.contains("3 distinct values"), "{error}");
         assert!(TargetEncoder::fit(Task::Binary, &Column::Numeric(vec![1.0, 1.0]), None).is_err());
     }

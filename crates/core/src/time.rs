@@ -9,14 +9,35 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{Column, Frame};
+use crate::shown::shown;
 use crate::spec::{TimePart, TimeSpec};
 
+/// A value that is not a time, or a row time that cannot be built. Values are shown cut at 40
+/// characters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimeError {
+    #[error("'{0}' is not a date or datetime")]
+    NotADate(String),
+    #[error("'{0}' is not an RFC 3339 datetime with Z or an offset, e.g. 2013-01-01T10:00:00Z")]
+    NotRfc3339(String),
+    #[error("'{text}' is not a Unix time in {unit}")]
+    NotAnEpoch { text: String, unit: &'static str },
+    #[error("'{text}' does not match the datetime format '{format}'")]
+    FormatMismatch { text: String, format: String },
+    #[error("'{0}' is outside the supported datetime range")]
+    OutOfRange(String),
+    #[error("time column '{0}' is missing or not a datetime")]
+    MissingColumn(String),
+    #[error("time offset column '{0}' is missing or not numeric")]
+    MissingOffset(String),
+}
+
 /// Parses a time origin, `YYYY-MM-DDTHH:MM:SS` or `YYYY-MM-DD`.
-pub fn parse_origin(text: &str) -> Result<f64, String> {
+pub fn parse_origin(text: &str) -> Result<f64, TimeError> {
     let datetime: DateTime = text
         .parse()
         .or_else(|_| text.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
-        .map_err(|e| format!("'{text}' is not a date or datetime: {e}"))?;
+        .map_err(|_| TimeError::NotADate(shown(text)))?;
     seconds_of(datetime, text)
 }
 
@@ -31,18 +52,16 @@ pub const UNIX_MILLISECONDS: &str = "unix_ms";
 /// Parses a datetime value into seconds since the epoch. `format` is [`RFC3339`],
 /// [`UNIX_SECONDS`], [`UNIX_MILLISECONDS`] or a strftime format; a strftime format with an
 /// offset (`%z`, `%:z`) gives the instant, one without gives the civil time read as UTC.
-pub fn parse_datetime(text: &str, format: &str) -> Result<f64, String> {
+pub fn parse_datetime(text: &str, format: &str) -> Result<f64, TimeError> {
     match format {
         RFC3339 => {
-            let timestamp: Timestamp = text.parse().map_err(|_| {
-                format!("'{}' is not an RFC 3339 datetime with Z or an offset, e.g. 2013-01-01T10:00:00Z", crate::cells::shown(text))
-            })?;
+            let timestamp: Timestamp = text.parse().map_err(|_| TimeError::NotRfc3339(shown(text)))?;
             Ok(timestamp.as_millisecond() as f64 / 1000.0)
         }
         UNIX_SECONDS => epoch(text, 1.0, "seconds"),
         UNIX_MILLISECONDS => epoch(text, 0.001, "milliseconds"),
         _ => {
-            let mismatch = || format!("'{}' does not match the datetime format '{format}'", crate::cells::shown(text));
+            let mismatch = || TimeError::FormatMismatch { text: shown(text), format: format.to_string() };
             let parts = jiff::fmt::strtime::parse(format, text).map_err(|_| mismatch())?;
             if parts.offset().is_some() {
                 let timestamp = parts.to_timestamp().map_err(|_| mismatch())?;
@@ -61,24 +80,20 @@ pub fn is_datetime_format(format: &str) -> bool {
 }
 
 /// A Unix epoch of `unit` seconds, within the supported datetime range.
-fn epoch(text: &str, unit: f64, unit_name: &str) -> Result<f64, String> {
+fn epoch(text: &str, unit: f64, unit_name: &'static str) -> Result<f64, TimeError> {
     let seconds = text
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
         .map(|v| v * unit)
-        .ok_or_else(|| format!("'{}' is not a Unix time in {unit_name}", crate::cells::shown(text)))?;
-    Timestamp::from_millisecond((seconds * 1000.0).round() as i64)
-        .map(|_| seconds)
-        .map_err(|_| format!("'{}' is outside the supported datetime range", crate::cells::shown(text)))
+        .ok_or_else(|| TimeError::NotAnEpoch { text: shown(text), unit: unit_name })?;
+    Timestamp::from_millisecond((seconds * 1000.0).round() as i64).map(|_| seconds).map_err(|_| TimeError::OutOfRange(shown(text)))
 }
 
 /// Seconds since the epoch of a civil datetime, read as UTC. Datetimes at the very ends of
 /// the calendar (years near ±9999) have no timestamp and are refused, naming `text`.
-fn seconds_of(datetime: DateTime, text: &str) -> Result<f64, String> {
-    let timestamp = TimeZone::UTC
-        .to_timestamp(datetime)
-        .map_err(|_| format!("'{}' is outside the supported datetime range", crate::cells::shown(text)))?;
+fn seconds_of(datetime: DateTime, text: &str) -> Result<f64, TimeError> {
+    let timestamp = TimeZone::UTC.to_timestamp(datetime).map_err(|_| TimeError::OutOfRange(shown(text)))?;
     Ok(timestamp.as_millisecond() as f64 / 1000.0)
 }
 
@@ -123,7 +138,7 @@ pub enum TimeSource {
 }
 
 impl TimeSource {
-    pub fn new(time: &TimeSpec) -> Result<TimeSource, String> {
+    pub fn new(time: &TimeSpec) -> Result<TimeSource, TimeError> {
         match &time.column {
             Some(column) => Ok(TimeSource::Column(column.clone())),
             None => Ok(TimeSource::Offsets {
@@ -142,17 +157,17 @@ impl TimeSource {
     }
 
     /// Each row's time; a missing input gives NaN.
-    pub fn row_times(&self, frame: &Frame) -> Result<Vec<f64>, String> {
+    pub fn row_times(&self, frame: &Frame) -> Result<Vec<f64>, TimeError> {
         match self {
             TimeSource::Column(name) => match frame.column(name) {
                 Some(Column::Numeric(values)) => Ok(values.clone()),
-                _ => Err(format!("time column '{name}' is missing or not a datetime")),
+                _ => Err(TimeError::MissingColumn(name.clone())),
             },
             TimeSource::Offsets { origin, offsets } => {
                 let mut times = vec![*origin; frame.n_rows()];
                 for (name, unit, shift) in offsets {
                     let Some(Column::Numeric(values)) = frame.column(name) else {
-                        return Err(format!("time offset column '{name}' is missing or not numeric"));
+                        return Err(TimeError::MissingOffset(name.clone()));
                     };
                     for (time, value) in times.iter_mut().zip(values) {
                         *time += (value + shift) * unit;
@@ -173,7 +188,7 @@ mod tests {
     fn datetimes_parse_with_their_format_and_name_the_value_when_not() {
         assert_eq!(parse_datetime("1970-01-02 01:00:00", "%Y-%m-%d %H:%M:%S"), Ok(90_000.0));
         assert_eq!(parse_datetime("02/01/1970", "%d/%m/%Y"), Ok(86_400.0));
-        let error = parse_datetime("yesterday", "%Y-%m-%d").unwrap_err();
+        let error = parse_datetime("yesterday", "%Y-%m-%d").unwrap_err().to_string();
         assert!(error.contains("'yesterday'") && error.contains("%Y-%m-%d"));
     }
 
@@ -185,7 +200,7 @@ mod tests {
         assert_eq!(parse_datetime("2013-01-01T05:00:00-05:00", RFC3339), Ok(ten));
         assert_eq!(parse_datetime("2013-01-01 10:00:00.250Z", RFC3339), Ok(ten + 0.25));
         assert_eq!(parse_datetime("2013-01-01T10:00:00.5+00:00", RFC3339), Ok(ten + 0.5));
-        let error = parse_datetime("2013-01-01T10:00:00", RFC3339).unwrap_err();
+        let error = parse_datetime("2013-01-01T10:00:00", RFC3339).unwrap_err().to_string();
         assert!(error.contains("'2013-01-01T10:00:00'") && error.contains("offset"), "{error}");
         assert!(parse_datetime("2013-13-01T10:00:00Z", RFC3339).is_err());
         assert_eq!(parse_datetime("2013-01-01 11:00:00 +0100", "%Y-%m-%d %H:%M:%S %z"), Ok(ten));
@@ -199,8 +214,8 @@ mod tests {
         assert_eq!(parse_datetime("1357034400.5", UNIX_SECONDS), Ok(ten + 0.5));
         assert_eq!(parse_datetime("1357034400250", UNIX_MILLISECONDS), Ok(ten + 0.25));
         assert_eq!(parse_datetime("-86400", UNIX_SECONDS), Ok(-86_400.0));
-        assert!(parse_datetime("soon", UNIX_SECONDS).unwrap_err().contains("'soon'"));
-        assert!(parse_datetime("1e300", UNIX_SECONDS).unwrap_err().contains("outside the supported datetime range"));
+        assert!(parse_datetime("soon", UNIX_SECONDS).unwrap_err().to_string().contains("'soon'"));
+        assert!(parse_datetime("1e300", UNIX_SECONDS).unwrap_err().to_string().contains("outside the supported datetime range"));
         assert!(parse_datetime("NaN", UNIX_MILLISECONDS).is_err());
         assert!(is_datetime_format(RFC3339) && is_datetime_format("%d/%m/%Y") && !is_datetime_format("dd/mm/yyyy"));
     }
@@ -208,10 +223,10 @@ mod tests {
     #[test]
     fn the_ends_of_the_calendar_are_refused_not_panicked_on() {
         for (text, format) in [("9999-12-31 23:59:59", "%Y-%m-%d %H:%M:%S"), ("9999-12-31", "%Y-%m-%d"), ("-9999-01-01", "%Y-%m-%d")] {
-            let error = parse_datetime(text, format).unwrap_err();
+            let error = parse_datetime(text, format).unwrap_err().to_string();
             assert!(error.contains(text), "{error}");
         }
-        assert!(parse_origin("9999-12-31T23:59:59").unwrap_err().contains("outside the supported datetime range"));
+        assert!(parse_origin("9999-12-31T23:59:59").unwrap_err().to_string().contains("outside the supported datetime range"));
         assert!(parse_origin("-009999-01-01").is_err());
         assert!(parse_datetime("9999-12-30 21:00:00", "%Y-%m-%d %H:%M:%S").is_ok());
     }

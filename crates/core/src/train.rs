@@ -60,7 +60,8 @@ impl TrainingSet {
         let split = match spec.split_method() {
             SplitMethod::Time => {
                 let time_spec = spec.time.as_ref().expect("a time split has a time (checked with the spec)");
-                let times = time::TimeSource::new(time_spec).and_then(|t| t.row_times(&frame)).map_err(CoreError::BadInput)?;
+                let times =
+                    time::TimeSource::new(time_spec).and_then(|t| t.row_times(&frame)).map_err(|e| CoreError::BadInput(e.to_string()))?;
                 split::by_time(&times, spec.split.holdout)
             }
             SplitMethod::Random => {
@@ -134,9 +135,11 @@ pub fn train_candidate(
     let failed = |message: String| CoreError::Model { name: name.to_string(), message };
     let encoding = models::encoding_of(model);
     let (train, y_train) = set.rows(&set.split.train);
-    let x_train = features.transform_training(&train, encoding, set.fit_target(spec, &y_train), spec.split.seed).map_err(failed)?;
+    let x_train = features
+        .transform_training(&train, encoding, set.fit_target(spec, &y_train), spec.split.seed)
+        .map_err(|e| failed(e.to_string()))?;
     let fit_started = Instant::now();
-    let fitted = models::fit(model, set.problem(spec, max_seconds), x_train.view(), &y_train).map_err(failed)?;
+    let fitted = models::fit(model, set.problem(spec, max_seconds), x_train.view(), &y_train).map_err(|e| failed(e.to_string()))?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     let note = fitted.time_note();
     let mut artifact = ModelArtifact {
@@ -162,7 +165,8 @@ pub fn train_candidate(
 /// Metrics of any artifact (a champion too) on the set's holdout, and its predictions.
 pub fn evaluate_on_holdout(artifact: &ModelArtifact, set: &TrainingSet) -> Result<(Metrics, ndarray::Array2<f64>), CoreError> {
     let (holdout, y) = set.rows(&set.split.holdout);
-    let predictions = artifact.predict(&holdout).map_err(|message| CoreError::Model { name: artifact.candidate.clone(), message })?;
+    let predictions =
+        artifact.predict(&holdout).map_err(|e| CoreError::Model { name: artifact.candidate.clone(), message: e.to_string() })?;
     let task = if artifact.target.n_classes() == 1 {
         Task::Regression
     } else if artifact.target.n_classes() == 2 {

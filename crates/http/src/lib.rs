@@ -12,7 +12,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response as HttpResponse};
-use mlops_core::serve::{Request, Response, Service};
+use mlops_core::{Request, Response, Service};
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -78,7 +78,7 @@ mod tests {
     use super::*;
     use axum::http::Request as HttpRequest;
     use mlops_core::FsStore;
-    use mlops_core::serve::ServiceOptions;
+    use mlops_core::ServiceOptions;
     use tower::ServiceExt;
 
     fn no_model() -> Arc<Service> {

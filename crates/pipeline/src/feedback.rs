@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use mlops_core::spec::Task;
+use mlops_core::Task;
 use mlops_core::{Keys, Spec, Store};
 use serde::{Deserialize, Serialize};
 
@@ -37,30 +37,56 @@ pub(crate) fn read_feedback(store: &dyn Store, keys: &Keys, spec: &Spec) -> Resu
     Ok(labels)
 }
 
+/// A feedback file that cannot be used, naming the row where there is one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FeedbackError {
+    #[error("not a readable CSV file: {0}")]
+    Unreadable(String),
+    #[error("the header has no '{column}' column (found: {found})")]
+    MissingColumn { column: String, found: String },
+    #[error("row {row}: {reason}")]
+    BadRecord { row: usize, reason: String },
+    #[error("row {row}: no '{column}'")]
+    EmptyField { row: usize, column: String },
+    #[error("row {row}: '{column}' is '{label}', not a number")]
+    NotANumber { row: usize, column: String, label: String },
+    #[error("no labelled rows")]
+    Empty,
+}
+
 /// `(key, label)` pairs of a feedback CSV; the error names the row.
-fn parse_feedback(bytes: &[u8], spec: &Spec) -> Result<Vec<(String, String)>, String> {
+fn parse_feedback(bytes: &[u8], spec: &Spec) -> Result<Vec<(String, String)>, FeedbackError> {
     let key_column = feedback_key(spec);
     let target = &spec.target.column;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes);
     let header: Vec<String> =
-        reader.headers().map_err(|e| format!("not a readable CSV file: {e}"))?.iter().map(|h| h.trim().to_string()).collect();
+        reader.headers().map_err(|e| FeedbackError::Unreadable(e.to_string()))?.iter().map(|h| h.trim().to_string()).collect();
     let position = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| format!("the header has no '{name}' column (found: {})", header.join(", ")))
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| FeedbackError::MissingColumn { column: name.to_string(), found: header.join(", ") })
     };
     let (key_at, target_at) = (position(key_column)?, position(target)?);
     let mut pairs = Vec::new();
     for (index, record) in reader.records().enumerate() {
         let row = index + 1;
-        let record = record.map_err(|e| format!("row {row}: {e}"))?;
-        let key = record.get(key_at).map(str::trim).filter(|k| !k.is_empty()).ok_or_else(|| format!("row {row}: no '{key_column}'"))?;
-        let label = record.get(target_at).map(str::trim).filter(|l| !l.is_empty()).ok_or_else(|| format!("row {row}: no '{target}'"))?;
+        let record = record.map_err(|e| FeedbackError::BadRecord { row, reason: e.to_string() })?;
+        let field = |at: usize, column: &str| {
+            record
+                .get(at)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| FeedbackError::EmptyField { row, column: column.to_string() })
+        };
+        let (key, label) = (field(key_at, key_column)?, field(target_at, target)?);
         if spec.target.task == Task::Regression && !label.parse::<f64>().is_ok_and(f64::is_finite) {
-            return Err(format!("row {row}: '{target}' is '{label}', not a number"));
+            return Err(FeedbackError::NotANumber { row, column: target.clone(), label: label.to_string() });
         }
         pairs.push((key.to_string(), label.to_string()));
     }
     if pairs.is_empty() {
-        return Err("no labelled rows".into());
+        return Err(FeedbackError::Empty);
     }
     Ok(pairs)
 }

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use mlops_core::hash::sha256_hex;
-use mlops_core::store::{Condition, StoreError};
+use mlops_core::sha256_hex;
+use mlops_core::{Condition, StoreError};
 use mlops_core::{Keys, Store};
 use serde::Serialize;
 

@@ -6,6 +6,8 @@ pub mod html;
 pub mod ingest;
 pub mod monitor;
 pub mod stages;
+#[cfg(test)]
+mod testing;
 
 use mlops_core::{CoreError, ErrorKind};
 use mlops_prep::PrepError;
@@ -20,8 +22,8 @@ pub enum PipelineError {
     Prep(#[from] PrepError),
 }
 
-impl From<mlops_core::store::StoreError> for PipelineError {
-    fn from(error: mlops_core::store::StoreError) -> Self {
+impl From<mlops_core::StoreError> for PipelineError {
+    fn from(error: mlops_core::StoreError) -> Self {
         PipelineError::Core(error.into())
     }
 }

@@ -4,20 +4,20 @@
 use std::collections::HashMap;
 
 use mlops_core::CoreError;
-use mlops_core::alerts::{Notifier, Retrainer};
-use mlops_core::artifact::ModelArtifact;
+use mlops_core::JsonStore;
+use mlops_core::ModelArtifact;
+use mlops_core::Registry;
+use mlops_core::Task;
 use mlops_core::contracts::{DriftReport, RetrainOutcome, RunRequest, Trigger};
 use mlops_core::drift::{self, Distribution, FeatureDrift, Verdict};
-use mlops_core::frame::{Column, Frame};
-use mlops_core::inference_log::{LogQuery, LoggedPrediction, read_logs};
-use mlops_core::metrics::evaluate;
-use mlops_core::registry::Registry;
-use mlops_core::rows::{Cell, RowSchema};
-use mlops_core::spec::Task;
-use mlops_core::store::{Condition, StoreError};
-use mlops_core::store_json::JsonStore;
-use mlops_core::train::prediction_distribution;
+use mlops_core::evaluate;
+use mlops_core::prediction_distribution;
+use mlops_core::{Cell, RowSchema};
+use mlops_core::{Column, Frame};
+use mlops_core::{Condition, StoreError};
 use mlops_core::{Keys, Spec, Store};
+use mlops_core::{LogQuery, LoggedPrediction, read_logs};
+use mlops_core::{Notifier, Retrainer};
 use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -227,7 +227,7 @@ struct Observed {
 }
 
 fn from_batch(spec: &Spec, artifact: &ModelArtifact, name: String, frame: Frame) -> Result<Observed, PipelineError> {
-    let predictions = artifact.predict(&frame).map_err(PipelineError::bad_input)?;
+    let predictions = artifact.predict(&frame).map_err(|e| PipelineError::bad_input(e.to_string()))?;
     let labelled = frame.column(&spec.target.column).map(|column| {
         let encoded = artifact.target.encode(column);
         let rows: Vec<usize> = (0..frame.n_rows()).filter(|&r| encoded[r].is_some()).collect();

@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mlops_core::artifact::{ModelArtifact, ModelCard};
-use mlops_core::features::{Encoding, FittedFeatures};
-use mlops_core::hash::sha256_hex;
-use mlops_core::metrics::Metrics;
-use mlops_core::registry::{Action, Event, Registry, decide};
-use mlops_core::store_json::{CONDITIONAL_ATTEMPTS, JsonStore};
-use mlops_core::train::{TrainingSet, evaluate_on_holdout, train_candidate};
+use mlops_core::Metrics;
+use mlops_core::sha256_hex;
+use mlops_core::{Action, Event, Registry, decide};
+use mlops_core::{CONDITIONAL_ATTEMPTS, JsonStore};
+use mlops_core::{Encoding, FittedFeatures};
 use mlops_core::{Keys, Spec, Store};
+use mlops_core::{ModelArtifact, ModelCard};
+use mlops_core::{TrainingSet, evaluate_on_holdout, train_candidate};
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;

@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mlops_core::LogLine;
 use mlops_core::contracts::{RunRequest, Trigger};
-use mlops_core::inference_log::LogLine;
-use mlops_core::serve::{Request, Service, ServiceOptions};
 use mlops_core::{FsStore, Spec, Store};
+use mlops_core::{Request, Service, ServiceOptions};
 use mlops_pipeline::feedback::store_feedback;
 use mlops_pipeline::stages;
 use proptest::prelude::*;
@@ -382,7 +382,7 @@ fn bad_spec_files_are_refused_at_load_or_usable_never_a_panic() {
             if let Ok(spec) = Spec::parse(&text, "fuzz.toml") {
                 // A spec that loads can be used: its rules apply without panicking.
                 let _ = mlops_prep::parse_csv("raw/x/a.csv", data.as_bytes(), &spec);
-                let _ = mlops_core::rows::RowSchema::new(&spec).json_schema();
+                let _ = mlops_core::RowSchema::new(&spec).json_schema();
                 if let Some(time) = &spec.time {
                     prop_assert!(mlops_core::time::TimeSource::new(time).is_ok(), "a loaded spec's time source must build");
                 }

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mlops_core::spec::{
+use mlops_core::time::{RFC3339, UNIX_MILLISECONDS, UNIX_SECONDS, parse_datetime};
+use mlops_core::{
     ColumnSpec, ColumnType, DriftSpec, FeatureSpec, ModelSpec, PromotionSpec, RegressionLoss, Spec, SplitSpec, TargetSpec, Task, TimePart,
     TimeSpec, TrainingSpec,
 };
-use mlops_core::time::{RFC3339, UNIX_MILLISECONDS, UNIX_SECONDS, parse_datetime};
 
 use crate::{Rejection, read_strings};
 
@@ -66,8 +66,8 @@ impl Profile {
     }
 }
 
-fn profile(name: &str, column: &polars::prelude::Column) -> Result<Profile, String> {
-    let text = column.str().map_err(|e| e.to_string())?;
+fn profile(name: &str, column: &polars::prelude::Column) -> Result<Profile, polars::prelude::PolarsError> {
+    let text = column.str()?;
     let values: Vec<Option<String>> = text.iter().map(|v| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)).collect();
     let distinct = values.iter().flatten().collect::<BTreeSet<_>>().len();
     Ok(Profile { name: name.to_string(), values, distinct })
@@ -165,14 +165,17 @@ fn time_parts(times: &[f64]) -> Vec<TimePart> {
 /// Drafts a spec for a CSV file; also returns what was decided, one line each.
 pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Spec, Vec<String>), Rejection> {
     let reject = |reason: String| Rejection { file: file.to_string(), reason };
-    let header = crate::read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
-    let (table, _, _) = read_strings(bytes, &header, 0).map_err(reject)?;
+    let header = crate::read_header(bytes).map_err(|e| reject(crate::Unreadable::Csv(e.to_string()).to_string()))?;
+    let (table, _, _) = read_strings(bytes, &header, 0).map_err(|e| reject(e.to_string()))?;
     let header = crate::readable(&header);
     if table.height() < 2 {
         return Err(reject("at least two data rows are needed to infer a spec".into()));
     }
-    let profiles: Vec<Profile> =
-        header.iter().map(|h| profile(h, table.column(h).expect("read with this header"))).collect::<Result<_, _>>().map_err(reject)?;
+    let profiles: Vec<Profile> = header
+        .iter()
+        .map(|h| profile(h, table.column(h).expect("read with this header")))
+        .collect::<Result<_, _>>()
+        .map_err(|e| reject(e.to_string()))?;
     if !header.contains(&options.target) {
         return Err(reject(format!("target column '{}' is not in the header ({})", options.target, header.join(", "))));
     }

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::sync::Arc;
 
-use mlops_core::cells::{CellRule, Checked};
-use mlops_core::frame::{Column as CoreColumn, Frame};
-use mlops_core::spec::{ColumnSpec, ColumnType, QUARANTINE_FIELDS, Spec};
+use mlops_core::{CellRule, Checked};
+use mlops_core::{Column as CoreColumn, Frame};
+use mlops_core::{ColumnSpec, ColumnType, QUARANTINE_FIELDS, Spec};
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -44,6 +44,23 @@ pub enum PrepError {
 fn polars_error(context: impl Into<String>) -> impl FnOnce(PolarsError) -> PrepError {
     let context = context.into();
     move |source| PrepError::Polars { context, source }
+}
+
+/// Why a whole file cannot be read; its text is the reason of the file's [`Rejection`].
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error("not a readable CSV file: {0}")]
+    Csv(String),
+    #[error("the header repeats column '{0}'")]
+    RepeatedColumn(String),
+    #[error("no column of dataset '{dataset}' in the header (found: {found}); wrong file or no header row?")]
+    NoKnownColumn { dataset: String, found: String },
+    #[error("missing column(s): {0}")]
+    MissingColumns(String),
+    #[error(transparent)]
+    Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Prep(#[from] PrepError),
 }
 
 /// A raw file that cannot be used at all.
@@ -76,6 +93,7 @@ pub fn parse_csv(file: &str, bytes: &[u8], spec: &Spec) -> Result<Parsed, Reject
 /// [`parse_csv`], cutting the records into pieces of about `piece_bytes`.
 fn parse_in_pieces(file: &str, bytes: &[u8], spec: &Spec, piece_bytes: usize) -> Result<Parsed, Rejection> {
     let reject = |reason: String| Rejection { file: file.to_string(), reason };
+    let unreadable = |problem: Unreadable| reject(problem.to_string());
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(reject("the file is empty".into()));
@@ -86,18 +104,18 @@ fn parse_in_pieces(file: &str, bytes: &[u8], spec: &Spec, piece_bytes: usize) ->
         let column = at - bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
         return Err(reject(format!("not UTF-8 text: invalid byte 0x{:02x} at line {line}, column {column}", bytes[at])));
     }
-    let header = read_header(bytes).map_err(|e| reject(format!("not a readable CSV file: {e}")))?;
-    let notes = check_header(&header, spec).map_err(reject)?;
+    let header = read_header(bytes).map_err(|e| unreadable(Unreadable::Csv(e.to_string())))?;
+    let notes = check_header(&header, spec).map_err(unreadable)?;
     let names = readable(&header);
     // The file is read piece by piece: only one piece's text is held as strings at a time.
-    let body_start = header_end(bytes).map_err(reject)?;
+    let body_start = header_end(bytes).map_err(unreadable)?;
     let (head, body) = bytes.split_at(body_start);
     let (mut valid_parts, mut quarantined_parts) = (Vec::new(), Vec::new());
     let (mut start, mut first_row) = (0, 0u32);
     for end in piece_ends(body, piece_bytes) {
         let piece =
             if start == 0 && end == body.len() { std::borrow::Cow::Borrowed(bytes) } else { [head, &body[start..end]].concat().into() };
-        let (valid, quarantined, records) = parse_piece(&piece, &header, &names, spec, first_row).map_err(reject)?;
+        let (valid, quarantined, records) = parse_piece(&piece, &header, &names, spec, first_row).map_err(unreadable)?;
         valid_parts.push(valid);
         quarantined_parts.push(quarantined);
         first_row += records;
@@ -163,28 +181,28 @@ fn parse_piece(
     names: &[String],
     spec: &Spec,
     first_row: u32,
-) -> Result<(DataFrame, DataFrame, u32), String> {
+) -> Result<(DataFrame, DataFrame, u32), Unreadable> {
     let (mut table, row_numbers, ragged) = read_strings(piece, header, first_row)?;
     let records = (table.height() + ragged.height()) as u32;
     for column in &spec.columns {
         if !names.contains(&column.name) && !spec.ignore.contains(&column.name) {
             let nulls = Series::full_null(column.name.as_str().into(), table.height(), &DataType::String);
-            table.with_column(nulls.into()).map_err(|e| e.to_string())?;
+            table.with_column(nulls.into())?;
         }
     }
-    let (valid, mut quarantined) = coerce(table, spec, names, row_numbers).map_err(|e| e.to_string())?;
+    let (valid, mut quarantined) = coerce(table, spec, names, row_numbers)?;
     if ragged.height() > 0 {
         // The raw text column joins at the end; parse_in_pieces puts it before the reason.
-        quarantined = stack(vec![quarantined, ragged]).map_err(|e| e.to_string())?;
-        quarantined.sort_in_place([ROW_COLUMN], SortMultipleOptions::default()).map_err(|e| e.to_string())?;
+        quarantined = stack(vec![quarantined, ragged])?;
+        quarantined.sort_in_place([ROW_COLUMN], SortMultipleOptions::default())?;
     }
     Ok((valid, quarantined, records))
 }
 
 /// The byte offset where the data records begin, after the header record.
-fn header_end(bytes: &[u8]) -> Result<usize, String> {
+fn header_end(bytes: &[u8]) -> Result<usize, Unreadable> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
-    reader.headers().map_err(|e| format!("not a readable CSV file: {e}"))?;
+    reader.headers().map_err(|e| Unreadable::Csv(e.to_string()))?;
     Ok(reader.position().byte() as usize)
 }
 
@@ -206,19 +224,19 @@ fn read_header(bytes: &[u8]) -> Result<Vec<String>, csv::Error> {
 }
 
 /// Refuses a header that lacks required columns or repeats one; notes the rest.
-fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
+fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, Unreadable> {
     let mut seen = BTreeSet::new();
     if let Some(repeated) = header.iter().find(|h| !seen.insert(h.as_str())) {
-        return Err(format!("the header repeats column '{repeated}'"));
+        return Err(Unreadable::RepeatedColumn(repeated.clone()));
     }
     let expected: Vec<&ColumnSpec> = spec.columns.iter().filter(|c| !spec.ignore.contains(&c.name)).collect();
     if !expected.iter().any(|c| header.contains(&c.name)) {
         let found = header.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
-        return Err(format!("no column of dataset '{}' in the header (found: {found}); wrong file or no header row?", spec.name));
+        return Err(Unreadable::NoKnownColumn { dataset: spec.name.clone(), found });
     }
     let missing: Vec<&str> = expected.iter().filter(|c| !c.nullable && !header.contains(&c.name)).map(|c| c.name.as_str()).collect();
     if !missing.is_empty() {
-        return Err(format!("missing column(s): {}", missing.join(", ")));
+        return Err(Unreadable::MissingColumns(missing.join(", ")));
     }
     let mut notes = Vec::new();
     let absent: Vec<&str> = expected.iter().filter(|c| !header.contains(&c.name)).map(|c| c.name.as_str()).collect();
@@ -240,7 +258,7 @@ fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, String> {
 /// Reads every field of the [`readable`] columns as text. Rows with more or fewer fields than
 /// the header are split off (with their reason) so one bad line does not cost the whole file.
 /// Records are numbered from `first_row + 1`.
-fn read_strings(bytes: &[u8], header: &[String], first_row: u32) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), String> {
+fn read_strings(bytes: &[u8], header: &[String], first_row: u32) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), Unreadable> {
     let width = header.len();
     let kept: Vec<usize> = (0..width).filter(|&i| !QUARANTINE_FIELDS.contains(&header[i].as_str())).collect();
     let projected = kept.len() < width;
@@ -262,7 +280,7 @@ fn read_strings(bytes: &[u8], header: &[String], first_row: u32) -> Result<(Data
         Ok(table) if !has_short_rows(bytes, &table, width, projected) => Ok((named(table, &names)?, None, DataFrame::empty())),
         _ => {
             let (good, row_numbers, ragged) = split_ragged(bytes, width, first_row)?;
-            let table = read(&good).map_err(|e| format!("not a readable CSV file: {e}"))?;
+            let table = read(&good).map_err(|e| Unreadable::Csv(e.to_string()))?;
             Ok((named(table, &names)?, Some(row_numbers), ragged))
         }
     }
@@ -286,19 +304,19 @@ fn has_short_rows(bytes: &[u8], table: &DataFrame, width: usize, projected: bool
 
 /// Names the columns read by polars as the CSV reader named them in the header (trimmed,
 /// quotes unescaped), after the row number column.
-fn named(mut table: DataFrame, header: &[String]) -> Result<DataFrame, String> {
+fn named(mut table: DataFrame, header: &[String]) -> Result<DataFrame, Unreadable> {
     let names: Vec<PlSmallStr> = std::iter::once(ROW_COLUMN).chain(header.iter().map(String::as_str)).map(PlSmallStr::from).collect();
     if names.len() != table.width() {
-        return Err(format!("not a readable CSV file: the header has {} columns but {} were read", header.len(), table.width() - 1));
+        return Err(Unreadable::Csv(format!("the header has {} columns but {} were read", header.len(), table.width() - 1)));
     }
-    table.set_column_names(&names).map_err(|e| e.to_string())?;
+    table.set_column_names(&names)?;
     Ok(table)
 }
 
 /// Separates rows whose field count differs from the header's.
-fn split_ragged(bytes: &[u8], width: usize, first_row: u32) -> Result<(Vec<u8>, Vec<u32>, DataFrame), String> {
+fn split_ragged(bytes: &[u8], width: usize, first_row: u32) -> Result<(Vec<u8>, Vec<u32>, DataFrame), Unreadable> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
-    reader.headers().map_err(|e| format!("not a readable CSV file: {e}"))?;
+    reader.headers().map_err(|e| Unreadable::Csv(e.to_string()))?;
     let header_end = reader.position().byte() as usize;
     let mut good = bytes[..header_end].to_vec();
     let (mut row_numbers, mut bad_rows, mut bad_text, mut reasons) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -309,7 +327,7 @@ fn split_ragged(bytes: &[u8], width: usize, first_row: u32) -> Result<(Vec<u8>, 
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(format!("not a readable CSV file: {e}")),
+            Err(e) => return Err(Unreadable::Csv(e.to_string())),
         }
         row += 1;
         let end = reader.position().byte() as usize;
@@ -329,8 +347,7 @@ fn split_ragged(bytes: &[u8], width: usize, first_row: u32) -> Result<(Vec<u8>, 
         Series::new(ROW_COLUMN.into(), bad_rows).into(),
         Series::new(TEXT_COLUMN.into(), bad_text).into(),
         Series::new(REASON_COLUMN.into(), reasons).into(),
-    ])
-    .map_err(|e| e.to_string())?;
+    ])?;
     Ok((good, row_numbers, ragged))
 }
 
@@ -537,7 +554,7 @@ pub fn to_frame(table: DataFrame, spec: &Spec) -> Result<Frame, PrepError> {
             Ok((column.name.clone(), converted))
         })
         .collect::<Result<Vec<_>, PrepError>>()?;
-    Frame::new(columns).map_err(PrepError::Data)
+    Frame::new(columns).map_err(|e| PrepError::Data(e.to_string()))
 }
 
 #[cfg(test)]

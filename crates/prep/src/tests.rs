@@ -1,5 +1,5 @@
 use super::*;
-use mlops_core::frame::Column as CoreColumn;
+use mlops_core::Column as CoreColumn;
 use std::collections::HashSet;
 
 const SPEC: &str = r#"
@@ -155,7 +155,7 @@ fn init_drafts_a_usable_spec() {
                20,2024-01-04 23:00:00,paris,7.25,fourth,yes\n";
     let options = infer::InitOptions { name: "orders".into(), target: "churned".into(), time: None, task: None };
     let (spec, notes) = infer::infer_spec("orders.csv", csv.as_bytes(), &options).unwrap();
-    assert_eq!(spec.target.task, mlops_core::spec::Task::Binary);
+    assert_eq!(spec.target.task, mlops_core::Task::Binary);
     assert_eq!(spec.id.as_deref(), Some("order_id"));
     assert_eq!(spec.time.as_ref().and_then(|t| t.column.as_deref()), Some("when"));
     assert_eq!(spec.column("when").unwrap().format.as_deref(), Some("%Y-%m-%d %H:%M:%S"));
@@ -261,7 +261,7 @@ fn init_reads_unix_times_in_seconds_and_milliseconds_when_named_as_the_time() {
         let at = spec.column("at").unwrap();
         assert_eq!((at.kind, at.format.as_deref()), (ColumnType::Datetime, Some(format)));
         assert!(notes.iter().any(|n| n.contains("Unix times")), "{notes:?}");
-        assert_eq!(spec.features.time_parts, [mlops_core::spec::TimePart::Hour, mlops_core::spec::TimePart::Weekday]);
+        assert_eq!(spec.features.time_parts, [mlops_core::TimePart::Hour, mlops_core::TimePart::Weekday]);
         let frame = to_frame(parse_csv("epoch.csv", csv.as_bytes(), &spec).unwrap().valid, &spec).unwrap();
         let CoreColumn::Numeric(at) = frame.column("at").unwrap() else { panic!() };
         assert_eq!(at[1], 1_357_034_400.0 + 3600.0);

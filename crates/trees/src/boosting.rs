@@ -16,7 +16,7 @@ use crate::ensemble::{Link, TreeEnsemble, normalised_importances, softmax_into};
 use crate::goss;
 use crate::grow::{Gradients, GrowConfig, Grower};
 use crate::tree::Node;
-use crate::{TreesError, check_common, check_targets, out_of_time, parameter};
+use crate::{Common, TreesError, check_common, check_targets, out_of_time, parameter};
 
 /// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
 const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
@@ -296,12 +296,6 @@ impl ParamGuard for GradientBoostingParams {
         if p.max_leaf_nodes.is_some_and(|n| n < 2) {
             return Err(parameter("max_leaf_nodes", "must be at least 2"));
         }
-        if p.max_depth == Some(0) {
-            return Err(parameter("max_depth", "must be at least 1"));
-        }
-        if p.min_samples_leaf == 0 {
-            return Err(parameter("min_samples_leaf", "must be at least 1"));
-        }
         if p.l2_regularization.is_nan() || p.l2_regularization < 0.0 {
             return Err(parameter("l2_regularization", "must be non-negative"));
         }
@@ -312,7 +306,13 @@ impl ParamGuard for GradientBoostingParams {
             Loss::Softmax { n_classes } => Some(n_classes),
             _ => None,
         };
-        check_common(p.max_bins, n_classes, p.max_seconds)?;
+        check_common(Common {
+            max_bins: p.max_bins,
+            max_depth: p.max_depth,
+            min_samples_leaf: p.min_samples_leaf,
+            n_classes,
+            max_seconds: p.max_seconds,
+        })?;
         Ok(p)
     }
 
@@ -369,8 +369,8 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
             self.loss.gradients(&y, &scores, &mut pairs);
             let sample = (goss && iteration >= first_sampled_round).then(|| goss::sample(&train, &mut pairs, &mut rng));
             let (grow_rows, left_out) = sample.as_ref().map_or((&train, &[][..]), |s| (&s.kept, &s.left_out[..]));
-            for output in 0..k {
-                let grower = Grower { bins: &binned, edges: &mapper.features, grads: Gradients::Single(&pairs[output]), config: &config };
+            for (output, grads) in pairs.iter().enumerate() {
+                let grower = Grower { bins: &binned, edges: &mapper.features, grads: Gradients::Single(grads), config: &config };
                 let mut grown = grower.grow(grow_rows.clone(), &mut rng);
                 grown.tree.output = output;
                 for &(start, end, leaf) in &grown.leaves {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bins::BinMapper;
 use crate::ensemble::{Link, TreeEnsemble, normalised_importances};
 use crate::grow::{Gradients, GrowConfig, Grower};
-use crate::{TreesError, check_common, check_targets, out_of_time, parameter};
+use crate::{Common, TreesError, check_common, check_targets, out_of_time, parameter};
 
 /// What a forest predicts.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -136,12 +136,6 @@ impl ParamGuard for RandomForestParams {
         if p.n_trees == 0 {
             return Err(parameter("n_trees", "must be at least 1"));
         }
-        if p.max_depth == Some(0) {
-            return Err(parameter("max_depth", "must be at least 1"));
-        }
-        if p.min_samples_leaf == 0 {
-            return Err(parameter("min_samples_leaf", "must be at least 1"));
-        }
         if let MaxFeatures::Fraction(f) = p.max_features
             && !(f > 0.0 && f <= 1.0)
         {
@@ -154,7 +148,13 @@ impl ParamGuard for RandomForestParams {
             ForestTask::Classification { n_classes } => Some(n_classes),
             ForestTask::Regression => None,
         };
-        check_common(p.max_bins, n_classes, p.max_seconds)?;
+        check_common(Common {
+            max_bins: p.max_bins,
+            max_depth: p.max_depth,
+            min_samples_leaf: p.min_samples_leaf,
+            n_classes,
+            max_seconds: p.max_seconds,
+        })?;
         Ok(p)
     }
 

@@ -50,8 +50,24 @@ pub(crate) fn parameter(name: &'static str, reason: &'static str) -> TreesError 
     TreesError::InvalidParameter { name, reason }
 }
 
+/// The hyperparameters every learner shares, checked in one place.
+pub(crate) struct Common {
+    pub max_bins: usize,
+    pub max_depth: Option<usize>,
+    pub min_samples_leaf: usize,
+    pub n_classes: Option<usize>,
+    pub max_seconds: Option<f64>,
+}
+
 /// Checks the hyperparameters every learner shares.
-pub(crate) fn check_common(max_bins: usize, n_classes: Option<usize>, max_seconds: Option<f64>) -> Result<(), TreesError> {
+pub(crate) fn check_common(common: Common) -> Result<(), TreesError> {
+    let Common { max_bins, max_depth, min_samples_leaf, n_classes, max_seconds } = common;
+    if max_depth == Some(0) {
+        return Err(parameter("max_depth", "must be at least 1"));
+    }
+    if min_samples_leaf == 0 {
+        return Err(parameter("min_samples_leaf", "must be at least 1"));
+    }
     if !(2..=bins::MAX_BINS).contains(&max_bins) {
         return Err(parameter("max_bins", "must be between 2 and 255"));
     }

@@ -12,9 +12,9 @@ use mlops_aws::lambda::{self, Failure};
 use mlops_aws::s3::S3Store;
 use mlops_aws::sns::SnsNotifier;
 use mlops_core::Store;
-use mlops_core::alerts::{Notifier, Retrainer};
 use mlops_core::contracts::DriftReport;
 use mlops_core::contracts::DriftRequest;
+use mlops_core::{Notifier, Retrainer};
 use mlops_pipeline::monitor::{self, Current};
 
 struct Clients {
@@ -38,8 +38,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 async fn handle(clients: Arc<Clients>, input: DriftRequest) -> Result<DriftReport, Failure> {
     lambda::blocking(move || {
         let spec = lambda::spec(clients.store.as_ref(), &input.dataset)?;
-        monitor::check(clients.store.as_ref(), &spec, Current::Logs, clients.notifier.as_ref(), clients.retrainer.as_ref())
-            .map_err(|e| Failure::new(e.kind(), e))
+        Ok(monitor::check(clients.store.as_ref(), &spec, Current::Logs, clients.notifier.as_ref(), clients.retrainer.as_ref())?)
     })
     .await
 }

@@ -17,7 +17,7 @@ use axum::response::Response;
 use lambda_http::RequestExt;
 use mlops_aws::lambda;
 use mlops_core::Store;
-use mlops_core::serve::{Service, ServiceOptions};
+use mlops_core::{Service, ServiceOptions};
 
 /// How often buffered log lines are written while the environment runs.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);

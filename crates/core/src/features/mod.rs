@@ -23,6 +23,17 @@ use crate::time::{self, TimeSource};
 pub use target_encoding::FitTarget;
 use target_encoding::TargetEncoding;
 
+/// Why features cannot be fitted on, or computed for, a frame.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FeatureError {
+    #[error("{kind} column '{column}' is missing")]
+    MissingColumn { column: String, kind: &'static str },
+    #[error("cross input '{0}' is not a feature")]
+    CrossInput(String),
+    #[error(transparent)]
+    Time(#[from] crate::time::TimeError),
+}
+
 /// How fitted features are laid out for a model family.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Encoding {
@@ -255,13 +266,13 @@ impl FeatureParams {
 
     /// Fits on training rows and their targets: numeric targets order categorical levels, and
     /// categoricals of many levels are encoded by their target.
-    pub fn fit(&self, frame: &Frame, target: FitTarget) -> Result<FittedFeatures, String> {
+    pub fn fit(&self, frame: &Frame, target: FitTarget) -> Result<FittedFeatures, FeatureError> {
         let ordering = target.ordering();
         let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
         // Level keys per row, only of the inputs that crosses read.
         let crossed = |name: &str| self.crosses.iter().flatten().any(|c| c == name);
         let columns = self.columns.par_iter().map(|(name, kind, declared)| {
-            let column = frame.column(name).ok_or_else(|| format!("feature column '{name}' is missing"))?;
+            let column = frame.column(name).ok_or_else(|| FeatureError::MissingColumn { column: name.clone(), kind: "feature" })?;
             Ok(match column {
                 Column::Numeric(raw) => {
                     let transforms = self.transforms.get(name).cloned().unwrap_or_default();
@@ -301,19 +312,19 @@ impl FeatureParams {
             let keys = if crossed(part.name()) { LevelKeys::numbers(&values) } else { LevelKeys::default() };
             Ok((Input::Time { part, cyclical: self.cyclical.contains(&part), scale: Scale::fit(&values) }, keys))
         });
-        let (inputs, keys): (Vec<Input>, Vec<LevelKeys>) = columns.chain(parts).collect::<Result<Vec<_>, String>>()?.into_iter().unzip();
+        let (inputs, keys): (Vec<Input>, Vec<LevelKeys>) =
+            columns.chain(parts).collect::<Result<Vec<_>, FeatureError>>()?.into_iter().unzip();
         let names: Vec<String> = inputs.iter().map(Input::name).collect();
         let crosses = self
             .crosses
             .iter()
             .map(|[a, b]| {
-                let position =
-                    |name: &String| names.iter().position(|n| n == name).ok_or_else(|| format!("cross input '{name}' is not a feature"));
+                let position = |name: &String| names.iter().position(|n| n == name).ok_or_else(|| FeatureError::CrossInput(name.clone()));
                 let (a, b) = (position(a)?, position(b)?);
                 let cross_keys = LevelKeys::crossed(&keys[a], &keys[b]);
                 Ok(Cross { inputs: [a, b], levels: Levels::fit(cross_keys.iter(), ordering, self.max_levels) })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, FeatureError>>()?;
         Ok(FittedFeatures { time: self.time.clone(), inputs, crosses })
     }
 }
@@ -411,18 +422,18 @@ impl FittedFeatures {
     }
 
     /// Encodes every row of `frame`.
-    pub fn transform(&self, frame: &Frame, encoding: Encoding) -> Result<Array2<f64>, String> {
+    pub fn transform(&self, frame: &Frame, encoding: Encoding) -> Result<Array2<f64>, FeatureError> {
         self.encode(frame, encoding, None)
     }
 
     /// Encodes the training rows the features were fitted on, with their targets: target-encoded
     /// categoricals get out-of-fold values (folds drawn with `seed`), so no row sees its own
     /// target. Every other input is encoded as [`FittedFeatures::transform`] does.
-    pub fn transform_training(&self, frame: &Frame, encoding: Encoding, target: FitTarget, seed: u64) -> Result<Array2<f64>, String> {
+    pub fn transform_training(&self, frame: &Frame, encoding: Encoding, target: FitTarget, seed: u64) -> Result<Array2<f64>, FeatureError> {
         self.encode(frame, encoding, Some((target, seed)))
     }
 
-    fn encode(&self, frame: &Frame, encoding: Encoding, training: Option<(FitTarget, u64)>) -> Result<Array2<f64>, String> {
+    fn encode(&self, frame: &Frame, encoding: Encoding, training: Option<(FitTarget, u64)>) -> Result<Array2<f64>, FeatureError> {
         let n = frame.n_rows();
         let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
         let values: Vec<Values> = self
@@ -431,18 +442,18 @@ impl FittedFeatures {
             .map(|input| match input {
                 Input::Numeric { column, transforms, .. } => match frame.column(column) {
                     Some(Column::Numeric(raw)) => Ok(Values::Numeric(raw.iter().map(|&v| apply_transforms(v, transforms)).collect())),
-                    _ => Err(format!("numeric feature column '{column}' is missing")),
+                    _ => Err(FeatureError::MissingColumn { column: column.clone(), kind: "numeric feature" }),
                 },
                 Input::Categorical { column, .. } | Input::TargetEncoded { column, .. } => match frame.column(column) {
                     Some(c @ Column::Categorical { .. }) => Ok(Values::Categorical(c)),
-                    _ => Err(format!("categorical feature column '{column}' is missing")),
+                    _ => Err(FeatureError::MissingColumn { column: column.clone(), kind: "categorical feature" }),
                 },
                 Input::Time { part, .. } => {
                     let times = times.as_ref().expect("a fitted time part has a time");
                     Ok(Values::Numeric(times.iter().map(|&t| time::part(t, *part)).collect()))
                 }
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, FeatureError>>()?;
         let codes: Vec<Option<Vec<Option<usize>>>> = self
             .inputs
             .iter()
@@ -721,6 +732,6 @@ kind = "linear"
             assert_eq!(single.row(0), batch.row(2));
         }
         let missing = Frame::new(vec![("hours".into(), Column::Numeric(vec![1.0]))]).unwrap();
-        assert!(fitted.transform(&missing, Encoding::Ordinal).unwrap_err().contains("'size'"));
+        assert!(fitted.transform(&missing, Encoding::Ordinal).unwrap_err().to_string().contains("'size'"));
     }
 }

@@ -8,6 +8,8 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::FitError;
+
 /// Newton steps at most.
 const MAX_STEPS: usize = 50;
 /// Converged when no coefficient moves more than this.
@@ -23,10 +25,10 @@ pub struct Logistic {
 impl Logistic {
     /// Minimises the summed log-loss plus `α‖w‖² / 2` (the intercept is not penalised), the
     /// objective of linfa's logistic regression; `y` holds 0 and 1.
-    pub fn fit(x: ArrayView2<f64>, y: &[f64], alpha: f64) -> Result<Logistic, String> {
+    pub fn fit(x: ArrayView2<f64>, y: &[f64], alpha: f64) -> Result<Logistic, FitError> {
         let (n, p) = x.dim();
         if n == 0 || y.len() != n {
-            return Err(format!("{} targets for {n} rows", y.len()));
+            return Err(FitError::TargetCount { targets: y.len(), rows: n });
         }
         let blocks = super::row_blocks(n);
         // Coefficients, the intercept last.
@@ -61,11 +63,11 @@ impl Logistic {
             }
             hessian.diag_mut().iter_mut().for_each(|d| *d += 1e-10);
             let mut step = gradient.insert_axis(Axis(1));
-            hessian.solvec_inplace(&mut step).map_err(|e| format!("the Newton system has no solution: {e}"))?;
+            hessian.solvec_inplace(&mut step).map_err(|e| FitError::NoSolution { system: "Newton system", reason: e.to_string() })?;
             let step = step.column(0).to_owned();
             beta += &step;
             if step.iter().any(|v| !v.is_finite()) {
-                return Err("the fitted coefficients are not finite".into());
+                return Err(FitError::NotFinite);
             }
             if step.iter().all(|v| v.abs() < TOLERANCE * (1.0 + beta.iter().map(|b| b.abs()).fold(0.0, f64::max))) {
                 break;

@@ -27,6 +27,25 @@ fn row_blocks(n: usize) -> Vec<(usize, usize)> {
     (0..n).step_by(BLOCK_ROWS).map(|start| (start, (start + BLOCK_ROWS).min(n))).collect()
 }
 
+/// Why a candidate's hyperparameters are refused or its fit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error("alpha must be non-negative")]
+    NegativeAlpha,
+    #[error("loss only applies to regression; classification uses log-loss")]
+    LossForClassification,
+    #[error("{targets} targets for {rows} rows")]
+    TargetCount { targets: usize, rows: usize },
+    #[error("target {target} is not a class index below {classes}")]
+    NotAClass { target: f64, classes: usize },
+    #[error("the {system} has no solution: {reason}")]
+    NoSolution { system: &'static str, reason: String },
+    #[error("the fitted coefficients are not finite")]
+    NotFinite,
+    #[error(transparent)]
+    Trees(#[from] mlops_trees::TreesError),
+}
+
 /// A fitted model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Model {
@@ -48,18 +67,14 @@ pub struct Problem {
 }
 
 /// Checks a candidate's hyperparameters for a task without fitting.
-pub fn check_model_spec(spec: &ModelSpec, task: Task) -> Result<(), String> {
+pub fn check_model_spec(spec: &ModelSpec, task: Task) -> Result<(), FitError> {
     let problem = Problem { task, n_classes: if task == Task::Multiclass { 3 } else { 2 }, seed: 0, max_seconds: None };
     match spec {
-        ModelSpec::Linear { alpha } if !(*alpha >= 0.0 && alpha.is_finite()) => Err("alpha must be non-negative".into()),
+        ModelSpec::Linear { alpha } if !(*alpha >= 0.0 && alpha.is_finite()) => Err(FitError::NegativeAlpha),
         ModelSpec::Linear { .. } => Ok(()),
-        ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } => {
-            forest_params(spec, problem).check().map(drop).map_err(|e| e.to_string())
-        }
-        ModelSpec::GradientBoosting { loss: Some(_), .. } if task.is_classification() => {
-            Err("loss only applies to regression; classification uses log-loss".into())
-        }
-        ModelSpec::GradientBoosting { .. } => boosting_params(spec, problem).check().map(drop).map_err(|e| e.to_string()),
+        ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } => Ok(forest_params(spec, problem).check().map(drop)?),
+        ModelSpec::GradientBoosting { loss: Some(_), .. } if task.is_classification() => Err(FitError::LossForClassification),
+        ModelSpec::GradientBoosting { .. } => Ok(boosting_params(spec, problem).check().map(drop)?),
     }
 }
 
@@ -142,7 +157,7 @@ fn boosting_params(spec: &ModelSpec, problem: Problem) -> GradientBoostingParams
 }
 
 /// Fits a candidate on encoded features `x` and targets `y` (class indices for classification).
-pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) -> Result<Model, String> {
+pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) -> Result<Model, FitError> {
     let targets = Array1::from(y.to_vec());
     match (spec, problem.task) {
         (ModelSpec::Linear { alpha }, Task::Regression) => Ok(Model::Ridge(Ridge::fit(x, y, *alpha)?)),
@@ -154,11 +169,11 @@ pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) ->
             }
         }
         (ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. }, _) => {
-            let model = forest_params(spec, problem).fit(&DatasetBase::new(x, targets.view())).map_err(|e| e.to_string())?;
+            let model = forest_params(spec, problem).fit(&DatasetBase::new(x, targets.view()))?;
             Ok(Model::Trees(model))
         }
         (ModelSpec::GradientBoosting { .. }, _) => {
-            let model = boosting_params(spec, problem).fit(&DatasetBase::new(x, targets.view())).map_err(|e| e.to_string())?;
+            let model = boosting_params(spec, problem).fit(&DatasetBase::new(x, targets.view()))?;
             Ok(Model::Trees(model))
         }
     }
@@ -280,10 +295,10 @@ gbm = { kind = "gradient_boosting" }
     #[test]
     fn bad_hyperparameters_are_caught_before_fitting() {
         let spec: ModelSpec = toml::from_str("kind = \"gradient_boosting\"\nlearning_rate = -1.0").unwrap();
-        assert!(check_model_spec(&spec, Task::Regression).unwrap_err().contains("learning_rate"));
+        assert!(check_model_spec(&spec, Task::Regression).unwrap_err().to_string().contains("learning_rate"));
         let spec: ModelSpec = toml::from_str("kind = \"gradient_boosting\"\nloss = \"poisson\"").unwrap();
         assert!(check_model_spec(&spec, Task::Binary).is_err());
         let spec: ModelSpec = toml::from_str("kind = \"random_forest\"\nmax_features = 1.5").unwrap();
-        assert!(check_model_spec(&spec, Task::Regression).unwrap_err().contains("max_features"));
+        assert!(check_model_spec(&spec, Task::Regression).unwrap_err().to_string().contains("max_features"));
     }
 }

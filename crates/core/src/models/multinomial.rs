@@ -7,6 +7,8 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::FitError;
+
 /// Iterations at most.
 const MAX_ITERATIONS: usize = 500;
 /// Past steps the inverse-Hessian estimate remembers.
@@ -34,16 +36,16 @@ pub struct Multinomial {
 impl Multinomial {
     /// Minimises the summed log-loss plus `α‖W‖² / 2` (intercepts not penalised), the objective
     /// of the binary [`super::Logistic`]; `y` holds class indices below `n_classes`.
-    pub fn fit(x: ArrayView2<f64>, y: &[f64], n_classes: usize, alpha: f64) -> Result<Multinomial, String> {
+    pub fn fit(x: ArrayView2<f64>, y: &[f64], n_classes: usize, alpha: f64) -> Result<Multinomial, FitError> {
         let (n, p) = x.dim();
         if n == 0 || y.len() != n {
-            return Err(format!("{} targets for {n} rows", y.len()));
+            return Err(FitError::TargetCount { targets: y.len(), rows: n });
         }
         let mut counts = vec![0usize; n_classes];
         for &class in y {
             match counts.get_mut(class as usize) {
                 Some(count) if class >= 0.0 && class.fract() == 0.0 => *count += 1,
-                _ => return Err(format!("target {class} is not a class index below {n_classes}")),
+                _ => return Err(FitError::NotAClass { target: class, classes: n_classes }),
             }
         }
         let classes: Vec<usize> = (0..n_classes).filter(|&c| counts[c] > 0).collect();
@@ -126,7 +128,7 @@ impl Objective<'_> {
 }
 
 /// L-BFGS with a backtracking line search from `w`.
-fn minimise(objective: &Objective, mut w: Array1<f64>) -> Result<Array1<f64>, String> {
+fn minimise(objective: &Objective, mut w: Array1<f64>) -> Result<Array1<f64>, FitError> {
     let (mut loss, mut gradient) = objective.evaluate(&w);
     let mut history: std::collections::VecDeque<(Array1<f64>, Array1<f64>, f64)> = std::collections::VecDeque::new();
     for _ in 0..MAX_ITERATIONS {
@@ -165,7 +167,7 @@ fn minimise(objective: &Objective, mut w: Array1<f64>) -> Result<Array1<f64>, St
         }
     }
     if w.iter().any(|v| !v.is_finite()) {
-        return Err("the fitted coefficients are not finite".into());
+        return Err(FitError::NotFinite);
     }
     Ok(w)
 }
@@ -254,6 +256,6 @@ mod tests {
     fn targets_outside_the_classes_are_refused() {
         let (x, mut y) = three_classes(100);
         y[7] = 5.0;
-        assert!(Multinomial::fit(x.view(), &y, 5, 1.0).unwrap_err().contains("target 5"));
+        assert!(Multinomial::fit(x.view(), &y, 5, 1.0).unwrap_err().to_string().contains("target 5"));
     }
 }

@@ -7,6 +7,8 @@ use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::FitError;
+
 /// A fitted ridge regression: `y = intercept + x · coefficients`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Ridge {
@@ -17,10 +19,10 @@ pub struct Ridge {
 impl Ridge {
     /// Minimises `‖y − Xw − b‖² / 2n + α‖w‖² / 2` (the intercept `b` is not penalised), the
     /// objective of linfa's and scikit-learn's Normal GLM with an L2 penalty.
-    pub fn fit(x: ArrayView2<f64>, y: &[f64], alpha: f64) -> Result<Ridge, String> {
+    pub fn fit(x: ArrayView2<f64>, y: &[f64], alpha: f64) -> Result<Ridge, FitError> {
         let (n, p) = x.dim();
         if n == 0 || y.len() != n {
-            return Err(format!("{} targets for {n} rows", y.len()));
+            return Err(FitError::TargetCount { targets: y.len(), rows: n });
         }
         let blocks = super::row_blocks(n);
         // Column means first, then the centred Gram matrix and Xᵀy, block by block in parallel
@@ -47,11 +49,11 @@ impl Ridge {
         let ridge = alpha.max(1e-10);
         gram.diag_mut().iter_mut().for_each(|d| *d += ridge);
         // Factorises `gram` in place (Cholesky), then solves.
-        gram.solvec_inplace(&mut moment).map_err(|e| format!("the normal equations have no solution: {e}"))?;
+        gram.solvec_inplace(&mut moment).map_err(|e| FitError::NoSolution { system: "normal equations", reason: e.to_string() })?;
         let coefficients = moment.column(0).to_vec();
         let intercept = y_mean - means.iter().zip(&coefficients).map(|(m, w)| m * w).sum::<f64>();
         if !intercept.is_finite() || coefficients.iter().any(|w| !w.is_finite()) {
-            return Err("the fitted coefficients are not finite".into());
+            return Err(FitError::NotFinite);
         }
         Ok(Ridge { intercept, coefficients })
     }

@@ -1,31 +1,11 @@
 use super::*;
 use crate::feedback::store_feedback;
 use crate::stages::{quiet, run};
+use mlops_core::Action;
 use mlops_core::FsStore;
 use mlops_core::contracts::{RunRequest, Trigger};
-use mlops_core::registry::Action;
 
-const SPEC: &str = r#"
-name = "toy"
-[target]
-column = "y"
-task = "regression"
-[[columns]]
-name = "x"
-type = "float"
-[[columns]]
-name = "group"
-type = "categorical"
-[[columns]]
-name = "y"
-type = "float"
-[drift]
-min_samples = 200
-cooldown_minutes = 60
-[models.gbm]
-kind = "gradient_boosting"
-max_iter = 30
-"#;
+use crate::testing::TOY_SPEC as SPEC;
 
 /// `n` rows; `shift` moves x and makes group "c" dominant.
 fn csv(n: usize, seed: usize, shift: f64) -> String {

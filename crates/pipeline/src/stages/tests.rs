@@ -1,33 +1,8 @@
 use super::*;
-use mlops_core::spec::Metric;
+use mlops_core::Metric;
 use mlops_core::{CoreError, FsStore};
 
-const SPEC: &str = r#"
-name = "toy"
-[target]
-column = "y"
-task = "regression"
-[[columns]]
-name = "x"
-type = "float"
-[[columns]]
-name = "group"
-type = "categorical"
-categories = ["a", "b", "c"]
-[[columns]]
-name = "y"
-type = "float"
-[split]
-holdout = 0.25
-[promotion]
-min_improvement = 0.01
-[models.lm]
-kind = "linear"
-[models.gbm]
-kind = "gradient_boosting"
-max_iter = 50
-min_samples_leaf = 5
-"#;
+use crate::testing::TOY_SPEC as SPEC;
 
 fn spec() -> Spec {
     Spec::parse(SPEC, "toy").unwrap()
@@ -211,7 +186,7 @@ fn hidden_files_are_refused_at_ingest_rather_than_stored_and_never_read() {
 fn a_candidate_out_of_time_budget_stops_early_and_the_run_says_so() {
     let text = SPEC
         .replace("max_iter = 50", "max_iter = 1000000\nearly_stopping = \"off\"")
-        .replace("[split]", "[training]\nbudget_seconds = 0.5\n[split]");
+        .replace("\n[split]\n", "\n[training]\nbudget_seconds = 0.5\n[split]\n");
     let spec = Spec::parse(&text, "toy").unwrap();
     let (_dir, store) = store_with(&[("a.csv", &csv(3000, 0.0))]);
     let record = run(&store, &spec, &request(), &|_| {}).unwrap();

@@ -1,0 +1,103 @@
+//! The sample events in `events/` (for `cargo lambda invoke` and the AWS console) are what the
+//! stages write: the shipped data and spec go through prep, features and train, and each output
+//! is compared with the event of the next stage. What differs between runs (run ids, batch ids,
+//! times, durations, metric values) is masked on both sides. When a contract changes, rewrite the
+//! events from a real run with
+//! `MLOPS_WRITE_EVENTS=1 cargo test -p mlops-pipeline --test events`.
+
+use std::path::{Path, PathBuf};
+
+use mlops_core::contracts::RunRequest;
+use mlops_core::{FsStore, Spec};
+use mlops_pipeline::{ingest, stages};
+use serde::Serialize;
+use serde_json::Value;
+
+fn project() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Fields whose values change from run to run; their names and types still have to match.
+const VOLATILE: [&str; 7] = ["started_at", "seconds", "fit_seconds", "train_seconds", "rmse", "mae", "r2"];
+
+/// `value` with the volatile fields emptied and the run and batch ids replaced by placeholders.
+fn masked(value: &Value, ids: &[(String, &str)]) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, field)| {
+                    let field = if VOLATILE.contains(&name.as_str()) { masked_number(field) } else { masked(field, ids) };
+                    (name.clone(), field)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|item| masked(item, ids)).collect()),
+        Value::String(text) => Value::String(ids.iter().fold(text.clone(), |text, (id, placeholder)| text.replace(id, placeholder))),
+        other => other.clone(),
+    }
+}
+
+/// A number or a time kept only as its type.
+fn masked_number(value: &Value) -> Value {
+    match value {
+        Value::Number(_) => Value::from(0),
+        Value::String(_) => Value::from("<time>"),
+        other => other.clone(),
+    }
+}
+
+/// The run and batch ids a stage output carries, wherever they are nested.
+fn ids(value: &Value) -> Vec<(String, &'static str)> {
+    let mut found = Vec::new();
+    for (field, placeholder) in [("run_id", "<run_id>"), ("batch", "<batch>")] {
+        if let Some(id) = value.get(field).or_else(|| value.get("prep").and_then(|p| p.get(field))).and_then(Value::as_str) {
+            found.push((id.to_string(), placeholder));
+        }
+    }
+    found
+}
+
+/// Compares a stage output with its sample event, or rewrites the event when asked to.
+fn matches_event(name: &str, output: &impl Serialize) {
+    let path = project().join("events").join(name);
+    let actual = serde_json::to_value(output).unwrap();
+    if std::env::var_os("MLOPS_WRITE_EVENTS").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&actual).unwrap() + "\n").unwrap();
+        return;
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let expected: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        masked(&actual, &ids(&actual)),
+        masked(&expected, &ids(&expected)),
+        "events/{name} is not what the stage writes; rewrite it with MLOPS_WRITE_EVENTS=1 cargo test -p mlops-pipeline --test events"
+    );
+}
+
+#[test]
+fn the_sample_events_are_what_the_stages_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let spec = Spec::load(&project().join("specs/bikeshare.toml")).unwrap();
+    ingest::ingest(&store, &spec.name, &[&project().join("data/bikeshare/Bikeshare.csv")]).unwrap();
+    let request: RunRequest = serde_json::from_str(&std::fs::read_to_string(project().join("events/prep.json")).unwrap()).unwrap();
+    let prepared = stages::prep(&store, &spec, &request).unwrap();
+    matches_event("features.json", &prepared);
+    let features = stages::features(&store, &spec, prepared).unwrap();
+    matches_event("train.json", &features);
+    let trained = stages::train(&store, &spec, features, &stages::quiet).unwrap();
+    matches_event("register.json", &trained);
+}
+
+#[test]
+fn a_changed_contract_is_caught() {
+    // The check above would pass if masking hid everything: a real difference must still show.
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(project().join("events/train.json")).unwrap()).unwrap();
+    let mut changed = event.clone();
+    changed["features"].as_array_mut().unwrap().pop();
+    assert_ne!(masked(&event, &ids(&event)), masked(&changed, &ids(&changed)));
+    let mut retimed = event.clone();
+    retimed["seconds"] = Value::from(12.5);
+    assert_eq!(masked(&event, &ids(&event)), masked(&retimed, &ids(&retimed)));
+}
