@@ -1,6 +1,6 @@
 //! The commands.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,7 +143,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Ingest { spec, files } => {
             let spec = spec_of(store, &spec)?;
-            let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+            let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
             let ingested = mlops_pipeline::ingest::ingest(store, &spec.name, &paths)?;
             if cli.json {
                 println!("{}", json!({ "dataset": spec.name, "root": store.location(), "files": ingested }));

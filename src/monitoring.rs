@@ -85,7 +85,7 @@ pub fn print_report(location: &str, report: &DriftReport) {
 /// Stores a file of delayed labels.
 pub fn feedback(store: &dyn Store, spec: &Spec, file: &Path) -> Result<mlops_pipeline::feedback::FeedbackSummary> {
     let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
-    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "feedback.csv".into());
+    let name = file.file_name().map_or_else(|| "feedback.csv".into(), |n| n.to_string_lossy().to_string());
     Ok(mlops_pipeline::feedback::store_feedback(store, spec, &name, &bytes)?)
 }
 

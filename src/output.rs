@@ -43,9 +43,9 @@ fn table_with_metrics(first: &[&str], metrics: &[Metric], last: &[&str]) -> Tabl
     table.load_preset(UTF8_FULL_CONDENSED);
     let header: Vec<String> = first
         .iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .chain(metrics.iter().map(|m| m.name().to_string()))
-        .chain(last.iter().map(|s| s.to_string()))
+        .chain(last.iter().map(ToString::to_string))
         .collect();
     table.set_header(header);
     table

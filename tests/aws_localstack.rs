@@ -33,7 +33,7 @@ fn package(work: &Path, python: &Path) -> BTreeMap<&'static str, PathBuf> {
     // Every binary of the workspace, as bench/run.sh builds them: one release build serves both.
     build.current_dir(project()).args(["build", "--release", "--locked", "--bins"]);
     assert!(build.status().expect("running cargo").success(), "building the functions failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| project().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project().join("target"), PathBuf::from);
     FUNCTIONS
         .into_iter()
         .map(|name| {
@@ -259,7 +259,7 @@ impl Clients {
             .send()
             .await
             .unwrap();
-        let body = output.payload().map(|p| serde_json::from_slice(p.as_ref()).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+        let body = output.payload().map_or(Value::Null, |p| serde_json::from_slice(p.as_ref()).unwrap_or(Value::Null));
         (output.function_error().map(str::to_string), body)
     }
 }

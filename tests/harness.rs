@@ -17,7 +17,7 @@ pub fn project() -> PathBuf {
 pub fn venv(script: &str) -> PathBuf {
     // Tests run on threads of one process: one install at a time, so two never write one venv.
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let output = Command::new("bash")
         .arg(project().join(script))
         .stderr(std::process::Stdio::inherit())

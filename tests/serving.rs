@@ -236,9 +236,9 @@ fn many_level_categoricals_and_rfc3339_times_go_from_init_to_predict_and_unseen_
     let mut text = String::from("order,stamp,shop,x,y\n");
     for i in 0..2100 {
         let shop = (i * 7919) % 300;
-        let effect = (shop % 10) as f64 * 10.0;
+        let effect = f64::from(shop % 10) * 10.0;
         let stamp = format!("2024-{:02}-{:02}T{:02}:30:00Z", 1 + i / 200, 1 + i % 28, i % 24);
-        text.push_str(&format!("o{i},{stamp},shop-{shop:03},{},{}\n", i % 13, effect + (i % 13) as f64 * 0.5));
+        text.push_str(&format!("o{i},{stamp},shop-{shop:03},{},{}\n", i % 13, effect + f64::from(i % 13) * 0.5));
     }
     let data = workspace.write("orders.csv", &text);
     let spec = workspace.path("orders.toml");

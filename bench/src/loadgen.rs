@@ -102,7 +102,7 @@ fn main() -> Result<()> {
         bail!("no request completed");
     }
     latencies.sort_unstable();
-    let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    let percentile = |p: f64| f64::from(latencies[((latencies.len() - 1) as f64 * p).round() as usize]) / 1000.0;
     println!(
         "{}",
         serde_json::json!({

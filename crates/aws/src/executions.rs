@@ -1,6 +1,7 @@
 //! Runs of the pipeline as Step Functions executions: an upload's run (started by the trigger
 //! function) and a retrain (asked for by the drift check).
 
+use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use mlops_core::CoreError;
 use mlops_core::Retrainer;
 use mlops_core::contracts::{RunRequest, Trigger};
@@ -47,7 +48,7 @@ impl Executions {
         let request = self.client.start_execution().state_machine_arn(&self.state_machine_arn).name(name).input(input);
         match self.runtime.block_on(request.send()) {
             Ok(output) => Ok(Started { name: name.to_string(), execution_arn: Some(output.execution_arn().to_string()), new: true }),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_execution_already_exists()) => {
+            Err(error) if error.as_service_error().is_some_and(StartExecutionError::is_execution_already_exists) => {
                 Ok(Started { name: name.to_string(), execution_arn: None, new: false })
             }
             Err(error) => Err(service_error("states start-execution", error)),

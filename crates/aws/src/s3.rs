@@ -4,6 +4,8 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use mlops_core::{Condition, Store, StoreError, Tagged};
 use tokio::runtime::Handle;
@@ -79,7 +81,7 @@ impl Store for S3Store {
                     })?;
                     Ok(Some(Tagged { bytes: bytes.into_bytes().to_vec(), etag }))
                 }
-                Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+                Err(error) if error.as_service_error().is_some_and(GetObjectError::is_no_such_key) => Ok(None),
                 Err(error) if status(&error) == Some(403) => self.absent_or(key, failure(key, error)).await,
                 Err(error) => Err(failure(key, error)),
             }
@@ -90,7 +92,9 @@ impl Store for S3Store {
         self.block(async {
             match self.client.head_object().bucket(&self.bucket).key(key).send().await {
                 Ok(head) => Ok(Some(head.e_tag().unwrap_or_default().to_string())),
-                Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) || status(&error) == Some(404) => Ok(None),
+                Err(error) if error.as_service_error().is_some_and(HeadObjectError::is_not_found) || status(&error) == Some(404) => {
+                    Ok(None)
+                }
                 Err(error) if status(&error) == Some(403) => self.absent_or(key, failure(key, error)).await,
                 Err(error) => Err(failure(key, error)),
             }

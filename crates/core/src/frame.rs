@@ -74,7 +74,7 @@ impl Column {
                     hasher.update((level.len() as u64).to_le_bytes());
                     hasher.update(level.as_bytes());
                 }
-                hash_values(&mut hasher, codes, |c| c.to_le_bytes());
+                hash_values(&mut hasher, codes, u32::to_le_bytes);
             }
         }
         hasher.finalize().into()

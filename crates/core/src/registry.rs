@@ -120,7 +120,7 @@ impl<'a> Registry<'a> {
             let version = format!("v{number}");
             match self.store.put_if(&self.keys.model(&version), artifact, Condition::Absent) {
                 Ok(_) => {
-                    card.version = version.clone();
+                    card.version.clone_from(&version);
                     self.store.write_json(&self.keys.card(&version), &card)?;
                     return Ok(version);
                 }

@@ -287,10 +287,10 @@ impl RowSchema {
             if let Some(format) = &column.format {
                 property.insert("description".into(), format!("a datetime formatted as {format}").into());
             }
-            if !input.required {
-                property.insert("nullable".into(), true.into());
-            } else {
+            if input.required {
                 required.push(column.name.clone());
+            } else {
+                property.insert("nullable".into(), true.into());
             }
             properties.insert(column.name.clone(), Value::Object(property));
         }

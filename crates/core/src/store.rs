@@ -89,7 +89,7 @@ impl FsStore {
 
     /// Writes a temporary file, syncs it, renames it over the key's file and syncs the
     /// directory: after a crash the key holds the old bytes or the new ones, never a torn file.
-    fn write_atomically(&self, key: &str, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    fn write_atomically(key: &str, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         let parent = path.parent().expect("a key's file has a directory");
         fs::create_dir_all(parent).map_err(|e| StoreError::io(key, e))?;
         let temporary = parent.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), uuid::Uuid::new_v4()));
@@ -125,7 +125,7 @@ impl Store for FsStore {
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.write_atomically(key, &self.path(key)?, bytes)
+        Self::write_atomically(key, &self.path(key)?, bytes)
     }
 
     fn put_if(&self, key: &str, bytes: &[u8], condition: Condition) -> Result<String, StoreError> {
@@ -148,7 +148,7 @@ impl Store for FsStore {
         if !holds {
             return Err(StoreError::PreconditionFailed { key: key.to_string() });
         }
-        self.write_atomically(key, &path, bytes)?;
+        Self::write_atomically(key, &path, bytes)?;
         Ok(sha256_hex(bytes))
     }
 

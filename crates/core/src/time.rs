@@ -107,12 +107,12 @@ pub fn part(seconds: f64, part: TimePart) -> f64 {
     };
     let datetime = TimeZone::UTC.to_datetime(timestamp);
     f64::from(match part {
-        TimePart::Minute => datetime.minute() as i16,
-        TimePart::Hour => datetime.hour() as i16,
-        TimePart::Weekday => datetime.weekday().to_monday_zero_offset() as i16,
-        TimePart::DayOfMonth => datetime.day() as i16,
+        TimePart::Minute => i16::from(datetime.minute()),
+        TimePart::Hour => i16::from(datetime.hour()),
+        TimePart::Weekday => i16::from(datetime.weekday().to_monday_zero_offset()),
+        TimePart::DayOfMonth => i16::from(datetime.day()),
         TimePart::DayOfYear => datetime.day_of_year(),
-        TimePart::Month => datetime.month() as i16,
+        TimePart::Month => i16::from(datetime.month()),
     })
 }
 

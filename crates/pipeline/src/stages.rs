@@ -77,7 +77,7 @@ pub fn unprocessed(store: &dyn Store, dataset: &str) -> Result<Vec<String>, Pipe
 /// the panic's message instead of failing every later run on the same file.
 fn parse_guarded(key: &str, bytes: &[u8], spec: &Spec) -> Result<mlops_prep::Parsed, mlops_prep::Rejection> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mlops_prep::parse_csv(key, bytes, spec))).unwrap_or_else(|panic| {
-        let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+        let message = panic.downcast_ref::<&str>().map(ToString::to_string).or_else(|| panic.downcast_ref::<String>().cloned());
         tracing::error!(file = %key, "parsing panicked: {message:?}");
         Err(mlops_prep::Rejection {
             file: key.to_string(),
@@ -115,7 +115,7 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
         // Hashing takes one core for a second per 600 MB: it runs while the file is parsed; the
         // parse is dropped for the rare file already processed.
         let (sha256, parsed_file) = rayon::join(|| sha256_hex(&bytes), || parse_guarded(&key, &bytes, spec));
-        if let Some(first) = known_hashes.get(sha256.as_str()).map(|k| k.to_string()).or_else(|| seen_now.get(&sha256).cloned()) {
+        if let Some(first) = known_hashes.get(sha256.as_str()).map(ToString::to_string).or_else(|| seen_now.get(&sha256).cloned()) {
             let reason = if first == key { "already processed".to_string() } else { format!("same content as {first}, already processed") };
             outcomes.push(FileOutcome { key, status: FileStatus::Skipped, rows: 0, quarantined: 0, reason: Some(reason) });
             continue;
@@ -166,9 +166,10 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
             }
         }
     }
-    let rows_in: usize = parsed.iter().map(|p| p.rows).sum::<usize>() + quarantine_only.iter().map(|q| q.height()).sum::<usize>();
-    let quarantined: usize =
-        parsed.iter().map(|p| p.quarantined.height()).sum::<usize>() + quarantine_only.iter().map(|q| q.height()).sum::<usize>();
+    #[expect(clippy::redundant_closure_for_method_calls, reason = "prep's table type is not named here (no polars dependency)")]
+    let quarantine_only_rows: usize = quarantine_only.iter().map(|q| q.height()).sum();
+    let rows_in: usize = parsed.iter().map(|p| p.rows).sum::<usize>() + quarantine_only_rows;
+    let quarantined: usize = parsed.iter().map(|p| p.quarantined.height()).sum::<usize>() + quarantine_only_rows;
     let mut output = PrepOutput {
         dataset: spec.name.clone(),
         trigger: request.trigger,
@@ -219,7 +220,7 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
     }
     for entry in entries.values_mut() {
         if entry.status == FileStatus::Processed {
-            entry.batch = output.batch.clone();
+            entry.batch.clone_from(&output.batch);
         }
     }
     if !entries.is_empty() {

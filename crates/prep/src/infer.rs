@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mlops_core::time::{RFC3339, UNIX_MILLISECONDS, UNIX_SECONDS, parse_datetime};
 use mlops_core::{
-    ColumnSpec, ColumnType, DriftSpec, FeatureSpec, ModelSpec, PromotionSpec, RegressionLoss, Spec, SplitSpec, TargetSpec, Task, TimePart,
-    TimeSpec, TrainingSpec,
+    ColumnSpec, ColumnType, DriftSpec, EarlyStoppingSpec, FeatureSpec, ModelSpec, PromotionSpec, RegressionLoss, SamplingSpec, Spec,
+    SplitSpec, TargetSpec, Task, TimePart, TimeSpec, TrainingSpec,
 };
 
 use crate::{Rejection, read_strings};
@@ -203,7 +203,7 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
             )));
         }
     }
-    notes.push(format!("task: {task:?} ({} distinct target values)", target_distinct).to_lowercase());
+    notes.push(format!("task: {task:?} ({target_distinct} distinct target values)").to_lowercase());
 
     let time_column = match &options.time {
         Some(name) => {
@@ -270,7 +270,7 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
         let times: Vec<f64> =
             profiles.iter().find(|p| p.name == name).expect("profiled").present().filter_map(|v| parse_datetime(v, &format).ok()).collect();
         features.time_parts = time_parts(&times);
-        features.cyclical = features.time_parts.clone();
+        features.cyclical.clone_from(&features.time_parts);
         notes.push(format!(
             "time: '{name}' ({format}); the latest rows are the holdout; time parts: {}",
             features.time_parts.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
@@ -297,8 +297,8 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
             max_depth: None,
             min_samples_leaf: 20,
             l2_regularization: 0.0,
-            early_stopping: Default::default(),
-            sampling: Default::default(),
+            early_stopping: EarlyStoppingSpec::default(),
+            sampling: SamplingSpec::default(),
         },
     );
     if counts {

@@ -129,7 +129,7 @@ fn parse_in_pieces(file: &str, bytes: &[u8], spec: &Spec, piece_bytes: usize) ->
     let mut quarantined = stack_parts(quarantined_parts)?;
     // The raw text of ragged rows sits before the reason, whichever piece had them.
     if quarantined.column(TEXT_COLUMN).is_ok() {
-        let mut order: Vec<String> = quarantined.get_column_names().iter().map(|n| n.to_string()).filter(|n| n != TEXT_COLUMN).collect();
+        let mut order: Vec<String> = quarantined.get_column_names().iter().map(ToString::to_string).filter(|n| n != TEXT_COLUMN).collect();
         order.insert(order.len() - 1, TEXT_COLUMN.to_string());
         quarantined = align(&quarantined, &order).map_err(|e| reject(e.to_string()))?;
     }

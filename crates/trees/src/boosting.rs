@@ -15,7 +15,6 @@ use crate::bins::{BinMapper, BinnedMatrix, MISSING_BIN};
 use crate::ensemble::{Link, TreeEnsemble, normalised_importances, softmax_into};
 use crate::goss;
 use crate::grow::{Gradients, GrowConfig, Grower};
-use crate::tree::Node;
 use crate::{Common, TreesError, check_common, check_targets, out_of_time, parameter};
 
 /// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
@@ -474,20 +473,17 @@ fn clamped_exp(raw: f64) -> f64 {
 
 /// The leaf value a binned training row reaches (rows outside the growth sample).
 fn binned_leaf_value(tree: &crate::tree::Tree, mapper: &BinMapper, binned: &BinnedMatrix, row: usize) -> f64 {
-    let mut node = &tree.nodes[0];
-    while node.feature != Node::LEAF {
-        let feature = node.feature as usize;
+    let values = tree.reach(|feature, threshold, missing_left| {
         let bin = binned.columns[feature][row];
-        let go_left = if bin == MISSING_BIN {
-            node.missing_left
+        if bin == MISSING_BIN {
+            missing_left
         } else {
             // A bin lies left of the split when its upper edge does (the last bin's edge is +inf).
             let upper_edge = mapper.features[feature].edges.get(bin as usize).copied().unwrap_or(f64::INFINITY);
-            upper_edge <= node.threshold
-        };
-        node = &tree.nodes[if go_left { node.left } else { node.right } as usize];
-    }
-    tree.leaf_values[node.left as usize]
+            upper_edge <= threshold
+        }
+    });
+    values[0]
 }
 
 #[cfg(test)]

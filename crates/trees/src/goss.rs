@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn the_largest_gradients_are_kept_and_the_drawn_others_weighted_up() {
-        let gradients: Vec<f64> = (0..1000).map(|row| ((row * 7919) % 1000) as f64 - 500.0).collect();
+        let gradients: Vec<f64> = (0..1000).map(|row| f64::from((row * 7919) % 1000) - 500.0).collect();
         let (Sample { kept, left_out }, pairs) = draw(&gradients);
         assert_eq!((kept.len(), kept.len() + left_out.len()), (300, 1000));
         assert!(kept.is_sorted() && left_out.is_sorted());

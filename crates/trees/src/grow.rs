@@ -3,6 +3,8 @@
 //! Every split maximises the second-order gain `sum_c G_c^2 / (H + l2)` of its children over the
 //! parent, which is variance reduction for squared error and Gini-like impurity reduction for
 //! one-hot targets. Histograms of the larger child come from the parent minus the smaller child.
+//! Nodes of fewer than `SMALL_ROWS` rows have no histograms: their split comes from their rows
+//! sorted by bin, the same sums in the same order, without a pass over every bin of every feature.
 //!
 //! Histograms hold gradient and hessian sums only, no row counts: the rows of a split's child,
 //! for `min_samples_leaf`, are its hessian times the node's rows per unit of hessian, as
@@ -11,6 +13,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
@@ -25,21 +28,10 @@ const PARALLEL_CELLS: usize = 64 * 1024;
 const HISTOGRAM_BLOCK_ROWS: usize = 16 * 1024;
 /// Nodes of this many rows or more are partitioned in parallel.
 const PARALLEL_PARTITION_ROWS: usize = 64 * 1024;
-/// A thread's scratch histograms for [`Grower::build_sparse`]: zero between uses.
-#[derive(Default)]
-struct Scratch {
-    sums: Vec<f64>,
-    /// The bins touched, per feature slot.
-    touched: Vec<Vec<u8>>,
-}
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
-}
-
-/// Nodes of fewer rows get sparse histograms (only the bins their rows occupy) instead of all
-/// `BIN_SLOTS` slots of every feature: fully grown trees have many tiny nodes.
-const SPARSE_ROWS: usize = 128;
+/// Nodes of fewer rows find their split from their rows, sorted by bin for each feature, rather
+/// than from histograms of all `BIN_SLOTS` bins of every feature: fully grown trees have many
+/// tiny nodes, and a histogram costs the same however few rows fill it.
+const SMALL_ROWS: usize = 128;
 
 /// How a tree grows.
 #[derive(Debug, Clone)]
@@ -101,44 +93,18 @@ struct Split {
     feature: usize,
     bin: usize,
     missing_left: bool,
+    /// Whether rows of the node miss the split feature.
+    has_missing: bool,
     gain: f64,
     left: Stats,
 }
 
-/// Histograms of a node, for each feature in `features`.
+/// The features a node may split on and, unless it is small, their histograms.
 struct Histograms {
     features: Vec<usize>,
-    sums: Sums,
-}
-
-/// The sums of a node's histograms: `stride` sums (gradients, hessian) per bin.
-enum Sums {
-    /// `BIN_SLOTS` bins per feature, in feature order.
-    Dense(Vec<f64>),
-    /// Only occupied bins, in increasing order per feature: feature slot `s` owns entries
-    /// `starts[s]..starts[s + 1]`, entry `e` is bin `bins[e]` with sums `sums[e * stride..]`.
-    Sparse { starts: Vec<usize>, bins: Vec<u8>, sums: Vec<f64> },
-}
-
-impl Histograms {
-    /// The occupied (or, when dense, all) bins of feature slot `slot`, as `(bin, sums)` in
-    /// increasing bin order, the missing bin last.
-    fn bins(&self, slot: usize, stride: usize) -> Box<dyn Iterator<Item = (usize, &[f64])> + '_> {
-        match &self.sums {
-            Sums::Dense(sums) => {
-                let block = &sums[slot * BIN_SLOTS * stride..(slot + 1) * BIN_SLOTS * stride];
-                Box::new(block.chunks_exact(stride).enumerate())
-            }
-            Sums::Sparse { starts, bins, sums } => {
-                Box::new((starts[slot]..starts[slot + 1]).map(move |e| (usize::from(bins[e]), &sums[e * stride..(e + 1) * stride])))
-            }
-        }
-    }
-
-    /// The hessian of the rows with a missing value of feature slot `slot` (0 when none).
-    fn missing_hessian(&self, slot: usize, stride: usize) -> f64 {
-        self.bins(slot, stride).filter(|(bin, _)| *bin == MISSING_BIN as usize).map(|(_, sums)| sums[stride - 1]).sum()
-    }
+    /// `BIN_SLOTS` bins per feature, in feature order, `stride` sums (gradients, hessian) per bin;
+    /// `None` for a node of fewer than `SMALL_ROWS` rows.
+    sums: Option<Vec<f64>>,
 }
 
 struct Pending {
@@ -205,9 +171,9 @@ impl Grower<'_> {
             leaves.push((start, end, leaf));
         };
 
-        match self.pending(0, 0, rows.len(), 0, root_stats, root_hist) {
+        match self.pending(&rows, 0, 0..rows.len(), 0, root_stats, root_hist) {
             Ok(pending) => frontier.push(pending),
-            Err((stats, _)) => finish_leaf(0, 0, rows.len(), &stats, &mut nodes),
+            Err(stats) => finish_leaf(0, 0, rows.len(), &stats, &mut nodes),
         }
         let max_leaves = self.config.max_leaf_nodes.unwrap_or(usize::MAX);
         while n_leaves < max_leaves {
@@ -215,8 +181,7 @@ impl Grower<'_> {
             let split = &parent.split;
             let middle = self.partition(&mut rows[parent.start..parent.end], split) + parent.start;
             let (left_node, right_node) = (nodes.len(), nodes.len() + 1);
-            let no_missing = parent.missing_hessian(split.feature, self.stride()) == 0.0;
-            let missing_left = if no_missing { middle - parent.start >= parent.end - middle } else { split.missing_left };
+            let missing_left = if split.has_missing { split.missing_left } else { middle - parent.start >= parent.end - middle };
             let n_bins = self.edges[split.feature].n_bins();
             nodes[parent.node] = Node {
                 feature: split.feature as u32,
@@ -237,9 +202,9 @@ impl Grower<'_> {
             for (node, start, end, stats, hist) in
                 [(left_node, start, middle, left_stats, left_hist), (right_node, middle, end, right_stats, right_hist)]
             {
-                match self.pending(node, start, end, depth, stats, hist) {
+                match self.pending(&rows, node, start..end, depth, stats, hist) {
                     Ok(pending) => frontier.push(pending),
-                    Err((stats, _)) => finish_leaf(node, start, end, &stats, &mut nodes),
+                    Err(stats) => finish_leaf(node, start, end, &stats, &mut nodes),
                 }
             }
         }
@@ -249,23 +214,29 @@ impl Grower<'_> {
         Grown { tree: Tree::new(nodes, leaf_values, width), rows, leaves, gains }
     }
 
-    /// A node with its best split, or its stats back when it must stay a leaf.
+    /// A node (rows `span` of `rows`) with its best split, or its stats back when it must stay
+    /// a leaf.
     fn pending(
         &self,
+        rows: &[u32],
         node: usize,
-        start: usize,
-        end: usize,
+        span: Range<usize>,
         depth: usize,
         stats: Stats,
         hist: Histograms,
-    ) -> Result<Pending, (Stats, Histograms)> {
+    ) -> Result<Pending, Stats> {
+        let Range { start, end } = span;
         let depth_left = self.config.max_depth.is_none_or(|max| depth < max);
         if !depth_left || end - start < 2 * self.config.min_samples_leaf.max(1) {
-            return Err((stats, hist));
+            return Err(stats);
         }
-        match self.best_split(&hist, &stats, end - start) {
+        let split = match &hist.sums {
+            Some(sums) => self.best_split(&hist.features, sums, &stats, end - start),
+            None => self.best_split_of_rows(&rows[start..end], &hist.features, &stats),
+        };
+        match split {
             Some(split) => Ok(Pending { node, start, end, depth, stats, hist, split }),
-            None => Err((stats, hist)),
+            None => Err(stats),
         }
     }
 
@@ -293,10 +264,11 @@ impl Grower<'_> {
         let (smaller_rows, larger_rows) = if left_is_smaller { (left_rows, right_rows) } else { (right_rows, left_rows) };
         let (smaller, larger) = match parent.hist {
             // The larger child's histograms are the parent's minus the smaller child's.
-            Histograms { features, sums: Sums::Dense(mut sums) } if !self.draws_features() && larger_rows.len() >= SPARSE_ROWS => {
-                let smaller = self.build(smaller_rows, features.clone());
-                subtract(&mut sums, &smaller, self.stride());
-                (smaller, Histograms { features, sums: Sums::Dense(sums) })
+            Histograms { features, sums: Some(mut sums) } if !self.draws_features() && larger_rows.len() >= SMALL_ROWS => {
+                let smaller = self.histogram_sums(smaller_rows, &features);
+                sums.iter_mut().zip(&smaller).for_each(|(p, s)| *p -= s);
+                let smaller = Histograms { sums: (smaller_rows.len() >= SMALL_ROWS).then_some(smaller), features: features.clone() };
+                (smaller, Histograms { features, sums: Some(sums) })
             }
             parent => {
                 let features = |rng: &mut ChaCha8Rng| if self.draws_features() { self.draw_features(rng) } else { parent.features.clone() };
@@ -318,15 +290,17 @@ impl Grower<'_> {
         stats
     }
 
+    /// The histograms of a node of these rows, or only its features when it is small.
     fn build(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
-        if rows.len() < SPARSE_ROWS { self.build_sparse(rows, features) } else { self.build_dense(rows, features) }
+        let sums = (rows.len() >= SMALL_ROWS).then(|| self.histogram_sums(rows, &features));
+        Histograms { features, sums }
     }
 
     /// Dense histograms, row by row as LightGBM's row-wise mode: each row's gradients and its
     /// bins (one row of the row-major matrix) are read once and added to every feature's
     /// histogram. The rows are cut in fixed blocks, each summed into its own histograms, and the
     /// blocks added in order: the same bytes on any number of threads.
-    fn build_dense(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
+    fn histogram_sums(&self, rows: &[u32], features: &[usize]) -> Vec<f64> {
         let stride = self.stride();
         let size = features.len() * BIN_SLOTS * stride;
         let every_feature = features.len() == self.edges.len();
@@ -346,7 +320,7 @@ impl Grower<'_> {
                         if every_feature {
                             feature_hists.iter_mut().zip(binned).for_each(|(feature_hist, &bin)| add(feature_hist, bin));
                         } else {
-                            feature_hists.iter_mut().zip(&features).for_each(|(feature_hist, &f)| add(feature_hist, binned[f]));
+                            feature_hists.iter_mut().zip(features).for_each(|(feature_hist, &f)| add(feature_hist, binned[f]));
                         }
                     }
                 }
@@ -354,7 +328,7 @@ impl Grower<'_> {
                     for &row in &rows[a..b] {
                         let row = row as usize;
                         let (gradients, binned) = (&grad[row * width..(row + 1) * width], self.bins.row(row));
-                        for (feature_hist, &f) in hist.chunks_exact_mut(BIN_SLOTS * stride).zip(&features) {
+                        for (feature_hist, &f) in hist.chunks_exact_mut(BIN_SLOTS * stride).zip(features) {
                             let cell = &mut feature_hist[usize::from(binned[f]) * stride..][..stride];
                             cell[..width].iter_mut().zip(gradients).for_each(|(sum, g)| *sum += g);
                             cell[width] += 1.0;
@@ -374,51 +348,7 @@ impl Grower<'_> {
         for part in parts {
             sums.iter_mut().zip(&part).for_each(|(sum, add)| *sum += add);
         }
-        Histograms { features, sums: Sums::Dense(sums) }
-    }
-
-    /// Sparse histograms of a few rows: the rows' sums gathered row by row (row-major bins) in a
-    /// scratch histogram of every feature, and only the bins they touched kept, in bin order.
-    fn build_sparse(&self, rows: &[u32], features: Vec<usize>) -> Histograms {
-        let (width, stride) = (self.grads.width(), self.stride());
-        SCRATCH.with_borrow_mut(|scratch| {
-            let size = features.len() * BIN_SLOTS * stride;
-            if scratch.sums.len() < size {
-                scratch.sums.resize(size, 0.0);
-            }
-            scratch.touched.iter_mut().for_each(Vec::clear);
-            scratch.touched.resize_with(features.len(), Vec::new);
-            for &row in rows {
-                let row = row as usize;
-                let binned = self.bins.row(row);
-                let (grad, hess) = self.grads.of(row);
-                for (slot, &feature) in features.iter().enumerate() {
-                    let bin = binned[feature];
-                    let at = (slot * BIN_SLOTS + usize::from(bin)) * stride;
-                    let sums = &mut scratch.sums[at..at + stride];
-                    if sums[width] == 0.0 {
-                        scratch.touched[slot].push(bin);
-                    }
-                    sums[..width].iter_mut().zip(grad).for_each(|(s, g)| *s += g);
-                    sums[width] += hess;
-                }
-            }
-            let mut starts = Vec::with_capacity(features.len() + 1);
-            let (mut bins, mut sums) = (Vec::new(), Vec::new());
-            for slot in 0..features.len() {
-                starts.push(bins.len());
-                let touched = &mut scratch.touched[slot];
-                touched.sort_unstable();
-                for &bin in touched.iter() {
-                    let at = (slot * BIN_SLOTS + usize::from(bin)) * stride;
-                    bins.push(bin);
-                    sums.extend_from_slice(&scratch.sums[at..at + stride]);
-                    scratch.sums[at..at + stride].fill(0.0);
-                }
-            }
-            starts.push(bins.len());
-            Histograms { features, sums: Sums::Sparse { starts, bins, sums } }
-        })
+        sums
     }
 
     fn score(&self, stats: &[f64]) -> f64 {
@@ -437,58 +367,50 @@ impl Grower<'_> {
         (hessian * rows_per_hessian).round() >= self.config.min_samples_leaf as f64 && hessian >= self.config.min_hessian_leaf
     }
 
-    /// The best split of a node of `n_rows` rows with sums `total`, if any gains.
-    fn best_split(&self, hist: &Histograms, total: &Stats, n_rows: usize) -> Option<Split> {
+    /// The best split of a node of `n_rows` rows with sums `total` and these histograms of
+    /// `features`, if any gains.
+    fn best_split(&self, features: &[usize], sums: &[f64], total: &Stats, n_rows: usize) -> Option<Split> {
         let stride = self.stride();
-        let rows_per_hessian = n_rows as f64 / total[self.grads.width()];
-        let parent_score = self.score(total);
-        let min_gain = 1e-12 + 1e-10 * parent_score.abs();
-        let mut best: Option<Split> = None;
-        let mut left = vec![0.0; stride];
-        let mut right = vec![0.0; stride];
-        let mut with_missing = vec![0.0; stride];
-        let consider = |feature: usize, bin: usize, missing_left: bool, left: &[f64], right: &mut Vec<f64>, best: &mut Option<Split>| {
-            for ((r, t), l) in right.iter_mut().zip(total).zip(left) {
-                *r = t - l;
-            }
-            if !self.admissible(left, rows_per_hessian) || !self.admissible(right, rows_per_hessian) {
-                return;
-            }
-            let gain = self.score(left) + self.score(right) - parent_score;
-            if gain > min_gain && best.as_ref().is_none_or(|b| gain > b.gain) {
-                *best = Some(Split { feature, bin, missing_left, gain, left: left.to_vec() });
-            }
-        };
-        for (slot, &feature) in hist.features.iter().enumerate() {
-            let missing: Vec<f64> = hist
-                .bins(slot, stride)
-                .find(|(bin, _)| *bin == MISSING_BIN as usize)
-                .map_or_else(|| vec![0.0; stride], |(_, sums)| sums.to_vec());
-            let has_missing = missing[stride - 1] > 0.0;
-            let n_bins = self.edges[feature].n_bins();
-            left.iter_mut().for_each(|v| *v = 0.0);
-            for (bin, sums) in hist.bins(slot, stride).take_while(|(bin, _)| *bin < n_bins) {
-                if sums[stride - 1] == 0.0 {
-                    // An empty bin moves no row: the split before it has the same gain.
-                    continue;
-                }
-                for (l, s) in left.iter_mut().zip(sums) {
-                    *l += s;
-                }
-                let last = bin + 1 == n_bins;
-                if last && !has_missing {
-                    break;
-                }
-                consider(feature, bin, false, &left, &mut right, &mut best);
-                if has_missing && !last {
-                    for ((w, l), m) in with_missing.iter_mut().zip(&left).zip(&missing) {
-                        *w = l + m;
-                    }
-                    consider(feature, bin, true, &with_missing, &mut right, &mut best);
-                }
-            }
+        let mut search = SplitSearch::new(self, total, n_rows);
+        for (feature_sums, &feature) in sums.chunks_exact(BIN_SLOTS * stride).zip(features) {
+            let missing = &feature_sums[usize::from(MISSING_BIN) * stride..][..stride];
+            search.feature(feature, feature_sums.chunks_exact(stride).enumerate(), (missing[stride - 1] > 0.0).then_some(missing));
         }
-        best
+        search.best
+    }
+
+    /// The best split of a small node from its rows: for each feature, the rows sorted by bin
+    /// (and by their place in `rows`, so that each bin sums them in the order a histogram would)
+    /// and summed bin by bin.
+    fn best_split_of_rows(&self, rows: &[u32], features: &[usize], total: &Stats) -> Option<Split> {
+        let (width, stride) = (self.grads.width(), self.stride());
+        let mut search = SplitSearch::new(self, total, rows.len());
+        let mut keys: Vec<u64> = Vec::with_capacity(rows.len());
+        let mut bins: Vec<u8> = Vec::with_capacity(rows.len());
+        let mut sums: Vec<f64> = Vec::with_capacity(rows.len() * stride);
+        for &feature in features {
+            keys.clear();
+            keys.extend(rows.iter().enumerate().map(|(at, &row)| (u64::from(self.bins.row(row as usize)[feature]) << 32) | at as u64));
+            keys.sort_unstable();
+            bins.clear();
+            sums.clear();
+            for key in &keys {
+                let bin = (key >> 32) as u8;
+                if bins.last() != Some(&bin) {
+                    bins.push(bin);
+                    sums.resize(sums.len() + stride, 0.0);
+                }
+                let (grad, hess) = self.grads.of(rows[(key & u64::from(u32::MAX)) as usize] as usize);
+                let at = sums.len() - stride;
+                sums[at..at + width].iter_mut().zip(grad).for_each(|(sum, g)| *sum += g);
+                sums[at + width] += hess;
+            }
+            // The missing bin is the largest: last when occupied.
+            let n_occupied = bins.len() - usize::from(bins.last() == Some(&MISSING_BIN));
+            let missing = (n_occupied < bins.len()).then(|| &sums[n_occupied * stride..]);
+            search.feature(feature, bins[..n_occupied].iter().map(|&bin| usize::from(bin)).zip(sums.chunks_exact(stride)), missing);
+        }
+        search.best
     }
 
     /// Stable partition of `rows` by `split`; returns the number of rows going left.
@@ -499,6 +421,75 @@ impl Grower<'_> {
             if bin == MISSING_BIN { split.missing_left } else { bin as usize <= split.bin }
         };
         stable_partition(rows, goes_left)
+    }
+}
+
+/// The search for a node's best split, one feature at a time.
+struct SplitSearch<'s> {
+    grower: &'s Grower<'s>,
+    /// The node's sums.
+    total: &'s [f64],
+    rows_per_hessian: f64,
+    parent_score: f64,
+    min_gain: f64,
+    /// The running left sums, the right sums, and the left sums plus the missing rows'.
+    buffer: Vec<f64>,
+    best: Option<Split>,
+}
+
+impl<'s> SplitSearch<'s> {
+    fn new(grower: &'s Grower<'s>, total: &'s [f64], n_rows: usize) -> Self {
+        let parent_score = grower.score(total);
+        SplitSearch {
+            grower,
+            total,
+            rows_per_hessian: n_rows as f64 / total[grower.grads.width()],
+            parent_score,
+            min_gain: 1e-12 + 1e-10 * parent_score.abs(),
+            buffer: vec![0.0; 3 * total.len()],
+            best: None,
+        }
+    }
+
+    /// Tries every split of `feature` between the bins `(bin, sums)` in increasing order (an
+    /// entry for the missing bin, or for any bin past the feature's last, is not read), with the
+    /// rows missing the feature (`missing`, their sums when there are any) on either side.
+    fn feature<'b>(&mut self, feature: usize, bins: impl Iterator<Item = (usize, &'b [f64])>, missing: Option<&[f64]>) {
+        let stride = self.total.len();
+        let n_bins = self.grower.edges[feature].n_bins();
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let (left, rest) = buffer.split_at_mut(stride);
+        let (right, with_missing) = rest.split_at_mut(stride);
+        left.fill(0.0);
+        for (bin, sums) in bins.take_while(|(bin, _)| *bin < n_bins) {
+            if sums[stride - 1] == 0.0 {
+                // An empty bin moves no row: the split before it has the same gain.
+                continue;
+            }
+            left.iter_mut().zip(sums).for_each(|(l, s)| *l += s);
+            let last = bin + 1 == n_bins;
+            if last && missing.is_none() {
+                break;
+            }
+            self.consider(feature, bin, false, missing.is_some(), left, right);
+            if let Some(missing) = missing.filter(|_| !last) {
+                with_missing.iter_mut().zip(left.iter()).zip(missing).for_each(|((w, l), m)| *w = l + m);
+                self.consider(feature, bin, true, true, with_missing, right);
+            }
+        }
+        self.buffer = buffer;
+    }
+
+    fn consider(&mut self, feature: usize, bin: usize, missing_left: bool, has_missing: bool, left: &[f64], right: &mut [f64]) {
+        right.iter_mut().zip(self.total).zip(left).for_each(|((r, t), l)| *r = t - l);
+        let grower = self.grower;
+        if !grower.admissible(left, self.rows_per_hessian) || !grower.admissible(right, self.rows_per_hessian) {
+            return;
+        }
+        let gain = grower.score(left) + grower.score(right) - self.parent_score;
+        if gain > self.min_gain && self.best.as_ref().is_none_or(|b| gain > b.gain) {
+            self.best = Some(Split { feature, bin, missing_left, has_missing, gain, left: left.to_vec() });
+        }
     }
 }
 
@@ -530,40 +521,24 @@ fn stable_partition(rows: &mut [u32], goes_left: impl Fn(u32) -> bool + Sync) ->
 
 /// Stable, branch-free partition of `rows`: the ones where `goes_left` holds first.
 fn partition_block(rows: &mut [u32], goes_left: impl Fn(u32) -> bool) -> usize {
-    let mut right = vec![0u32; rows.len()];
-    let (mut n_left, mut n_right) = (0, 0);
-    for i in 0..rows.len() {
-        let row = rows[i];
-        let left = goes_left(row);
-        rows[n_left] = row;
-        right[n_right] = row;
-        n_left += usize::from(left);
-        n_right += usize::from(!left);
+    thread_local! {
+        /// The rows going right, before they are copied back: one buffer per thread.
+        static RIGHT: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    rows[n_left..].copy_from_slice(&right[..n_right]);
-    n_left
-}
-
-impl Pending {
-    fn missing_hessian(&self, feature: usize, stride: usize) -> f64 {
-        let slot = self.hist.features.iter().position(|&f| f == feature).expect("split feature has a histogram");
-        self.hist.missing_hessian(slot, stride)
-    }
-}
-
-/// Takes a child's histograms from its parent's dense ones.
-fn subtract(parent: &mut [f64], child: &Histograms, stride: usize) {
-    match &child.sums {
-        Sums::Dense(sums) => parent.iter_mut().zip(sums).for_each(|(p, s)| *p -= s),
-        Sums::Sparse { starts, .. } => {
-            for slot in 0..starts.len() - 1 {
-                for (bin, sums) in child.bins(slot, stride) {
-                    let at = (slot * BIN_SLOTS + bin) * stride;
-                    parent[at..at + stride].iter_mut().zip(sums).for_each(|(p, s)| *p -= s);
-                }
-            }
+    RIGHT.with_borrow_mut(|right| {
+        right.resize(rows.len(), 0);
+        let (mut n_left, mut n_right) = (0, 0);
+        for i in 0..rows.len() {
+            let row = rows[i];
+            let left = goes_left(row);
+            rows[n_left] = row;
+            right[n_right] = row;
+            n_left += usize::from(left);
+            n_right += usize::from(!left);
         }
-    }
+        rows[n_left..].copy_from_slice(&right[..n_right]);
+        n_left
+    })
 }
 
 /// Nodes waiting to be split: best gain first, or depth-first.
@@ -617,7 +592,7 @@ mod tests {
     }
 
     #[test]
-    fn sparse_and_dense_histograms_find_the_same_split() {
+    fn small_nodes_find_from_their_rows_the_split_their_histograms_give() {
         let n = 100usize;
         let columns: Vec<Vec<u8>> = (0..3u64)
             .map(|f| {
@@ -643,13 +618,18 @@ mod tests {
             let grower = Grower { bins: &bins, edges: &edges, grads, config: &config };
             let rows: Vec<u32> = (0..n as u32).filter(|r| r % 3 != 0).collect();
             let total = grower.sum_rows(&rows);
-            let sparse = grower.build_sparse(&rows, vec![0, 1, 2]);
-            let dense = grower.build_dense(&rows, vec![0, 1, 2]);
-            let (a, b) = (grower.best_split(&sparse, &total, rows.len()).unwrap(), grower.best_split(&dense, &total, rows.len()).unwrap());
-            assert_eq!((a.feature, a.bin, a.missing_left), (b.feature, b.bin, b.missing_left));
-            assert!((a.gain - b.gain).abs() < 1e-9 * b.gain.abs());
-            for slot in 0..3 {
-                assert_eq!(sparse.missing_hessian(slot, width + 1), dense.missing_hessian(slot, width + 1));
+            let features = [0, 1, 2];
+            let from_rows = grower.best_split_of_rows(&rows, &features, &total).unwrap();
+            let from_histograms = grower.best_split(&features, &grower.histogram_sums(&rows, &features), &total, rows.len()).unwrap();
+            let (a, b) = (from_rows, from_histograms);
+            assert_eq!((a.feature, a.bin, a.missing_left, a.has_missing), (b.feature, b.bin, b.missing_left, b.has_missing));
+            assert_eq!((a.gain, a.left), (b.gain, b.left), "the same sums in the same order");
+            // Every feature alone as well: each has missing rows.
+            for feature in features {
+                let a = grower.best_split_of_rows(&rows, &[feature], &total).unwrap();
+                let b = grower.best_split(&[feature], &grower.histogram_sums(&rows, &[feature]), &total, rows.len()).unwrap();
+                assert_eq!((a.bin, a.missing_left, a.has_missing, a.gain), (b.bin, b.missing_left, b.has_missing, b.gain));
+                assert!(a.has_missing);
             }
         }
     }
@@ -677,10 +657,7 @@ mod tests {
         for features in [vec![0, 1, 2, 3], vec![1, 3]] {
             let sums_in = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                match pool.install(|| grower.build_dense(&rows, features.clone())).sums {
-                    Sums::Dense(sums) => sums,
-                    Sums::Sparse { .. } => unreachable!("build_dense is dense"),
-                }
+                pool.install(|| grower.histogram_sums(&rows, &features))
             };
             let sums = sums_in(1);
             assert!(sums == sums_in(3), "other bytes on three threads");

@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn model_bytes_do_not_depend_on_the_number_of_threads() {
-        // Large enough for every parallel path: histograms, partitions, gradients, sparse nodes.
+        // Large enough for every parallel path: histograms, partitions, gradients, small nodes split from their rows.
         let x = features(70_000, 10);
         let y: Array1<f64> = x.rows().into_iter().map(|r| smooth(r).exp().round()).collect();
         let data = Dataset::new(x, y);

@@ -28,19 +28,16 @@ impl Node {
 
 /// A binary tree whose leaves hold `width` values each (one per output).
 ///
-/// Serialised as its nodes and leaf values; the branch-free [`Step`]s that prediction walks are
-/// derived from the nodes whenever a tree is built or read.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// Held as the branch-free [`Step`]s that prediction walks; serialised as its [`Node`]s and leaf
+/// values.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(from = "StoredTree")]
 pub struct Tree {
-    pub(crate) nodes: Vec<Node>,
+    steps: Vec<Step>,
     pub(crate) leaf_values: Vec<f64>,
     pub(crate) width: usize,
     /// First output this tree adds to (boosting grows one tree per class).
     pub(crate) output: usize,
-    #[serde(skip)]
-    steps: Vec<Step>,
-    #[serde(skip)]
     depth: usize,
 }
 
@@ -53,6 +50,21 @@ struct StoredTree {
     output: usize,
 }
 
+/// A [`StoredTree`] as it is written, its nodes derived from the steps.
+#[derive(Serialize)]
+struct StoredTreeRef<'a> {
+    nodes: Vec<Node>,
+    leaf_values: &'a [f64],
+    width: usize,
+    output: usize,
+}
+
+impl Serialize for Tree {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredTreeRef { nodes: self.nodes(), leaf_values: &self.leaf_values, width: self.width, output: self.output }.serialize(serializer)
+    }
+}
+
 impl From<StoredTree> for Tree {
     fn from(stored: StoredTree) -> Self {
         let mut tree = Tree::new(stored.nodes, stored.leaf_values, stored.width);
@@ -63,7 +75,8 @@ impl From<StoredTree> for Tree {
 
 /// One node as prediction walks it: a leaf is a split that leads back to itself whatever the row
 /// holds, so rows walked side by side wait at their leaves for the slowest, and no step branches
-/// on a row's value.
+/// on a row's value. A leaf's threshold is the index of its first value in `leaf_values` (any
+/// threshold leads back to itself).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Step {
     threshold: f64,
@@ -94,13 +107,36 @@ impl Tree {
             .iter()
             .enumerate()
             .map(|(index, node)| match node.feature {
-                Node::LEAF => Step { threshold: f64::INFINITY, feature: 0, missing_left: true, children: [index as u32; 2] },
+                Node::LEAF => Step { threshold: f64::from(node.left), feature: 0, missing_left: true, children: [index as u32; 2] },
                 feature => Step { threshold: node.threshold, feature, missing_left: node.missing_left, children: [node.left, node.right] },
             })
             .collect();
-        let mut tree = Tree { nodes, leaf_values, width, output: 0, steps, depth: 0 };
+        let mut tree = Tree { steps, leaf_values, width, output: 0, depth: 0 };
         tree.depth = tree.depth_of(0);
         tree
+    }
+
+    /// The nodes this tree was built from.
+    fn nodes(&self) -> Vec<Node> {
+        let node = |(index, step): (usize, &Step)| {
+            if self.is_leaf(index as u32) {
+                Node::leaf(step.threshold as u32)
+            } else {
+                let [left, right] = step.children;
+                Node { feature: step.feature, threshold: step.threshold, missing_left: step.missing_left, left, right }
+            }
+        };
+        self.steps.iter().enumerate().map(node).collect()
+    }
+
+    fn is_leaf(&self, index: u32) -> bool {
+        self.steps[index as usize].children[0] == index
+    }
+
+    /// The values of leaf `leaf` (a node index).
+    fn values_of(&self, leaf: u32) -> &[f64] {
+        let start = self.steps[leaf as usize].threshold as usize * self.width;
+        &self.leaf_values[start..start + self.width]
     }
 
     /// The leaf each of `N` rows reaches, the rows walked side by side: their walks are independent,
@@ -121,34 +157,34 @@ impl Tree {
         at
     }
 
-    /// The leaf one row reaches, walked with branches: alone, a row gains more from the processor
-    /// predicting its path than from steps that never mispredict.
-    fn leaf_by_branches(&self, row: &[f64]) -> u32 {
+    /// The values of the leaf a row reaches, where `goes_left(feature, threshold, missing_left)`
+    /// says which way it goes at each split: walked with branches, as a row alone gains more from
+    /// the processor predicting its path than from steps that never mispredict.
+    pub(crate) fn reach(&self, goes_left: impl Fn(usize, f64, bool) -> bool) -> &[f64] {
         let mut at = 0;
-        loop {
-            let node = &self.nodes[at as usize];
-            if node.feature == Node::LEAF {
-                return at;
-            }
-            let x = row[node.feature as usize];
-            let go_left = if x.is_nan() { node.missing_left } else { x <= node.threshold };
-            at = if go_left { node.left } else { node.right };
+        while !self.is_leaf(at) {
+            let step = &self.steps[at as usize];
+            at = step.children[usize::from(!goes_left(step.feature as usize, step.threshold, step.missing_left))];
         }
+        self.values_of(at)
+    }
+
+    /// The values of the leaf a row of raw features reaches, walked with branches.
+    fn values_by_branches(&self, row: &[f64]) -> &[f64] {
+        self.reach(|feature, threshold, missing_left| {
+            let x = row[feature];
+            if x.is_nan() { missing_left } else { x <= threshold }
+        })
     }
 
     /// Adds this tree's leaf values for each row of `rows` (`n_features` values each) into that
     /// row's `n_outputs` slots of `raw`.
     pub(crate) fn accumulate_rows(&self, rows: &[f64], n_features: usize, raw: &mut [f64], n_outputs: usize) {
         let n_rows = raw.len() / n_outputs;
-        let mut add_values = |row: usize, leaf: u32| {
-            let start = self.nodes[leaf as usize].left as usize * self.width;
+        let mut add_values = |row: usize, values: &[f64]| {
             let slot = row * n_outputs + self.output;
-            if self.width == 1 {
-                raw[slot] += self.leaf_values[start];
-            } else {
-                for (slot, value) in raw[slot..slot + self.width].iter_mut().zip(&self.leaf_values[start..start + self.width]) {
-                    *slot += value;
-                }
+            for (slot, value) in raw[slot..slot + self.width].iter_mut().zip(values) {
+                *slot += value;
             }
         };
         let row = |index: usize| &rows[index * n_features..(index + 1) * n_features];
@@ -156,12 +192,11 @@ impl Tree {
         for first in (0..full).step_by(LANES) {
             let leaves = self.leaves_of(std::array::from_fn::<_, LANES, _>(|lane| row(first + lane)));
             for (lane, leaf) in leaves.into_iter().enumerate() {
-                add_values(first + lane, leaf);
+                add_values(first + lane, self.values_of(leaf));
             }
         }
         for index in full..n_rows {
-            let leaf = self.leaf_by_branches(row(index));
-            add_values(index, leaf);
+            add_values(index, self.values_by_branches(row(index)));
         }
     }
 
@@ -175,9 +210,12 @@ impl Tree {
         self.depth
     }
 
-    fn depth_of(&self, index: usize) -> usize {
-        let node = &self.nodes[index];
-        if node.feature == Node::LEAF { 0 } else { 1 + self.depth_of(node.left as usize).max(self.depth_of(node.right as usize)) }
+    fn depth_of(&self, index: u32) -> usize {
+        if self.is_leaf(index) {
+            return 0;
+        }
+        let [left, right] = self.steps[index as usize].children;
+        1 + self.depth_of(left).max(self.depth_of(right))
     }
 }
 
@@ -186,10 +224,13 @@ mod tests {
     use super::*;
 
     /// `x0 <= 1` (missing right) → leaf 0, else `x1 <= 5` (missing left) → leaf 1 or leaf 2.
-    fn small_tree() -> Tree {
+    fn small_tree_nodes() -> Vec<Node> {
         let split = |feature, threshold, missing_left, left, right| Node { feature, threshold, missing_left, left, right };
-        let nodes = vec![split(0, 1.0, false, 1, 2), Node::leaf(0), split(1, 5.0, true, 3, 4), Node::leaf(1), Node::leaf(2)];
-        Tree::new(nodes, vec![10.0, 20.0, 30.0], 1)
+        vec![split(0, 1.0, false, 1, 2), Node::leaf(0), split(1, 5.0, true, 3, 4), Node::leaf(1), Node::leaf(2)]
+    }
+
+    fn small_tree() -> Tree {
+        Tree::new(small_tree_nodes(), vec![10.0, 20.0, 30.0], 1)
     }
 
     #[test]
@@ -217,7 +258,7 @@ mod tests {
         let sums: Vec<f64> = expected.iter().map(|value| value + 0.5).collect();
         assert_eq!(raw, sums);
         for row in &rows {
-            assert_eq!(tree.leaves_of([row.as_slice(); LANES])[0], tree.leaf_by_branches(row), "row {row:?}");
+            assert_eq!(tree.values_of(tree.leaves_of([row.as_slice(); LANES])[0]), tree.values_by_branches(row), "row {row:?}");
         }
     }
 
@@ -228,5 +269,6 @@ mod tests {
         let restored: Tree = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(restored, tree);
         assert_eq!(restored.depth(), 2);
+        assert_eq!(restored.nodes(), small_tree_nodes());
     }
 }

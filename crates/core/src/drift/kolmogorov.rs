@@ -181,7 +181,7 @@ fn pelz_good(n: u64, d: f64) -> f64 {
     let (mut k0, mut k1, mut k2, mut k3) = (0.0, 0.0, 0.0, 0.0);
     // Sums over half-integers u = k - 1/2 with weight exp(-pi^2 u^2 / (2 z^2)).
     for k in 1..=200 {
-        let u2 = (k as f64 - 0.5).powi(2);
+        let u2 = (f64::from(k) - 0.5).powi(2);
         let weight = (-pi2 * u2 / (2.0 * z2)).exp();
         if weight < 1e-300 {
             break;
@@ -197,7 +197,7 @@ fn pelz_good(n: u64, d: f64) -> f64 {
     // Sums over integers k with weight exp(-pi^2 k^2 / (2 z^2)).
     let (mut k2_extra, mut k3_extra) = (0.0, 0.0);
     for k in 1..=200 {
-        let k2_ = (k as f64).powi(2);
+        let k2_ = f64::from(k).powi(2);
         let weight = (-pi2 * k2_ / (2.0 * z2)).exp();
         if weight < 1e-300 {
             break;
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(survival(10, 0.0), 1.0);
         assert_eq!(survival(10, 1.0), 0.0);
         // Monotone in d.
-        let values: Vec<f64> = (1..100).map(|i| survival(50, i as f64 / 100.0)).collect();
+        let values: Vec<f64> = (1..100).map(|i| survival(50, f64::from(i) / 100.0)).collect();
         assert!(values.windows(2).all(|w| w[0] >= w[1]));
     }
 }

@@ -240,7 +240,7 @@ pub fn compare(reference: &Distribution, current: &Distribution, policy: &DriftS
                     Verdict::NoDrift
                 },
                 histogram: Histogram {
-                    labels: levels.iter().map(|l| l.to_string()).collect(),
+                    labels: levels.iter().map(ToString::to_string).collect(),
                     reference: share(&reference_counts, n_reference),
                     current: share(&current_counts, n_current),
                 },
@@ -267,15 +267,15 @@ fn numeric_histogram(reference: &[f64], current: &[f64]) -> Histogram {
         return Histogram { labels: Vec::new(), reference: Vec::new(), current: Vec::new() };
     }
     let bins = 20;
-    let width = if high > low { (high - low) / bins as f64 } else { 1.0 };
-    let edges: Vec<f64> = (1..bins).map(|i| low + width * i as f64).collect();
+    let width = if high > low { (high - low) / f64::from(bins) } else { 1.0 };
+    let edges: Vec<f64> = (1..bins).map(|i| low + width * f64::from(i)).collect();
     let shares = |values: &[f64]| {
         let counts = stats::bin_counts(values, &edges);
         let total = values.len().max(1) as f64;
         counts.into_iter().map(|c| c / total).collect()
     };
     Histogram {
-        labels: (0..bins).map(|i| format!("{:.3}", low + width * i as f64)).collect(),
+        labels: (0..bins).map(|i| format!("{:.3}", low + width * f64::from(i))).collect(),
         reference: shares(reference),
         current: shares(current),
     }

@@ -92,7 +92,7 @@ pub fn chi_square(reference: &[f64], current: &[f64]) -> ChiSquareTest {
             statistic += difference * difference / expected;
         }
     }
-    let p_value = ChiSquared::new(dof as f64).map(|d| d.sf(statistic)).unwrap_or(f64::NAN);
+    let p_value = ChiSquared::new(dof as f64).map_or(f64::NAN, |d| d.sf(statistic));
     ChiSquareTest { statistic, p_value, dof }
 }
 
@@ -105,9 +105,9 @@ pub fn jensen_shannon(reference: &[f64], current: &[f64]) -> f64 {
         .zip(current)
         .map(|(p, q)| {
             let (p, q) = (p / sum_p, q / sum_q);
-            let m = (p + q) / 2.0;
+            let m = f64::midpoint(p, q);
             let term = |x: f64| if x > 0.0 { x * (x / m).ln() } else { 0.0 };
-            (term(p) + term(q)) / 2.0
+            f64::midpoint(term(p), term(q))
         })
         .sum();
     (divergence.max(0.0) / std::f64::consts::LN_2).sqrt()

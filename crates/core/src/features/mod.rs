@@ -667,7 +667,7 @@ kind = "linear"
         let fitted = FeatureParams::new(&spec()).fit(&train, FitTarget::Values(&target)).unwrap();
         let served = fitted.transform(&train, Encoding::Ordinal).unwrap();
         let trained = fitted.transform_training(&train, Encoding::Ordinal, FitTarget::Values(&target), 3).unwrap();
-        let means: Vec<f64> = (0..4).map(|c| (c * 10) as f64 + 1.0).collect();
+        let means: Vec<f64> = (0..4).map(|c| f64::from(c * 10) + 1.0).collect();
         for row in 1..8 {
             let mean = means[row % 4];
             assert!((served[[row, 1]] - mean).abs() < 2.0, "row {row}: {} for mean {mean}", served[[row, 1]]);

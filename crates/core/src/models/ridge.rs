@@ -87,7 +87,7 @@ mod tests {
     #[test]
     fn repeated_and_constant_columns_still_solve() {
         let x = Array2::from_shape_fn((50, 3), |(i, j)| if j == 2 { 1.0 } else { (i % 10) as f64 });
-        let y: Vec<f64> = (0..50).map(|i| (i % 10) as f64 * 2.0).collect();
+        let y: Vec<f64> = (0..50).map(|i| f64::from(i % 10) * 2.0).collect();
         let model = Ridge::fit(x.view(), &y, 0.0).unwrap();
         let predicted = model.predict(&x);
         assert!(predicted.iter().zip(&y).all(|(p, t)| (p - t).abs() < 1e-6), "{predicted:?}");
