@@ -110,7 +110,7 @@ def encoder(x_train, categorical, linear, task):
     return ColumnTransformer([p for p in parts if p[2]])
 
 
-def model(kind, params, task):
+def model(kind, params, task, n_train):
     classify = task != "regression"
     if kind == "linear":
         if classify:
@@ -121,7 +121,9 @@ def model(kind, params, task):
         return cls(min_samples_leaf=params.get("min_samples_leaf", 1), max_depth=params.get("max_depth"), random_state=0)
     if kind == "random_forest":
         cls = RandomForestClassifier if classify else RandomForestRegressor
-        return cls(n_estimators=params.get("trees", 100), min_samples_leaf=params.get("min_samples_leaf", 1), max_depth=params.get("max_depth"), n_jobs=os.cpu_count(), random_state=0)
+        # The project's default leaf size: one row per 100,000 training rows, at least one.
+        leaf = params.get("min_samples_leaf", max(1, n_train // 100_000))
+        return cls(n_estimators=params.get("trees", 100), min_samples_leaf=leaf, max_depth=params.get("max_depth"), n_jobs=os.cpu_count(), random_state=0)
     cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
     extra = {"loss": params["loss"]} if params.get("loss") and not classify else {}
     return cls(
@@ -168,7 +170,7 @@ def main():
     for name, params in spec["models"].items():
         kind = params["kind"]
         begun = time.perf_counter()
-        pipeline = make_pipeline(encoder(x.iloc[train], categorical, kind == "linear", task), model(kind, params, task))
+        pipeline = make_pipeline(encoder(x.iloc[train], categorical, kind == "linear", task), model(kind, params, task, len(train)))
         pipeline.fit(x.iloc[train], y.iloc[train])
         fit_seconds = time.perf_counter() - begun
         results[name] = {"kind": kind, "fit_seconds": round(fit_seconds, 3), **metrics(task, y.iloc[holdout], pipeline, x.iloc[holdout])}

@@ -277,8 +277,10 @@ pub enum ModelSpec {
         trees: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_depth: Option<usize>,
-        #[serde(default = "default_forest_min_samples_leaf")]
-        min_samples_leaf: usize,
+        /// Rows each leaf holds at least (default: one per 100,000 training rows and at least
+        /// one, so scikit-learn's 1 below 200,000 rows: a tree's size stops growing with the data).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_samples_leaf: Option<usize>,
         /// Fraction of the features tried at each split (default: all for regression, the square
         /// root of their number for classification).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -318,9 +320,6 @@ fn default_tree_min_samples_leaf() -> usize {
 }
 fn default_trees() -> usize {
     100
-}
-fn default_forest_min_samples_leaf() -> usize {
-    1
 }
 fn default_learning_rate() -> f64 {
     0.1

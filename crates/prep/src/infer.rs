@@ -285,7 +285,7 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
     models.insert("decision_tree".to_string(), ModelSpec::DecisionTree { max_depth: None, min_samples_leaf: 5 });
     models.insert(
         "random_forest".to_string(),
-        ModelSpec::RandomForest { trees: 100, max_depth: None, min_samples_leaf: 1, max_features: None, max_samples: None },
+        ModelSpec::RandomForest { trees: 100, max_depth: None, min_samples_leaf: None, max_features: None, max_samples: None },
     );
     models.insert(
         "gradient_boosting".to_string(),

@@ -18,6 +18,11 @@ pub use ridge::Ridge;
 use crate::features::Encoding;
 use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, SamplingSpec, Task};
 
+/// A random forest's default minimum leaf size is one row per this many training rows (and at
+/// least one): fully grown trees on millions of rows would hold hundreds of thousands of leaves
+/// each, gigabytes for a forest, for no better holdout metric.
+const FOREST_ROWS_PER_LEAF_ROW: usize = 100_000;
+
 /// Rows per block when a linear model sums over the rows in parallel.
 const BLOCK_ROWS: usize = 32 * 1024;
 
@@ -72,7 +77,7 @@ pub fn check_model_spec(spec: &ModelSpec, task: Task) -> Result<(), FitError> {
     match spec {
         ModelSpec::Linear { alpha } if !(*alpha >= 0.0 && alpha.is_finite()) => Err(FitError::NegativeAlpha),
         ModelSpec::Linear { .. } => Ok(()),
-        ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } => Ok(forest_params(spec, problem).check().map(drop)?),
+        ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } => Ok(forest_params(spec, problem, 0).check().map(drop)?),
         ModelSpec::GradientBoosting { loss: Some(_), .. } if task.is_classification() => Err(FitError::LossForClassification),
         ModelSpec::GradientBoosting { .. } => Ok(boosting_params(spec, problem).check().map(drop)?),
     }
@@ -93,7 +98,12 @@ fn forest_task(problem: Problem) -> ForestTask {
     }
 }
 
-fn forest_params(spec: &ModelSpec, problem: Problem) -> RandomForestParams {
+/// The minimum leaf size of a random forest on `n_rows` training rows when its spec gives none.
+fn default_forest_min_samples_leaf(n_rows: usize) -> usize {
+    (n_rows / FOREST_ROWS_PER_LEAF_ROW).max(1)
+}
+
+fn forest_params(spec: &ModelSpec, problem: Problem, n_rows: usize) -> RandomForestParams {
     match *spec {
         ModelSpec::DecisionTree { max_depth, min_samples_leaf } => {
             RandomForestParams::single_tree(forest_task(problem)).max_depth(max_depth).min_samples_leaf(min_samples_leaf).seed(problem.seed)
@@ -102,7 +112,7 @@ fn forest_params(spec: &ModelSpec, problem: Problem) -> RandomForestParams {
             let params = RandomForestParams::new(forest_task(problem))
                 .n_trees(trees)
                 .max_depth(max_depth)
-                .min_samples_leaf(min_samples_leaf)
+                .min_samples_leaf(min_samples_leaf.unwrap_or_else(|| default_forest_min_samples_leaf(n_rows)))
                 .max_samples(max_samples)
                 .seed(problem.seed)
                 .max_seconds(problem.max_seconds);
@@ -169,7 +179,7 @@ pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) ->
             }
         }
         (ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. }, _) => {
-            let model = forest_params(spec, problem).fit(&DatasetBase::new(x, targets.view()))?;
+            let model = forest_params(spec, problem, x.nrows()).fit(&DatasetBase::new(x, targets.view()))?;
             Ok(Model::Trees(model))
         }
         (ModelSpec::GradientBoosting { .. }, _) => {
@@ -290,6 +300,28 @@ gbm = { kind = "gradient_boosting" }
         let p = model.predict(&x);
         let correct = p.rows().into_iter().zip(&binary).filter(|(r, c)| (r[1] > 0.5) == (**c == 1.0)).count();
         assert!(correct > 270, "{correct} of 300");
+    }
+
+    #[test]
+    fn a_forest_on_many_rows_gets_larger_leaves_unless_its_spec_says() {
+        assert_eq!([0, 199_999, 200_000, 800_000].map(default_forest_min_samples_leaf), [1, 1, 2, 8]);
+        let n = 200_000;
+        // Three features of 997 scrambled values each: almost every row is a cell of its own.
+        let scrambled = |i: usize, salt: u32| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7 + 13 * salt);
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| (scrambled(i, j as u32) % 997) as f64);
+        let y: Vec<f64> = (0..n).map(|i| (scrambled(i, 3) % 101) as f64).collect();
+        let problem = Problem { task: Task::Regression, n_classes: 1, seed: 1, max_seconds: None };
+        let leaves = |spec: &str| {
+            let spec: ModelSpec = toml::from_str(spec).unwrap();
+            match fit(&spec, problem, x.view(), &y).unwrap() {
+                Model::Trees(forest) => forest.trees()[0].n_leaves(),
+                _ => unreachable!("a forest is trees"),
+            }
+        };
+        let default = leaves("kind = \"random_forest\"\ntrees = 1");
+        let explicit = leaves("kind = \"random_forest\"\ntrees = 1\nmin_samples_leaf = 1");
+        assert!(default <= n / 2, "{default} leaves of at least 2 rows each");
+        assert!(explicit > default, "min_samples_leaf = 1 gives {explicit} leaves, the default {default}");
     }
 
     #[test]
