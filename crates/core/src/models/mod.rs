@@ -77,6 +77,7 @@ pub fn check_model_spec(spec: &ModelSpec, task: Task) -> Result<(), FitError> {
     match spec {
         ModelSpec::Linear { alpha } if !(*alpha >= 0.0 && alpha.is_finite()) => Err(FitError::NegativeAlpha),
         ModelSpec::Linear { .. } => Ok(()),
+        // No training rows yet (0): an unset forest leaf size is then its smallest, 1, which is valid.
         ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } => Ok(forest_params(spec, problem, 0).check().map(drop)?),
         ModelSpec::GradientBoosting { loss: Some(_), .. } if task.is_classification() => Err(FitError::LossForClassification),
         ModelSpec::GradientBoosting { .. } => Ok(boosting_params(spec, problem).check().map(drop)?),
