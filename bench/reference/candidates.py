@@ -121,8 +121,8 @@ def model(kind, params, task, n_train):
         return cls(min_samples_leaf=params.get("min_samples_leaf", 1), max_depth=params.get("max_depth"), random_state=0)
     if kind == "random_forest":
         cls = RandomForestClassifier if classify else RandomForestRegressor
-        # The project's default leaf size: one row per 100,000 training rows, at least one.
-        leaf = params.get("min_samples_leaf", max(1, n_train // 100_000))
+        # The project's default leaf size: one row per 50,000 training rows, at least one.
+        leaf = params.get("min_samples_leaf", max(1, n_train // 50_000))
         return cls(n_estimators=params.get("trees", 100), min_samples_leaf=leaf, max_depth=params.get("max_depth"), n_jobs=os.cpu_count(), random_state=0)
     cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
     extra = {"loss": params["loss"]} if params.get("loss") and not classify else {}

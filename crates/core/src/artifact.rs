@@ -31,7 +31,10 @@ pub struct ModelArtifact {
 
 impl ModelArtifact {
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("an artifact always serialises")
+        // Sized first: a buffer that doubles as it fills would hold up to three times a forest of
+        // hundreds of megabytes at its last copy.
+        let size = postcard::experimental::serialized_size(self).expect("an artifact always serialises");
+        postcard::to_extend(self, Vec::with_capacity(size)).expect("an artifact always serialises")
     }
 
     /// Reads an artifact; `key` names it in errors.

@@ -10,6 +10,7 @@ mod alerts;
 mod artifact;
 mod cells;
 pub mod contracts;
+mod design;
 pub mod drift;
 mod error;
 mod features;

@@ -277,8 +277,8 @@ pub enum ModelSpec {
         trees: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_depth: Option<usize>,
-        /// Rows each leaf holds at least (default: one per 100,000 training rows and at least
-        /// one, so scikit-learn's 1 below 200,000 rows: a tree's size stops growing with the data).
+        /// Rows each leaf holds at least (default: one per 50,000 training rows and at least
+        /// one, so scikit-learn's 1 below 100,000 rows: a tree's size stops growing with the data).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min_samples_leaf: Option<usize>,
         /// Fraction of the features tried at each split (default: all for regression, the square

@@ -138,8 +138,12 @@ pub fn train_candidate(
     let x_train = features
         .transform_training(&train, encoding, set.fit_target(spec, &y_train), spec.split.seed)
         .map_err(|e| failed(e.to_string()))?;
+    // What drift compares against, taken before the fit so that the rows are not held through it.
+    let reference_features = feature_distributions(spec, &train, spec.split.seed);
+    drop(train);
     let fit_started = Instant::now();
-    let fitted = models::fit(model, set.problem(spec, max_seconds), x_train.view(), &y_train).map_err(|e| failed(e.to_string()))?;
+    let fitted = models::fit(model, set.problem(spec, max_seconds), &x_train, &y_train).map_err(|e| failed(e.to_string()))?;
+    drop(x_train);
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     let note = fitted.time_note();
     let mut artifact = ModelArtifact {
@@ -150,7 +154,7 @@ pub fn train_candidate(
         target: set.target.clone(),
         model: fitted,
         reference: Reference {
-            features: feature_distributions(spec, &train, spec.split.seed),
+            features: reference_features,
             predictions: Distribution::numeric("prediction", &[], 0),
             metric: spec.metric(),
             baseline: f64::NAN,

@@ -362,6 +362,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
                 time_limited = true;
                 if !validation.is_empty() {
                     trees.truncate(best.1 * k);
+                    gains.truncate(best.1 * k);
                 }
                 break;
             }
@@ -387,7 +388,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
                         scores.add(row as usize, output, value, value.exp());
                     }
                 }
-                gains.extend(grown.gains);
+                gains.push(grown.gains);
                 trees.push(grown.tree);
             }
             if !validation.is_empty() {
@@ -396,6 +397,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
                     best = (loss, iteration + 1);
                 } else if iteration + 1 - best.1 >= self.n_iter_no_change {
                     trees.truncate(best.1 * k);
+                    gains.truncate(best.1 * k);
                     break;
                 }
             }
@@ -408,7 +410,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
             trees,
             average: false,
             n_features,
-            importances: normalised_importances(n_features, gains.into_iter()),
+            importances: normalised_importances(n_features, gains.iter().map(Vec::as_slice)),
             time_limited,
         })
     }

@@ -169,11 +169,11 @@ impl<S: Data<Elem = f64>> PredictInplace<ArrayBase<S, Ix2>, Array2<f64>> for Tre
     }
 }
 
-/// Normalised per-feature sums of split gains.
-pub(crate) fn normalised_importances(n_features: usize, gains: impl Iterator<Item = (usize, f64)>) -> Vec<f64> {
+/// Normalised per-feature sums of split gains, from each tree's sums.
+pub(crate) fn normalised_importances<'a>(n_features: usize, per_tree: impl Iterator<Item = &'a [f64]>) -> Vec<f64> {
     let mut importances = vec![0.0; n_features];
-    for (feature, gain) in gains {
-        importances[feature] += gain;
+    for gains in per_tree {
+        importances.iter_mut().zip(gains).for_each(|(total, gain)| *total += gain);
     }
     let total: f64 = importances.iter().sum();
     if total > 0.0 {

@@ -235,7 +235,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
             grown.extend(round.into_par_iter().map(grow_tree).collect::<Vec<_>>());
         }
         let n_features = x.ncols();
-        let importances = normalised_importances(n_features, grown.iter().flat_map(|(_, gains)| gains.iter().copied()));
+        let importances = normalised_importances(n_features, grown.iter().map(|(_, gains)| &gains[..]));
         let (link, n_outputs) = match self.task {
             ForestTask::Regression => (Link::Identity, 1),
             ForestTask::Classification { n_classes } => (Link::Proportions, n_classes),

@@ -81,8 +81,8 @@ pub(crate) struct Grown {
     pub rows: Vec<u32>,
     /// `(start, end, leaf)` for every leaf.
     pub leaves: Vec<(usize, usize, usize)>,
-    /// `(feature, gain)` of every split.
-    pub gains: Vec<(usize, f64)>,
+    /// Split gains summed per feature.
+    pub gains: Vec<f64>,
 }
 
 /// Sums of gradients and hessian: `[g_0 .. g_{w-1}, h]`.
@@ -153,7 +153,7 @@ impl Grower<'_> {
         let mut nodes = vec![Node::leaf(0)];
         let mut leaf_values: Vec<f64> = Vec::new();
         let mut leaves = Vec::new();
-        let mut gains = Vec::new();
+        let mut gains = vec![0.0; self.edges.len()];
 
         let root_stats = self.sum_rows(&rows);
         let root_features = self.draw_features(rng);
@@ -192,7 +192,7 @@ impl Grower<'_> {
             };
             nodes.push(Node::leaf(0));
             nodes.push(Node::leaf(0));
-            gains.push((split.feature, split.gain));
+            gains[split.feature] += split.gain;
             n_leaves += 1;
 
             let left_stats = split.left.clone();

@@ -102,7 +102,9 @@ impl Step {
 const LANES: usize = 8;
 
 impl Tree {
-    pub(crate) fn new(nodes: Vec<Node>, leaf_values: Vec<f64>, width: usize) -> Self {
+    pub(crate) fn new(nodes: Vec<Node>, mut leaf_values: Vec<f64>, width: usize) -> Self {
+        // A forest holds many trees: no spare capacity left over from growing.
+        leaf_values.shrink_to_fit();
         let steps = nodes
             .iter()
             .enumerate()

@@ -12,10 +12,11 @@ mod target_encoding;
 
 use std::collections::{BTreeMap, HashMap};
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayViewMut2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::design::{Design, SparseRows};
 use crate::frame::{Column, Frame, MISSING_CODE};
 use crate::spec::{ColumnType, NumericTransform, Spec, TimePart};
 use crate::time::{self, TimeSource};
@@ -347,7 +348,7 @@ impl Input {
 
 /// Writes the sine and cosine of a cyclical time part into columns `at` and `at + 1` (`missing`
 /// where the time is unknown); returns the columns written.
-fn fill_cyclical(x: &mut Array2<f64>, at: usize, part: TimePart, values: &[f64], missing: f64) -> usize {
+fn fill_cyclical(x: &mut ArrayViewMut2<f64>, at: usize, part: TimePart, values: &[f64], missing: f64) -> usize {
     let angle = |v: f64| 2.0 * std::f64::consts::PI * v / time::period(part);
     x.column_mut(at).iter_mut().zip(values).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).sin() } else { missing });
     x.column_mut(at + 1).iter_mut().zip(values).for_each(|(slot, v)| *slot = if v.is_finite() { angle(*v).cos() } else { missing });
@@ -429,11 +430,45 @@ impl FittedFeatures {
     /// Encodes the training rows the features were fitted on, with their targets: target-encoded
     /// categoricals get out-of-fold values (folds drawn with `seed`), so no row sees its own
     /// target. Every other input is encoded as [`FittedFeatures::transform`] does.
-    pub fn transform_training(&self, frame: &Frame, encoding: Encoding, target: FitTarget, seed: u64) -> Result<Array2<f64>, FeatureError> {
-        self.encode(frame, encoding, Some((target, seed)))
+    /// Laid out as the encoding's models read them: dense for trees, sparse rows for linear models.
+    pub fn transform_training(&self, frame: &Frame, encoding: Encoding, target: FitTarget, seed: u64) -> Result<Design, FeatureError> {
+        let training = Some((target, seed));
+        Ok(match encoding {
+            Encoding::Ordinal => Design::Dense(self.encode(frame, encoding, training)?),
+            Encoding::OneHot => Design::Sparse(self.encode_sparse(frame, training)?),
+        })
     }
 
     fn encode(&self, frame: &Frame, encoding: Encoding, training: Option<(FitTarget, u64)>) -> Result<Array2<f64>, FeatureError> {
+        let prepared = self.prepare(frame, training)?;
+        let mut x = Array2::zeros((frame.n_rows(), self.names(encoding).len()));
+        self.write_rows(&prepared, encoding, 0, x.view_mut());
+        Ok(x)
+    }
+
+    /// The one-hot encoding of every row as sparse rows, written a block of rows at a time so
+    /// that the dense matrix is never held whole.
+    fn encode_sparse(&self, frame: &Frame, training: Option<(FitTarget, u64)>) -> Result<SparseRows, FeatureError> {
+        let prepared = self.prepare(frame, training)?;
+        let (n, width) = (frame.n_rows(), self.names(Encoding::OneHot).len());
+        let mut rows = SparseRows::new(width);
+        let mut block = Array2::zeros((SPARSE_BLOCK_ROWS.min(n), width));
+        for first in (0..n).step_by(SPARSE_BLOCK_ROWS) {
+            let count = SPARSE_BLOCK_ROWS.min(n - first);
+            let mut view = block.slice_mut(ndarray::s![..count, ..]);
+            view.fill(0.0);
+            self.write_rows(&prepared, Encoding::OneHot, first, view.view_mut());
+            rows.push_dense(view.view());
+            if first == 0 {
+                rows.reserve_like_first_rows(n);
+            }
+        }
+        rows.shrink_to_fit();
+        Ok(rows)
+    }
+
+    /// Each input's values over every row of `frame`, before they are laid out.
+    fn prepare<'a>(&self, frame: &'a Frame, training: Option<(FitTarget, u64)>) -> Result<Prepared<'a>, FeatureError> {
         let n = frame.n_rows();
         let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
         let values: Vec<Values> = self
@@ -454,45 +489,71 @@ impl FittedFeatures {
                 }
             })
             .collect::<Result<_, FeatureError>>()?;
-        let codes: Vec<Option<Vec<Option<usize>>>> = self
+        let laid_out = self
             .inputs
             .iter()
             .zip(&values)
             .map(|(input, values)| match (input, values) {
                 (Input::Categorical { levels, .. }, Values::Categorical(column)) => {
                     let index = levels.index();
-                    Some((0..n).map(|r| levels.code(&index, column.text(r))).collect())
+                    Some(Coded::Levels((0..n).map(|r| levels.code(&index, column.text(r))).collect()))
+                }
+                (Input::TargetEncoded { encoding, .. }, Values::Categorical(column)) => {
+                    Some(Coded::TargetEncoded(target_encoded(encoding, column, training)))
                 }
                 _ => None,
             })
             .collect();
-        let width = self.names(encoding).len();
-        let mut x = Array2::zeros((n, width));
+        let crosses = self
+            .crosses
+            .iter()
+            .map(|cross| {
+                let index = cross.levels.index();
+                let key = |input: usize, row: usize| -> Option<String> {
+                    match &values[input] {
+                        Values::Numeric(v) => v[row].is_finite().then(|| number_key(v[row])),
+                        Values::Categorical(column) => column.text(row).map(str::to_string),
+                    }
+                };
+                (0..n)
+                    .map(|row| {
+                        let joined = key(cross.inputs[0], row).zip(key(cross.inputs[1], row)).map(|(a, b)| format!("{a}|{b}"));
+                        cross.levels.code(&index, joined.as_deref())
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Prepared { values, laid_out, crosses })
+    }
+
+    /// Writes rows `first..first + x.nrows()` of the prepared inputs into `x`, zeroed.
+    fn write_rows(&self, prepared: &Prepared, encoding: Encoding, first: usize, mut x: ArrayViewMut2<f64>) {
+        let rows = first..first + x.nrows();
         let mut at = 0;
-        for ((input, values), codes) in self.inputs.iter().zip(&values).zip(&codes) {
-            match (input, values, encoding) {
-                (Input::Categorical { .. }, _, Encoding::Ordinal) => {
-                    let codes = codes.as_ref().expect("categorical inputs have codes");
-                    x.column_mut(at).iter_mut().zip(codes).for_each(|(slot, c)| *slot = c.map_or(f64::NAN, |c| c as f64));
+        for ((input, values), laid_out) in self.inputs.iter().zip(&prepared.values).zip(&prepared.laid_out) {
+            match (input, values, encoding, laid_out) {
+                (Input::Categorical { .. }, _, Encoding::Ordinal, Some(Coded::Levels(codes))) => {
+                    x.column_mut(at).iter_mut().zip(&codes[rows.clone()]).for_each(|(slot, c)| *slot = c.map_or(f64::NAN, |c| c as f64));
                     at += 1;
                 }
-                (Input::Categorical { levels, .. }, _, Encoding::OneHot) => {
-                    let codes = codes.as_ref().expect("categorical inputs have codes");
-                    for (row, code) in codes.iter().enumerate() {
+                (Input::Categorical { levels, .. }, _, Encoding::OneHot, Some(Coded::Levels(codes))) => {
+                    for (row, code) in codes[rows.clone()].iter().enumerate() {
                         if let Some(code) = code {
                             x[[row, at + code]] = 1.0;
                         }
                     }
                     at += levels.n_codes();
                 }
-                (_, Values::Numeric(v), Encoding::Ordinal) => {
+                (_, Values::Numeric(v), Encoding::Ordinal, _) => {
+                    let v = &v[rows.clone()];
                     x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = if v.is_finite() { *v } else { f64::NAN });
                     at += 1;
                     if let Input::Time { part, cyclical: true, .. } = input {
                         at += fill_cyclical(&mut x, at, *part, v, f64::NAN);
                     }
                 }
-                (Input::Numeric { scale, missing_indicator, .. }, Values::Numeric(v), Encoding::OneHot) => {
+                (Input::Numeric { scale, missing_indicator, .. }, Values::Numeric(v), Encoding::OneHot, _) => {
+                    let v = &v[rows.clone()];
                     x.column_mut(at).iter_mut().zip(v).for_each(|(slot, v)| *slot = scale.standardise(*v));
                     at += 1;
                     if *missing_indicator {
@@ -500,7 +561,8 @@ impl FittedFeatures {
                         at += 1;
                     }
                 }
-                (Input::Time { part, cyclical, scale }, Values::Numeric(v), Encoding::OneHot) => {
+                (Input::Time { part, cyclical, scale }, Values::Numeric(v), Encoding::OneHot, _) => {
+                    let v = &v[rows.clone()];
                     match one_hot_domain(*part) {
                         Some(domain) => {
                             let (first, size) = (*domain.start(), domain.count());
@@ -521,12 +583,11 @@ impl FittedFeatures {
                         at += fill_cyclical(&mut x, at, *part, v, 0.0);
                     }
                 }
-                (Input::TargetEncoded { encoding: target_encoding, .. }, Values::Categorical(column), _) => {
-                    let encoded = target_encoded(target_encoding, column, training);
+                (Input::TargetEncoded { encoding: target_encoding, .. }, _, _, Some(Coded::TargetEncoded(encoded))) => {
                     // Trees keep a missing level missing; linear models read it as an unseen one.
                     let missing = if encoding == Encoding::Ordinal { None } else { Some(target_encoding.prior()) };
                     let width = target_encoding.width();
-                    for (row, values) in encoded.iter().enumerate() {
+                    for (row, values) in encoded[rows.clone()].iter().enumerate() {
                         match values.as_deref().or(missing) {
                             Some(values) => x.row_mut(row).slice_mut(ndarray::s![at..at + width]).assign(&ndarray::aview1(values)),
                             None => x.row_mut(row).slice_mut(ndarray::s![at..at + width]).fill(f64::NAN),
@@ -534,22 +595,11 @@ impl FittedFeatures {
                     }
                     at += width;
                 }
-                (_, Values::Categorical(_), _) | (Input::TargetEncoded { .. }, Values::Numeric(_), _) => {
-                    unreachable!("categorical inputs, and only they, have categorical values")
-                }
+                _ => unreachable!("categorical inputs, and only they, have categorical values and codes"),
             }
         }
-        for cross in &self.crosses {
-            let index = cross.levels.index();
-            let key = |input: usize, row: usize| -> Option<String> {
-                match &values[input] {
-                    Values::Numeric(v) => v[row].is_finite().then(|| number_key(v[row])),
-                    Values::Categorical(column) => column.text(row).map(str::to_string),
-                }
-            };
-            for row in 0..n {
-                let joined = key(cross.inputs[0], row).zip(key(cross.inputs[1], row)).map(|(a, b)| format!("{a}|{b}"));
-                let code = cross.levels.code(&index, joined.as_deref());
+        for (cross, codes) in self.crosses.iter().zip(&prepared.crosses) {
+            for (row, code) in codes[rows.clone()].iter().enumerate() {
                 match encoding {
                     Encoding::Ordinal => x[[row, at]] = code.map_or(f64::NAN, |c| c as f64),
                     Encoding::OneHot => {
@@ -564,9 +614,26 @@ impl FittedFeatures {
                 Encoding::OneHot => cross.levels.n_codes(),
             };
         }
-        debug_assert_eq!(at, width);
-        Ok(x)
+        debug_assert_eq!(at, x.ncols());
     }
+}
+
+/// Rows encoded at a time when the one-hot encoding is built as sparse rows.
+const SPARSE_BLOCK_ROWS: usize = 16 * 1024;
+
+/// Every input's values over the rows of a frame, ready to be laid out in either encoding.
+struct Prepared<'a> {
+    values: Vec<Values<'a>>,
+    /// For categorical inputs, their codes or target encodings.
+    laid_out: Vec<Option<Coded>>,
+    /// Each cross's level code per row.
+    crosses: Vec<Vec<Option<usize>>>,
+}
+
+/// A categorical input's rows: codes of its levels, or the values of its target encoding.
+enum Coded {
+    Levels(Vec<Option<usize>>),
+    TargetEncoded(Vec<Option<Vec<f64>>>),
 }
 
 /// The target encoding of every row of `column`: out of fold for training rows.
@@ -666,7 +733,9 @@ kind = "linear"
         let target: Vec<f64> = (0..n).map(|i| (i % 4) as f64 * 10.0 + (i % 3) as f64).collect();
         let fitted = FeatureParams::new(&spec()).fit(&train, FitTarget::Values(&target)).unwrap();
         let served = fitted.transform(&train, Encoding::Ordinal).unwrap();
-        let trained = fitted.transform_training(&train, Encoding::Ordinal, FitTarget::Values(&target), 3).unwrap();
+        let Design::Dense(trained) = fitted.transform_training(&train, Encoding::Ordinal, FitTarget::Values(&target), 3).unwrap() else {
+            panic!("trees read a dense design")
+        };
         let means: Vec<f64> = (0..4).map(|c| f64::from(c * 10) + 1.0).collect();
         for row in 1..8 {
             let mean = means[row % 4];
@@ -681,6 +750,24 @@ kind = "linear"
         let names = fitted.names(Encoding::OneHot);
         let column = names.iter().position(|n| n == "colour").unwrap();
         assert!((one_hot[[0, column]] - prior).abs() < 1e-9 && (one_hot[[1, column]] - prior).abs() < 1e-9);
+    }
+
+    #[test]
+    fn linear_models_train_on_the_one_hot_rows_as_sparse_rows_block_by_block() {
+        // More rows than one block, a target-encoded input, missing values and a cross.
+        let colours = ["red", "blue", "green", "pink"];
+        let n = 2 * SPARSE_BLOCK_ROWS + 123;
+        let size: Vec<f64> = (0..n).map(|i| if i % 97 == 0 { f64::NAN } else { (i % 13) as f64 }).collect();
+        let hours: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
+        let colour: Vec<Option<&str>> = (0..n).map(|i| if i % 50 == 0 { None } else { Some(colours[i % 4]) }).collect();
+        let train = frame(&size, &hours, &colour);
+        let target: Vec<f64> = (0..n).map(|i| (i % 4) as f64 * 10.0 + (i % 3) as f64).collect();
+        let fitted = FeatureParams::new(&spec()).fit(&train, FitTarget::Values(&target)).unwrap();
+        let Design::Sparse(sparse) = fitted.transform_training(&train, Encoding::OneHot, FitTarget::Values(&target), 3).unwrap() else {
+            panic!("linear models read sparse rows")
+        };
+        let dense = fitted.encode(&train, Encoding::OneHot, Some((FitTarget::Values(&target), 3))).unwrap();
+        assert_eq!(sparse, SparseRows::from_dense(dense.view()));
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Binary logistic regression solved by Newton's method (iteratively reweighted least squares):
 //! each step solves the `(p + 1) × (p + 1)` system `(XᵀWX + αI) Δ = gradient` by a Cholesky
-//! factorisation, one pass over the rows (in parallel blocks) per step, until the step is below
+//! factorisation, one pass over the rows' non-zero entries (in parallel blocks) per step, until the step is below
 //! a tolerance. A few passes, instead of hundreds of gradient steps.
 
 use linfa_linalg::cholesky::SolveCInplace;
-use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, Axis, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::FitError;
+use crate::design::SparseRows;
 
 /// Newton steps at most.
 const MAX_STEPS: usize = 50;
@@ -25,8 +26,8 @@ pub struct Logistic {
 impl Logistic {
     /// Minimises the summed log-loss plus `α‖w‖² / 2` (the intercept is not penalised), the
     /// objective of linfa's logistic regression; `y` holds 0 and 1.
-    pub fn fit(x: ArrayView2<f64>, y: &[f64], alpha: f64) -> Result<Logistic, FitError> {
-        let (n, p) = x.dim();
+    pub fn fit(x: &SparseRows, y: &[f64], alpha: f64) -> Result<Logistic, FitError> {
+        let (n, p) = (x.n_rows(), x.width());
         if n == 0 || y.len() != n {
             return Err(FitError::TargetCount { targets: y.len(), rows: n });
         }
@@ -36,20 +37,24 @@ impl Logistic {
         let mean = (y.iter().sum::<f64>() / n as f64).clamp(1e-6, 1.0 - 1e-6);
         beta[p] = (mean / (1.0 - mean)).ln();
         for _ in 0..MAX_STEPS {
+            let current = beta.as_slice().expect("a fresh array is contiguous");
             // Per block: XᵀWX and Xᵀ(y − p) with the intercept column, summed in block order.
             let parts: Vec<(Array2<f64>, Array1<f64>)> = blocks
                 .par_iter()
                 .map(|&(a, b)| {
-                    let block = x.slice(s![a..b, ..]);
-                    let scores = block.dot(&beta.slice(s![..p])) + beta[p];
-                    let probabilities = scores.mapv(sigmoid);
-                    let mut augmented = Array2::<f64>::ones((b - a, p + 1));
-                    augmented.slice_mut(s![.., ..p]).assign(&block);
-                    let residual = Array1::from_iter(probabilities.iter().zip(&y[a..b]).map(|(q, t)| t - q));
-                    let gradient = augmented.t().dot(&residual);
-                    let weights = probabilities.mapv(|q| (q * (1.0 - q)).max(1e-12).sqrt());
-                    augmented *= &weights.insert_axis(Axis(1));
-                    (augmented.t().dot(&augmented), gradient)
+                    let probabilities: Vec<f64> = (a..b).map(|r| sigmoid(x.dot_row(r, current) + current[p])).collect();
+                    let mut gradient = Array1::<f64>::zeros(p + 1);
+                    for r in a..b {
+                        let residual = y[r] - probabilities[r - a];
+                        let (columns, values) = x.row(r);
+                        columns.iter().zip(values).for_each(|(&c, v)| gradient[c as usize] += v * residual);
+                        gradient[p] += residual;
+                    }
+                    let hessian = x.gram_with_intercept(a..b, |r| {
+                        let q = probabilities[r - a];
+                        (q * (1.0 - q)).max(1e-12)
+                    });
+                    (hessian, gradient)
                 })
                 .collect();
             let (mut hessian, mut gradient) = (Array2::<f64>::zeros((p + 1, p + 1)), Array1::<f64>::zeros(p + 1));
@@ -97,7 +102,7 @@ mod tests {
         let y: Vec<f64> = x.rows().into_iter().map(|r| f64::from(u8::from(1.5 * r[0] - r[1] > 2.2))).collect();
         let share = y.iter().sum::<f64>() / y.len() as f64;
         assert!((0.03..0.2).contains(&share), "{share}");
-        let model = Logistic::fit(x.view(), &y, 0.1).unwrap();
+        let model = Logistic::fit(&SparseRows::from_dense(x.view()), &y, 0.1).unwrap();
         let p = model.predict_probabilities(&x);
         let mean_of = |class: f64| {
             let (sum, count) = p.iter().zip(&y).filter(|(_, t)| **t == class).fold((0.0, 0.0), |(s, c), (p, _)| (s + p, c + 1.0));
@@ -105,6 +110,6 @@ mod tests {
         };
         assert!(mean_of(1.0) > 0.8 && mean_of(0.0) < 0.05, "{} {}", mean_of(1.0), mean_of(0.0));
         assert!(model.coefficients[0] > 0.0 && model.coefficients[1] < 0.0);
-        assert_eq!(model, Logistic::fit(x.view(), &y, 0.1).unwrap());
+        assert_eq!(model, Logistic::fit(&SparseRows::from_dense(x.view()), &y, 0.1).unwrap());
     }
 }

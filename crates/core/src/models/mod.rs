@@ -8,20 +8,21 @@ mod ridge;
 use linfa::ParamGuard;
 use linfa::prelude::*;
 use mlops_trees::{EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams, Sampling, TreeEnsemble};
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 pub use logistic::Logistic;
 pub use multinomial::Multinomial;
 pub use ridge::Ridge;
 
+use crate::design::{Design, SparseRows};
 use crate::features::Encoding;
 use crate::spec::{EarlyStoppingSpec, ModelSpec, RegressionLoss, SamplingSpec, Task};
 
 /// A random forest's default minimum leaf size is one row per this many training rows (and at
 /// least one): fully grown trees on millions of rows would hold hundreds of thousands of leaves
 /// each, gigabytes for a forest, for no better holdout metric.
-const FOREST_ROWS_PER_LEAF_ROW: usize = 100_000;
+const FOREST_ROWS_PER_LEAF_ROW: usize = 50_000;
 
 /// Rows per block when a linear model sums over the rows in parallel.
 const BLOCK_ROWS: usize = 32 * 1024;
@@ -47,6 +48,8 @@ pub enum FitError {
     NoSolution { system: &'static str, reason: String },
     #[error("the fitted coefficients are not finite")]
     NotFinite,
+    #[error("trees are fitted on the dense ordinal encoding, not on sparse rows")]
+    SparseForTrees,
     #[error(transparent)]
     Trees(#[from] mlops_trees::TreesError),
 }
@@ -168,23 +171,32 @@ fn boosting_params(spec: &ModelSpec, problem: Problem) -> GradientBoostingParams
 }
 
 /// Fits a candidate on encoded features `x` and targets `y` (class indices for classification).
-pub fn fit(spec: &ModelSpec, problem: Problem, x: ArrayView2<f64>, y: &[f64]) -> Result<Model, FitError> {
-    let targets = Array1::from(y.to_vec());
-    match (spec, problem.task) {
-        (ModelSpec::Linear { alpha }, Task::Regression) => Ok(Model::Ridge(Ridge::fit(x, y, *alpha)?)),
-        (ModelSpec::Linear { alpha }, task) => {
-            if task == Task::Binary {
-                Ok(Model::Logistic(Logistic::fit(x, y, *alpha)?))
-            } else {
-                Ok(Model::Multinomial(Multinomial::fit(x, y, problem.n_classes, *alpha)?))
+/// Linear models read either layout; trees read the dense one.
+pub fn fit(spec: &ModelSpec, problem: Problem, x: &Design, y: &[f64]) -> Result<Model, FitError> {
+    match spec {
+        ModelSpec::Linear { alpha } => {
+            let converted;
+            let rows = match x {
+                Design::Sparse(rows) => rows,
+                Design::Dense(dense) => {
+                    converted = SparseRows::from_dense(dense.view());
+                    &converted
+                }
+            };
+            match problem.task {
+                Task::Regression => Ok(Model::Ridge(Ridge::fit(rows, y, *alpha)?)),
+                Task::Binary => Ok(Model::Logistic(Logistic::fit(rows, y, *alpha)?)),
+                Task::Multiclass => Ok(Model::Multinomial(Multinomial::fit(rows, y, problem.n_classes, *alpha)?)),
             }
         }
-        (ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. }, _) => {
-            let model = forest_params(spec, problem, x.nrows()).fit(&DatasetBase::new(x, targets.view()))?;
-            Ok(Model::Trees(model))
-        }
-        (ModelSpec::GradientBoosting { .. }, _) => {
-            let model = boosting_params(spec, problem).fit(&DatasetBase::new(x, targets.view()))?;
+        ModelSpec::DecisionTree { .. } | ModelSpec::RandomForest { .. } | ModelSpec::GradientBoosting { .. } => {
+            let Design::Dense(x) = x else { return Err(FitError::SparseForTrees) };
+            let targets = ndarray::ArrayView1::from(y);
+            let dataset = DatasetBase::new(x.view(), targets);
+            let model = match spec {
+                ModelSpec::GradientBoosting { .. } => boosting_params(spec, problem).fit(&dataset)?,
+                _ => forest_params(spec, problem, x.nrows()).fit(&dataset)?,
+            };
             Ok(Model::Trees(model))
         }
     }
@@ -261,7 +273,7 @@ gbm = { kind = "gradient_boosting" }
         .into_values()
         .collect();
         for spec in specs {
-            let model = fit(&spec, problem, x.view(), &y).unwrap();
+            let model = fit(&spec, problem, &Design::Dense(x.clone()), &y).unwrap();
             let predicted = model.predict(&x);
             let rmse = (predicted.column(0).iter().zip(&y).map(|(p, t)| (p - t).powi(2)).sum::<f64>() / 300.0).sqrt();
             assert!(rmse < 0.3, "{}: rmse {rmse}", spec.kind());
@@ -285,7 +297,7 @@ gbm = { kind = "gradient_boosting" }
             .collect();
         let problem = Problem { task: Task::Multiclass, n_classes: 4, seed: 1, max_seconds: None };
         for spec in [ModelSpec::Linear { alpha: 0.01 }, toml::from_str("kind = \"gradient_boosting\"\nmax_iter = 20").unwrap()] {
-            let model = fit(&spec, problem, x.view(), &classes).unwrap();
+            let model = fit(&spec, problem, &Design::Dense(x.clone()), &classes).unwrap();
             let p = model.predict(&x);
             assert_eq!(p.ncols(), 4);
             assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-9));
@@ -294,7 +306,7 @@ gbm = { kind = "gradient_boosting" }
         let model = fit(
             &ModelSpec::Linear { alpha: 0.01 },
             Problem { task: Task::Binary, n_classes: 2, seed: 0, max_seconds: None },
-            x.view(),
+            &Design::Dense(x.clone()),
             &binary,
         )
         .unwrap();
@@ -305,16 +317,17 @@ gbm = { kind = "gradient_boosting" }
 
     #[test]
     fn a_forest_on_many_rows_gets_larger_leaves_unless_its_spec_says() {
-        assert_eq!([0, 199_999, 200_000, 800_000].map(default_forest_min_samples_leaf), [1, 1, 2, 8]);
+        assert_eq!([0, 99_999, 100_000, 800_000].map(default_forest_min_samples_leaf), [1, 1, 2, 16]);
         let n = 200_000;
         // Three features of 997 scrambled values each: almost every row is a cell of its own.
         let scrambled = |i: usize, salt: u32| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7 + 13 * salt);
         let x = Array2::from_shape_fn((n, 3), |(i, j)| (scrambled(i, j as u32) % 997) as f64);
         let y: Vec<f64> = (0..n).map(|i| (scrambled(i, 3) % 101) as f64).collect();
         let problem = Problem { task: Task::Regression, n_classes: 1, seed: 1, max_seconds: None };
+        let design = Design::Dense(x);
         let leaves = |spec: &str| {
             let spec: ModelSpec = toml::from_str(spec).unwrap();
-            match fit(&spec, problem, x.view(), &y).unwrap() {
+            match fit(&spec, problem, &design, &y).unwrap() {
                 Model::Trees(forest) => forest.trees()[0].n_leaves(),
                 _ => unreachable!("a forest is trees"),
             }

@@ -1,13 +1,14 @@
 //! Multinomial logistic regression solved by L-BFGS: the softmax log-loss and its gradient are
-//! two matrix products over the rows per evaluation (in parallel blocks, summed in block order),
+//! two products over the rows' non-zero entries per evaluation (in parallel blocks, summed in block order),
 //! and the quasi-Newton direction comes from the last few steps, as scikit-learn's `lbfgs`
 //! solver does. Classes absent from the training rows get probability 0.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView2, s};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::FitError;
+use crate::design::SparseRows;
 
 /// Iterations at most.
 const MAX_ITERATIONS: usize = 500;
@@ -36,8 +37,8 @@ pub struct Multinomial {
 impl Multinomial {
     /// Minimises the summed log-loss plus `α‖W‖² / 2` (intercepts not penalised), the objective
     /// of the binary [`super::Logistic`]; `y` holds class indices below `n_classes`.
-    pub fn fit(x: ArrayView2<f64>, y: &[f64], n_classes: usize, alpha: f64) -> Result<Multinomial, FitError> {
-        let (n, p) = x.dim();
+    pub fn fit(x: &SparseRows, y: &[f64], n_classes: usize, alpha: f64) -> Result<Multinomial, FitError> {
+        let (n, p) = (x.n_rows(), x.width());
         if n == 0 || y.len() != n {
             return Err(FitError::TargetCount { targets: y.len(), rows: n });
         }
@@ -52,7 +53,7 @@ impl Multinomial {
         let mut position = vec![usize::MAX; n_classes];
         classes.iter().enumerate().for_each(|(at, &class)| position[class] = at);
         let labels: Vec<usize> = y.iter().map(|&class| position[class as usize]).collect();
-        let objective = Objective { x: x.view(), labels: &labels, k: classes.len(), alpha, blocks: super::row_blocks(n) };
+        let objective = Objective { x, labels: &labels, k: classes.len(), alpha, blocks: super::row_blocks(n) };
 
         // Start from the class log-frequencies, which makes the intercepts' gradient zero.
         let mut w = Array1::<f64>::zeros((p + 1) * objective.k);
@@ -82,7 +83,7 @@ impl Multinomial {
 
 /// The mean penalised log-loss over the rows, as a function of the flattened weights.
 struct Objective<'a> {
-    x: ArrayView2<'a, f64>,
+    x: &'a SparseRows,
     /// Each row's class, as a column of the weights.
     labels: &'a [usize],
     k: usize,
@@ -93,24 +94,38 @@ struct Objective<'a> {
 impl Objective<'_> {
     /// The loss and its gradient at `w`.
     fn evaluate(&self, w: &Array1<f64>) -> (f64, Array1<f64>) {
-        let (n, p) = self.x.dim();
-        let weights = w.view().into_shape_with_order((p + 1, self.k)).expect("w holds (p + 1) × k values");
+        let (n, p, k) = (self.x.n_rows(), self.x.width(), self.k);
+        let weights = w.view().into_shape_with_order((p + 1, k)).expect("w holds (p + 1) × k values");
         let coefficients = weights.slice(s![..p, ..]);
+        let flat = w.as_slice().expect("a fresh array is contiguous");
         let parts: Vec<(f64, Array2<f64>, Array1<f64>)> = self
             .blocks
             .par_iter()
             .map(|&(a, b)| {
-                let block = self.x.slice(s![a..b, ..]);
-                // Scores, then in place the residuals P − Y.
-                let mut residuals = block.dot(&coefficients) + weights.row(p);
+                let mut block_gradient = Array2::<f64>::zeros((p, k));
+                let mut intercept_gradient = Array1::<f64>::zeros(k);
+                let gradient_cells = block_gradient.as_slice_mut().expect("a fresh array is contiguous");
+                let mut row = vec![0.0; k];
                 let mut loss = 0.0;
-                for (mut row, &label) in residuals.rows_mut().into_iter().zip(&self.labels[a..b]) {
-                    let row = row.as_slice_mut().expect("a fresh array is contiguous");
-                    loss += log_sum_exp(row) - row[label];
-                    softmax_in_place(row);
+                for r in a..b {
+                    // Scores, then in place the residuals P − Y.
+                    row.copy_from_slice(&flat[p * k..]);
+                    let (columns, values) = self.x.row(r);
+                    for (&c, &v) in columns.iter().zip(values) {
+                        let line = &flat[c as usize * k..(c as usize + 1) * k];
+                        row.iter_mut().zip(line).for_each(|(score, weight)| *score += v * weight);
+                    }
+                    let label = self.labels[r];
+                    loss += log_sum_exp(&row) - row[label];
+                    softmax_in_place(&mut row);
                     row[label] -= 1.0;
+                    for (&c, &v) in columns.iter().zip(values) {
+                        let line = &mut gradient_cells[c as usize * k..(c as usize + 1) * k];
+                        line.iter_mut().zip(&row).for_each(|(g, residual)| *g += v * residual);
+                    }
+                    intercept_gradient.iter_mut().zip(&row).for_each(|(g, residual)| *g += residual);
                 }
-                (loss, block.t().dot(&residuals), residuals.sum_axis(Axis(0)))
+                (loss, block_gradient, intercept_gradient)
             })
             .collect();
         let mut loss = 0.0;
@@ -230,11 +245,12 @@ mod tests {
     #[test]
     fn the_fit_reaches_the_optimum_and_absent_classes_get_no_probability() {
         let (x, y) = three_classes(30_000);
-        let model = Multinomial::fit(x.view(), &y, 5, 1.0).unwrap();
+        let model = Multinomial::fit(&SparseRows::from_dense(x.view()), &y, 5, 1.0).unwrap();
         assert_eq!(model.classes, [0, 1, 3]);
         // At the optimum the gradient of the objective vanishes.
         let labels: Vec<usize> = y.iter().map(|&c| [0, 1, usize::MAX, 2][c as usize]).collect();
-        let objective = Objective { x: x.view(), labels: &labels, k: 3, alpha: 1.0, blocks: crate::models::row_blocks(30_000) };
+        let sparse = SparseRows::from_dense(x.view());
+        let objective = Objective { x: &sparse, labels: &labels, k: 3, alpha: 1.0, blocks: crate::models::row_blocks(30_000) };
         let (_, gradient) = objective.evaluate(&Array1::from(model.weights.clone()));
         assert!(gradient.iter().all(|g| g.abs() <= GRADIENT_TOLERANCE), "{gradient}");
 
@@ -249,13 +265,13 @@ mod tests {
             .filter(|(r, c)| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 == **c as usize)
             .count();
         assert!(correct > 25_000, "{correct} of 30000");
-        assert_eq!(model, Multinomial::fit(x.view(), &y, 5, 1.0).unwrap());
+        assert_eq!(model, Multinomial::fit(&SparseRows::from_dense(x.view()), &y, 5, 1.0).unwrap());
     }
 
     #[test]
     fn targets_outside_the_classes_are_refused() {
         let (x, mut y) = three_classes(100);
         y[7] = 5.0;
-        assert!(Multinomial::fit(x.view(), &y, 5, 1.0).unwrap_err().to_string().contains("target 5"));
+        assert!(Multinomial::fit(&SparseRows::from_dense(x.view()), &y, 5, 1.0).unwrap_err().to_string().contains("target 5"));
     }
 }
