@@ -13,15 +13,6 @@ pub enum Design {
     Sparse(SparseRows),
 }
 
-impl Design {
-    pub fn n_rows(&self) -> usize {
-        match self {
-            Design::Dense(x) => x.nrows(),
-            Design::Sparse(x) => x.n_rows(),
-        }
-    }
-}
-
 /// A matrix held as the non-zero entries of each row (compressed sparse rows). A one-hot
 /// encoding has a few non-zeros in rows of a hundred columns or more: a linear model fitted on
 /// a million rows holds, and sums over, a fraction of the dense matrix.
@@ -99,6 +90,12 @@ impl SparseRows {
         columns.iter().zip(values).map(|(&c, v)| v * w[c as usize]).sum()
     }
 
+    /// `out += factor · x_r`, for `out` of at least `width` values.
+    pub fn add_scaled_row(&self, r: usize, factor: f64, out: &mut [f64]) {
+        let (columns, values) = self.row(r);
+        columns.iter().zip(values).for_each(|(&c, v)| out[c as usize] += v * factor);
+    }
+
     /// `Σ weight(r) · [x_r, 1]ᵀ [x_r, 1]` over `rows`: the Gram matrix with a column of ones
     /// appended for the intercept, `(width + 1)²`, each row scaled by its weight.
     pub fn gram_with_intercept(&self, rows: Range<usize>, weight: impl Fn(usize) -> f64) -> Array2<f64> {
@@ -141,9 +138,13 @@ mod tests {
         assert_eq!(sparse.row(1), (&[0u32, 2][..], &[1.0, -3.0][..]));
         assert_eq!(sparse.row(2), (&[][..], &[][..]));
         let w = [0.5, -1.0, 2.0];
+        let mut sum = [0.0; 3];
         for r in 0..4 {
             assert_eq!(sparse.dot_row(r, &w), x.row(r).dot(&ndarray::aview1(&w)));
+            sparse.add_scaled_row(r, w[r % 3], &mut sum);
         }
+        let expected_sum = x.t().dot(&ndarray::aview1(&[0.5, -1.0, 2.0, 0.5]));
+        assert_eq!(sum.to_vec(), expected_sum.to_vec());
         let weights = [1.0, 2.0, 3.0, 0.5];
         let augmented = concatenate![Axis(1), x, Array2::ones((4, 1))];
         let scaled = &augmented * &ndarray::aview1(&weights).insert_axis(Axis(1));

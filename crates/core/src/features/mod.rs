@@ -430,6 +430,7 @@ impl FittedFeatures {
     /// Encodes the training rows the features were fitted on, with their targets: target-encoded
     /// categoricals get out-of-fold values (folds drawn with `seed`), so no row sees its own
     /// target. Every other input is encoded as [`FittedFeatures::transform`] does.
+    ///
     /// Laid out as the encoding's models read them: dense for trees, sparse rows for linear models.
     pub fn transform_training(&self, frame: &Frame, encoding: Encoding, target: FitTarget, seed: u64) -> Result<Design, FeatureError> {
         let training = Some((target, seed));

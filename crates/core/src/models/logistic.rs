@@ -1,7 +1,7 @@
 //! Binary logistic regression solved by Newton's method (iteratively reweighted least squares):
 //! each step solves the `(p + 1) × (p + 1)` system `(XᵀWX + αI) Δ = gradient` by a Cholesky
-//! factorisation, one pass over the rows' non-zero entries (in parallel blocks) per step, until the step is below
-//! a tolerance. A few passes, instead of hundreds of gradient steps.
+//! factorisation, one pass over the rows' non-zero entries (in parallel blocks) per step, until
+//! the step is below a tolerance. A few passes, instead of hundreds of gradient steps.
 
 use linfa_linalg::cholesky::SolveCInplace;
 use ndarray::{Array1, Array2, Axis, s};
@@ -44,11 +44,10 @@ impl Logistic {
                 .map(|&(a, b)| {
                     let probabilities: Vec<f64> = (a..b).map(|r| sigmoid(x.dot_row(r, current) + current[p])).collect();
                     let mut gradient = Array1::<f64>::zeros(p + 1);
-                    for r in a..b {
-                        let residual = y[r] - probabilities[r - a];
-                        let (columns, values) = x.row(r);
-                        columns.iter().zip(values).for_each(|(&c, v)| gradient[c as usize] += v * residual);
-                        gradient[p] += residual;
+                    let cells = gradient.as_slice_mut().expect("a fresh array is contiguous");
+                    for (r, (target, q)) in (a..b).zip(y[a..b].iter().zip(&probabilities)) {
+                        x.add_scaled_row(r, target - q, cells);
+                        cells[p] += target - q;
                     }
                     let hessian = x.gram_with_intercept(a..b, |r| {
                         let q = probabilities[r - a];

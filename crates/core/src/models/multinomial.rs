@@ -1,7 +1,7 @@
 //! Multinomial logistic regression solved by L-BFGS: the softmax log-loss and its gradient are
-//! two products over the rows' non-zero entries per evaluation (in parallel blocks, summed in block order),
-//! and the quasi-Newton direction comes from the last few steps, as scikit-learn's `lbfgs`
-//! solver does. Classes absent from the training rows get probability 0.
+//! two products over the rows' non-zero entries per evaluation (in parallel blocks, summed in
+//! block order), and the quasi-Newton direction comes from the last few steps, as scikit-learn's
+//! `lbfgs` solver does. Classes absent from the training rows get probability 0.
 
 use ndarray::{Array1, Array2, ArrayView2, s};
 use rayon::prelude::*;

@@ -32,10 +32,10 @@ impl Ridge {
             .par_iter()
             .map(|&(a, b)| {
                 let mut moment = Array1::<f64>::zeros(p + 1);
-                for (r, target) in (a..b).zip(&y[a..b]) {
-                    let (columns, values) = x.row(r);
-                    columns.iter().zip(values).for_each(|(&c, v)| moment[c as usize] += v * target);
-                    moment[p] += target;
+                let cells = moment.as_slice_mut().expect("a fresh array is contiguous");
+                for (r, &target) in (a..b).zip(&y[a..b]) {
+                    x.add_scaled_row(r, target, cells);
+                    cells[p] += target;
                 }
                 (x.gram_with_intercept(a..b, |_| 1.0), moment)
             })
