@@ -5,9 +5,10 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
-use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
 use mlops_core::{Condition, Store, StoreError, Tagged};
+use std::ops::Range;
 use tokio::runtime::Handle;
 
 /// A bucket as a [`Store`]. Its methods block on the async SDK: call them from a blocking
@@ -30,6 +31,20 @@ impl S3Store {
 
     fn block<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// An object's metadata; `None` when absent.
+    fn head(&self, key: &str) -> Result<Option<HeadObjectOutput>, StoreError> {
+        self.block(async {
+            match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+                Ok(head) => Ok(Some(head)),
+                Err(error) if error.as_service_error().is_some_and(HeadObjectError::is_not_found) || status(&error) == Some(404) => {
+                    Ok(None)
+                }
+                Err(error) if status(&error) == Some(403) => self.absent_or(key, failure(key, error)).await,
+                Err(error) => Err(failure(key, error)),
+            }
+        })
     }
 
     /// After a 403 on reading `key`: S3 answers 403 for a missing key when the caller may not
@@ -89,12 +104,32 @@ impl Store for S3Store {
     }
 
     fn etag(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.head(key)?.map(|head| head.e_tag().unwrap_or_default().to_string()))
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.head(key)?.map(|head| head.content_length().unwrap_or_default().max(0) as u64))
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+        if range.is_empty() {
+            // S3 refuses an empty range (416); whether the key exists is still answered.
+            return Ok(self.size(key)?.map(|_| Vec::new()));
+        }
         self.block(async {
-            match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-                Ok(head) => Ok(Some(head.e_tag().unwrap_or_default().to_string())),
-                Err(error) if error.as_service_error().is_some_and(HeadObjectError::is_not_found) || status(&error) == Some(404) => {
-                    Ok(None)
+            let request = self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes={}-{}", range.start, range.end - 1));
+            match request.send().await {
+                Ok(object) => {
+                    let bytes = object.body.collect().await.map_err(|e| StoreError::Backend {
+                        key: key.into(),
+                        message: e.to_string(),
+                        retryable: true,
+                    })?;
+                    Ok(Some(bytes.into_bytes().to_vec()))
                 }
+                // 416: the range starts at or past the end of the object.
+                Err(error) if status(&error) == Some(416) => Ok(Some(Vec::new())),
+                Err(error) if error.as_service_error().is_some_and(GetObjectError::is_no_such_key) => Ok(None),
                 Err(error) if status(&error) == Some(403) => self.absent_or(key, failure(key, error)).await,
                 Err(error) => Err(failure(key, error)),
             }

@@ -39,7 +39,7 @@ pub use cells::{BadValue, CellRule, Checked};
 pub use error::{CoreError, ErrorKind};
 pub use features::{Encoding, FeatureError, FittedFeatures};
 pub use frame::{Column, Frame, RaggedColumn};
-pub use hash::sha256_hex;
+pub use hash::{CONTENT_CHUNK_BYTES, chunk_hashes, content_hash, sha256_hex};
 pub use inference_log::{LogLine, LogQuery, LoggedPrediction, read_logs};
 pub use metrics::{Metrics, evaluate};
 pub use registry::{Action, Event, Production, Registry, decide};

@@ -2,7 +2,8 @@
 //! same key layout ([`Keys`]).
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::hash::sha256_hex;
@@ -56,6 +57,10 @@ pub trait Store: Send + Sync {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// Writes an object only if `condition` holds; returns the new etag.
     fn put_if(&self, key: &str, bytes: &[u8], condition: Condition) -> Result<String, StoreError>;
+    /// The size of an object in bytes; `None` when absent.
+    fn size(&self, key: &str) -> Result<Option<u64>, StoreError>;
+    /// Bytes `range` of an object, the end cut to its size; `None` when absent.
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError>;
     /// Keys under a prefix, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Where the store is, for messages (`/path/to/root`, `s3://bucket`).
@@ -150,6 +155,27 @@ impl Store for FsStore {
         }
         Self::write_atomically(key, &path, bytes)?;
         Ok(sha256_hex(bytes))
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match fs::metadata(self.path(key)?) {
+            Ok(metadata) => Ok(Some(metadata.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(key, e)),
+        }
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut file = match fs::File::open(self.path(key)?) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(key, e)),
+        };
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(range.start))
+            .and_then(|_| file.take(range.end.saturating_sub(range.start)).read_to_end(&mut bytes))
+            .map_err(|e| StoreError::io(key, e))?;
+        Ok(Some(bytes))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

@@ -47,7 +47,10 @@ struct Manifest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ManifestEntry {
-    sha256: String,
+    /// The raw file's [`mlops_core::content_hash`] (entries written before it was chunked hold
+    /// a plain SHA-256, under the old name).
+    #[serde(alias = "sha256")]
+    content_hash: String,
     status: FileStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     batch: Option<String>,
@@ -73,19 +76,6 @@ pub fn unprocessed(store: &dyn Store, dataset: &str) -> Result<Vec<String>, Pipe
     Ok(store.list(&keys.raw_prefix())?.into_iter().filter(|key| !manifest.files.contains_key(key)).collect())
 }
 
-/// Parses one raw file; a panic while parsing (a bug, never expected) rejects that file with
-/// the panic's message instead of failing every later run on the same file.
-fn parse_guarded(key: &str, bytes: &[u8], spec: &Spec) -> Result<mlops_prep::Parsed, mlops_prep::Rejection> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mlops_prep::parse_csv(key, bytes, spec))).unwrap_or_else(|panic| {
-        let message = panic.downcast_ref::<&str>().map(ToString::to_string).or_else(|| panic.downcast_ref::<String>().cloned());
-        tracing::error!(file = %key, "parsing panicked: {message:?}");
-        Err(mlops_prep::Rejection {
-            file: key.to_string(),
-            reason: format!("internal error while parsing (please report it): {}", message.unwrap_or_default()),
-        })
-    })
-}
-
 /// Prep: validates every raw file not yet processed, quarantines bad rows, and writes one
 /// processed batch closed by a `_SUCCESS` marker. Raw files are only read.
 pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<PrepOutput, PipelineError> {
@@ -101,7 +91,7 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
     } else {
         request.keys.clone()
     };
-    let known_hashes: BTreeMap<&str, &str> = manifest.files.iter().map(|(k, e)| (e.sha256.as_str(), k.as_str())).collect();
+    let known_hashes: BTreeMap<&str, &str> = manifest.files.iter().map(|(k, e)| (e.content_hash.as_str(), k.as_str())).collect();
     let mut outcomes = Vec::new();
     let mut entries = BTreeMap::new();
     let mut parsed = Vec::new();
@@ -111,16 +101,20 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
         if !key.starts_with(&raw_prefix) {
             return Err(PipelineError::bad_input(format!("{key} is not under {raw_prefix}")));
         }
-        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: no such raw file")))?;
-        // Hashing takes one core for a second per 600 MB: it runs while the file is parsed; the
-        // parse is dropped for the rare file already processed.
-        let (sha256, parsed_file) = rayon::join(|| sha256_hex(&bytes), || parse_guarded(&key, &bytes, spec));
-        if let Some(first) = known_hashes.get(sha256.as_str()).map(ToString::to_string).or_else(|| seen_now.get(&sha256).cloned()) {
+        let size = store.size(&key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: no such raw file")))?;
+        // Each shard hashes its bytes while it parses them; the parse is dropped for the rare
+        // file already processed.
+        let shards::FileRead { content_hash, shards: read_in, parsed: parsed_file } =
+            shards::read_file(store, spec, &key, size, shards::SHARD_BYTES)?;
+        tracing::debug!(file = %key, bytes = size, shards = read_in, "read");
+        if let Some(first) =
+            known_hashes.get(content_hash.as_str()).map(ToString::to_string).or_else(|| seen_now.get(&content_hash).cloned())
+        {
             let reason = if first == key { "already processed".to_string() } else { format!("same content as {first}, already processed") };
             outcomes.push(FileOutcome { key, status: FileStatus::Skipped, rows: 0, quarantined: 0, reason: Some(reason) });
             continue;
         }
-        seen_now.insert(sha256.clone(), key.clone());
+        seen_now.insert(content_hash.clone(), key.clone());
         match parsed_file {
             Ok(file) if file.valid.height() == 0 => {
                 let first = file.quarantined.column(mlops_prep::REASON_COLUMN).ok().and_then(|c| c.str().ok()?.get(0).map(str::to_string));
@@ -133,7 +127,10 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
                     quarantined: file.rows,
                     reason: Some(reason.clone()),
                 });
-                entries.insert(key, ManifestEntry { sha256, status: FileStatus::Rejected, batch: None, reason: Some(reason), at: now() });
+                entries.insert(
+                    key,
+                    ManifestEntry { content_hash, status: FileStatus::Rejected, batch: None, reason: Some(reason), at: now() },
+                );
                 quarantine_only.push(file.quarantined);
             }
             Ok(file) => {
@@ -147,7 +144,7 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
                     quarantined: file.quarantined.height(),
                     reason: (!file.notes.is_empty()).then(|| file.notes.join("; ")),
                 });
-                entries.insert(key, ManifestEntry { sha256, status: FileStatus::Processed, batch: None, reason: None, at: now() });
+                entries.insert(key, ManifestEntry { content_hash, status: FileStatus::Processed, batch: None, reason: None, at: now() });
                 parsed.push(file);
             }
             Err(rejection) => {
@@ -161,7 +158,7 @@ pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<Prep
                 });
                 entries.insert(
                     key,
-                    ManifestEntry { sha256, status: FileStatus::Rejected, batch: None, reason: Some(rejection.reason), at: now() },
+                    ManifestEntry { content_hash, status: FileStatus::Rejected, batch: None, reason: Some(rejection.reason), at: now() },
                 );
             }
         }
@@ -596,5 +593,6 @@ pub fn run(store: &dyn Store, spec: &Spec, request: &RunRequest, progress: &dyn 
     Ok(record)
 }
 
+mod shards;
 #[cfg(test)]
 mod tests;

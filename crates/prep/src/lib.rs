@@ -7,6 +7,11 @@
 //! [`infer`] drafts a spec from a CSV file for `mlops init`.
 
 pub mod infer;
+mod shard;
+
+pub use shard::{
+    HEAD_BYTES, Head, Shard, ShardProblem, WINDOW_SLACK, combine, cut_file, cuts_outside_quotes, line_ends, quotes, record_bounds,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
@@ -85,57 +90,55 @@ pub struct Parsed {
     pub notes: Vec<String>,
 }
 
-/// Reads one CSV file against the spec.
+/// Reads one CSV file against the spec: its [`Head`], then every record as one shard.
 pub fn parse_csv(file: &str, bytes: &[u8], spec: &Spec) -> Result<Parsed, Rejection> {
-    parse_in_pieces(file, bytes, spec, PIECE_BYTES)
+    let head = Head::read(file, bytes, bytes.len() as u64, spec)?;
+    let parsed =
+        parse_records(file, &head, &bytes[head.body_start as usize..], spec).map_err(|problem| problem.rejection(file, head.lines))?;
+    combine(file, vec![parsed])
 }
 
-/// [`parse_csv`], cutting the records into pieces of about `piece_bytes`.
-fn parse_in_pieces(file: &str, bytes: &[u8], spec: &Spec, piece_bytes: usize) -> Result<Parsed, Rejection> {
-    let reject = |reason: String| Rejection { file: file.to_string(), reason };
-    let unreadable = |problem: Unreadable| reject(problem.to_string());
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(reject("the file is empty".into()));
+/// Parses whole records of a file (the bytes after its header, or a shard of them), numbered
+/// from 1: valid typed rows, and quarantined rows with the file's name and their reasons.
+pub fn parse_records(file: &str, head: &Head, records: &[u8], spec: &Spec) -> Result<Parsed, ShardProblem> {
+    parse_in_pieces(file, head, records, spec, PIECE_BYTES)
+}
+
+/// [`parse_records`], cutting the records into pieces of about `piece_bytes`.
+fn parse_in_pieces(file: &str, head: &Head, records: &[u8], spec: &Spec, piece_bytes: usize) -> Result<Parsed, ShardProblem> {
+    if let Err(error) = std::str::from_utf8(records) {
+        let (byte, line, column) = shard::utf8_position(records, error.valid_up_to());
+        return Err(ShardProblem::NotUtf8 { byte, line, column });
     }
-    if let Err(error) = std::str::from_utf8(bytes) {
-        let at = error.valid_up_to();
-        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        let column = at - bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
-        return Err(reject(format!("not UTF-8 text: invalid byte 0x{:02x} at line {line}, column {column}", bytes[at])));
-    }
-    let header = read_header(bytes).map_err(|e| unreadable(Unreadable::Csv(e.to_string())))?;
-    let notes = check_header(&header, spec).map_err(unreadable)?;
-    let names = readable(&header);
-    // The file is read piece by piece: only one piece's text is held as strings at a time.
-    let body_start = header_end(bytes).map_err(unreadable)?;
-    let (head, body) = bytes.split_at(body_start);
+    let unreadable = |problem: Unreadable| ShardProblem::Unreadable(problem.to_string());
+    // The records are read piece by piece: only one piece's text is held as strings at a time.
     let (mut valid_parts, mut quarantined_parts) = (Vec::new(), Vec::new());
     let (mut start, mut first_row) = (0, 0u32);
-    for end in piece_ends(body, piece_bytes) {
-        let piece =
-            if start == 0 && end == body.len() { std::borrow::Cow::Borrowed(bytes) } else { [head, &body[start..end]].concat().into() };
-        let (valid, quarantined, records) = parse_piece(&piece, &header, &names, spec, first_row).map_err(unreadable)?;
+    for end in piece_ends(records, piece_bytes) {
+        let piece = [&head.header_record[..], &records[start..end]].concat();
+        let (valid, quarantined, count) = parse_piece(&piece, &head.header, &head.names, spec, first_row).map_err(unreadable)?;
         valid_parts.push(valid);
         quarantined_parts.push(quarantined);
-        first_row += records;
+        first_row += count;
         start = end;
     }
-    if first_row == 0 {
-        return Err(reject("the file has a header but no data rows".into()));
-    }
-    let stack_parts = |parts: Vec<DataFrame>| stack(parts).map_err(|e| reject(e.to_string()));
-    let valid = stack_parts(valid_parts)?;
-    let mut quarantined = stack_parts(quarantined_parts)?;
-    // The raw text of ragged rows sits before the reason, whichever piece had them.
-    if quarantined.column(TEXT_COLUMN).is_ok() {
-        let mut order: Vec<String> = quarantined.get_column_names().iter().map(ToString::to_string).filter(|n| n != TEXT_COLUMN).collect();
-        order.insert(order.len() - 1, TEXT_COLUMN.to_string());
-        quarantined = align(&quarantined, &order).map_err(|e| reject(e.to_string()))?;
-    }
+    let valid = stack(valid_parts).map_err(|e| ShardProblem::Unreadable(e.to_string()))?;
+    let mut quarantined = stack(quarantined_parts).map_err(|e| ShardProblem::Unreadable(e.to_string()))?;
     let file_names = Series::new(FILE_COLUMN.into(), vec![file; quarantined.height()]);
-    quarantined.insert_column(0, file_names.into()).map_err(|e| reject(e.to_string()))?;
-    Ok(Parsed { file: file.to_string(), rows: first_row as usize, valid, quarantined, notes })
+    quarantined.insert_column(0, file_names.into()).map_err(|e| ShardProblem::Unreadable(e.to_string()))?;
+    Ok(Parsed { file: file.to_string(), rows: first_row as usize, valid, quarantined, notes: head.notes.clone() })
+}
+
+/// Quarantined rows with the raw text of ragged rows (when any) just before the reason,
+/// whichever piece or shard had them first.
+fn quarantine_order(quarantined: DataFrame) -> Result<DataFrame, PrepError> {
+    if quarantined.column(TEXT_COLUMN).is_err() {
+        return Ok(quarantined);
+    }
+    let mut order: Vec<String> = quarantined.get_column_names().iter().map(ToString::to_string).filter(|n| n != TEXT_COLUMN).collect();
+    let at = order.iter().position(|n| n == REASON_COLUMN).unwrap_or(order.len());
+    order.insert(at, TEXT_COLUMN.to_string());
+    align(&quarantined, &order).map_err(polars_error("ordering quarantined rows"))
 }
 
 /// Bytes of CSV text parsed at a time: a file is cut at record ends into pieces of about this
@@ -202,7 +205,7 @@ fn parse_piece(
 /// The byte offset where the data records begin, after the header record.
 fn header_end(bytes: &[u8]) -> Result<usize, Unreadable> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
-    reader.headers().map_err(|e| Unreadable::Csv(e.to_string()))?;
+    reader.byte_headers().map_err(|e| Unreadable::Csv(e.to_string()))?;
     Ok(reader.position().byte() as usize)
 }
 

@@ -286,8 +286,9 @@ fn pieces_are_cut_after_whole_records_outside_quotes() {
     assert_eq!(piece_ends(body, 100), [27]);
 }
 
-#[test]
-fn a_file_read_in_pieces_gives_the_rows_reasons_and_row_numbers_of_one_piece() {
+/// A file of 200 rows with bad values, ragged rows and quoted fields that hold line breaks and
+/// quotes, and a spec that reads its text column as free text.
+fn awkward_file() -> (Spec, String) {
     let spec = Spec::parse(&SPEC.replace("type = \"categorical\"\ncategories = [\"a\", \"b\"]", "type = \"string\""), "toy").unwrap();
     let mut csv = String::from("n,x,c,flag,when,leak,y\n");
     for i in 0..200 {
@@ -298,9 +299,17 @@ fn a_file_read_in_pieces_gives_the_rows_reasons_and_row_numbers_of_one_piece() {
             _ => csv.push_str(&format!("{},{i}.5,b,yes,2024-01-02,9,{i}\n", i % 10)),
         }
     }
-    let whole = parse_in_pieces("a.csv", csv.as_bytes(), &spec, usize::MAX).unwrap();
+    (spec, csv)
+}
+
+#[test]
+fn a_file_read_in_pieces_gives_the_rows_reasons_and_row_numbers_of_one_piece() {
+    let (spec, csv) = awkward_file();
+    let head = Head::read("a.csv", csv.as_bytes(), csv.len() as u64, &spec).unwrap();
+    let records = &csv.as_bytes()[head.body_start as usize..];
+    let whole = parse_csv("a.csv", csv.as_bytes(), &spec).unwrap();
     for piece_bytes in [1, 64, 500] {
-        let pieces = parse_in_pieces("a.csv", csv.as_bytes(), &spec, piece_bytes).unwrap();
+        let pieces = combine("a.csv", vec![parse_in_pieces("a.csv", &head, records, &spec, piece_bytes).unwrap()]).unwrap();
         assert_eq!(pieces.rows, 200);
         assert!(pieces.valid.equals_missing(&whole.valid), "{piece_bytes}-byte pieces");
         assert!(pieces.quarantined.equals_missing(&whole.quarantined), "{piece_bytes}-byte pieces");
@@ -309,4 +318,85 @@ fn a_file_read_in_pieces_gives_the_rows_reasons_and_row_numbers_of_one_piece() {
     assert_eq!(reasons(&whole)[..2], [(4, "n: 'x3' is not an integer".to_string()), (6, "row has 4 fields, the header has 7".to_string())]);
     let texts = whole.valid.column("c").unwrap().str().unwrap().iter().filter(|c| c.is_some_and(|c| c.contains('\n'))).count();
     assert_eq!(texts, 12, "quoted line breaks stay inside their field");
+}
+
+/// Shards of `shard_bytes` of `csv`, each read from a window of the file as a store would give
+/// it; `None` when a cut fell inside a quoted field (the caller reads the file whole).
+fn read_in_shards(csv: &str, spec: &Spec, shard_bytes: u64) -> Option<Result<Parsed, Rejection>> {
+    let bytes = csv.as_bytes();
+    let size = bytes.len() as u64;
+    let head = Head::read("a.csv", bytes, size, spec).unwrap();
+    let of = size.div_ceil(shard_bytes) as usize;
+    let mut parts = Vec::new();
+    let mut quotes = Vec::new();
+    for index in 0..of {
+        let start = index as u64 * shard_bytes;
+        let shard = Shard { file: "a.csv".into(), index, of, start, end: (start + shard_bytes).min(size), file_size: size };
+        let window = shard.window();
+        let (first, last) = record_bounds(&bytes[window.start as usize..window.end as usize], window.start, &shard, head.body_start)
+            .or_else(|| record_bounds(&bytes[window.start as usize..], window.start, &shard, head.body_start))
+            .unwrap();
+        let records = &bytes[first as usize..last as usize];
+        quotes.push(super::quotes(records));
+        parts.push(parse_records("a.csv", &head, records, spec));
+    }
+    cuts_outside_quotes(&quotes).then(|| combine("a.csv", parts.into_iter().map(Result::unwrap).collect()))
+}
+
+#[test]
+fn shards_put_back_together_give_the_parse_of_the_whole_file_or_are_refused() {
+    let (spec, csv) = awkward_file();
+    let whole = parse_csv("a.csv", csv.as_bytes(), &spec).unwrap();
+    let (mut agreed, mut refused) = (0, 0);
+    for shard_bytes in [7, 11, 19, 29, 41, 64, 100, 333, 1000, 5000, 1 << 20] {
+        match read_in_shards(&csv, &spec, shard_bytes) {
+            Some(combined) => {
+                let combined = combined.unwrap();
+                assert_eq!(combined.rows, 200, "{shard_bytes}-byte shards");
+                assert!(combined.valid.equals_missing(&whole.valid), "{shard_bytes}-byte shards");
+                assert!(combined.quarantined.equals_missing(&whole.quarantined), "{shard_bytes}-byte shards: {:?}", combined.quarantined);
+                agreed += 1;
+            }
+            None => refused += 1,
+        }
+    }
+    // Small shards cut some quoted field; one shard never does.
+    assert!(agreed >= 3 && refused >= 1, "{agreed} agreed, {refused} refused");
+    // Without quoted line breaks every cut is safe.
+    let plain: String = csv.lines().filter(|line| !line.contains('"')).map(|line| format!("{line}\n")).collect();
+    let whole = parse_csv("a.csv", plain.as_bytes(), &spec).unwrap();
+    for shard_bytes in [3, 7, 13, 29, 64, 200] {
+        let combined = read_in_shards(&plain, &spec, shard_bytes).expect("no quotes, no refusal").unwrap();
+        assert!(combined.quarantined.equals_missing(&whole.quarantined), "{shard_bytes}-byte shards");
+        assert!(combined.valid.equals_missing(&whole.valid), "{shard_bytes}-byte shards");
+    }
+}
+
+#[test]
+fn a_file_is_cut_in_whole_hash_chunks_and_records_start_after_line_ends() {
+    let shards = cut_file("f.csv", 5 << 20, 2 << 20);
+    assert_eq!(shards.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>(), [(0, 2 << 20), (2 << 20, 4 << 20), (4 << 20, 5 << 20)]);
+    assert!(shards.iter().all(|s| s.of == 3));
+    assert_eq!(cut_file("f.csv", 0, 1).len(), 1, "an empty file is one shard");
+    assert_eq!(cut_file("f.csv", 10, 1)[0].end, 10, "shards are whole chunks: a small file is one");
+    let file = b"h\nab\ncd\n";
+    let shard = |start, end| Shard { file: "f".into(), index: 0, of: 1, start, end, file_size: 8 };
+    let bounds = |start, end| record_bounds(file, 0, &shard(start, end), 2);
+    assert_eq!(bounds(0, 8), Some((2, 8)));
+    assert_eq!(bounds(0, 3), Some((2, 5)), "the line that holds the end is the shard's");
+    assert_eq!(bounds(3, 8), Some((5, 8)), "a shard that starts inside a line starts after it");
+    assert_eq!(bounds(5, 8), Some((5, 8)), "a shard that starts on a line start keeps it");
+    assert_eq!(bounds(0, 1), Some((2, 2)), "a shard inside the header has no records");
+    assert_eq!(record_bounds(&file[..4], 0, &shard(0, 3), 2), None, "a window that stops inside the last line asks for more");
+    assert!(cuts_outside_quotes(&[2, 2, 1]) && !cuts_outside_quotes(&[1, 1]));
+}
+
+#[test]
+fn a_bad_byte_is_named_at_its_line_in_the_file() {
+    let mut csv = b"n,x,c,flag,when,leak,y\n1,1,a,1,2024-01-04,9,3.0\n".to_vec();
+    csv.extend_from_slice(b"2,1,\xff,1,2024-01-04,9,3.0\n");
+    let rejection = parse_csv("a.csv", &csv, &spec()).unwrap_err();
+    assert_eq!(rejection.reason, "not UTF-8 text: invalid byte 0xff at line 3, column 5");
+    let problem = ShardProblem::NotUtf8 { byte: 0xff, line: 2, column: 1 };
+    assert_eq!(problem.rejection("a.csv", 10).reason, "not UTF-8 text: invalid byte 0xff at line 12, column 1");
 }

@@ -195,3 +195,54 @@ fn a_candidate_out_of_time_budget_stops_early_and_the_run_says_so() {
     assert!(note.contains("training.budget_seconds") && note.starts_with("stopped at "), "{note:?}");
     assert!(record.candidates.iter().find(|c| c.name == "lm").unwrap().note.is_none());
 }
+
+/// `rows` rows of the toy table with a bad group every 1,000 rows.
+fn large_csv(rows: usize) -> String {
+    let lines: Vec<String> = csv(rows, 0.0)
+        .lines()
+        .enumerate()
+        .map(|(i, line)| if i > 0 && i % 1000 == 0 { line.replacen(',', ",z", 1) } else { line.to_string() })
+        .collect();
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn a_file_read_in_shards_gives_the_rows_quarantine_and_hash_of_one_shard() {
+    let spec = spec();
+    let plain = large_csv(400_000);
+    // The same, with a group of 1,500 quoted line breaks across the first shard's end: the cut
+    // there falls inside the quotes, and the file is read as one shard.
+    let at = plain[..1 << 20].rfind('\n').unwrap() + 1;
+    let quoted = format!("{}1,\"{}\",2\n{}", &plain[..at], "a\n".repeat(1500), &plain[at..]);
+    for (text, shards_used) in [(&plain, plain.len().div_ceil(1 << 20)), (&quoted, 1)] {
+        let (_dir, store) = store_with(&[("a.csv", text)]);
+        let size = text.len() as u64;
+        let whole = shards::read_file(&store, &spec, "raw/toy/a.csv", size, u64::MAX).unwrap();
+        let sharded = shards::read_file(&store, &spec, "raw/toy/a.csv", size, 1).unwrap();
+        assert_eq!((whole.shards, sharded.shards), (1, shards_used));
+        assert_eq!(sharded.content_hash, whole.content_hash, "the content hash does not depend on the cut");
+        let (whole, sharded) = (whole.parsed.unwrap(), sharded.parsed.unwrap());
+        let quoted_rows = usize::from(shards_used == 1);
+        assert_eq!((sharded.rows, whole.rows), (400_000 + quoted_rows, 400_000 + quoted_rows));
+        assert!(sharded.valid.equals_missing(&whole.valid));
+        assert!(sharded.quarantined.equals_missing(&whole.quarantined));
+        assert_eq!(whole.quarantined.height(), 400 + quoted_rows);
+        let direct = mlops_prep::parse_csv("raw/toy/a.csv", text.as_bytes(), &spec).unwrap();
+        assert!(direct.valid.equals_missing(&whole.valid) && direct.quarantined.equals_missing(&whole.quarantined));
+    }
+}
+
+#[test]
+fn a_bad_byte_in_a_later_shard_is_named_at_its_line_in_the_file() {
+    let mut text = large_csv(60_000).into_bytes();
+    assert!(text.len() as u64 > mlops_core::CONTENT_CHUNK_BYTES, "two shards at least");
+    let at = text.len() - 100;
+    let line = text[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+    text[at] = 0xff;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    store.put("raw/toy/a.csv", &text).unwrap();
+    let read = shards::read_file(&store, &spec(), "raw/toy/a.csv", text.len() as u64, 1).unwrap();
+    let reason = read.parsed.unwrap_err().reason;
+    assert!(reason.starts_with(&format!("not UTF-8 text: invalid byte 0xff at line {line}, column ")), "{reason}");
+}
