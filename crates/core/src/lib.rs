@@ -54,4 +54,4 @@ pub use spec_store::{load_spec, save_spec};
 pub use store::{Condition, FsStore, Keys, Store, StoreError, Tagged};
 pub use store_json::{CONDITIONAL_ATTEMPTS, JsonStore};
 pub use target::{TargetEncoder, TargetError};
-pub use train::{Trained, TrainingSet, evaluate_on_holdout, prediction_distribution, train_candidate};
+pub use train::{Trained, TrainingSet, evaluate_on_holdout, prediction_column, train_candidate};

@@ -162,7 +162,8 @@ pub fn train_candidate(
     };
     let (metrics, predictions) = evaluate_on_holdout(&artifact, set)?;
     artifact.reference.baseline = metrics[&spec.metric()];
-    artifact.reference.predictions = prediction_distribution(spec.target.task, &artifact.target, &predictions, spec.split.seed);
+    artifact.reference.predictions =
+        Distribution::of("prediction", &prediction_column(spec.target.task, &artifact.target, &predictions), spec.split.seed);
     Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), fit_seconds, note, artifact })
 }
 
@@ -182,16 +183,16 @@ pub fn evaluate_on_holdout(artifact: &ModelArtifact, set: &TrainingSet) -> Resul
 }
 
 /// What prediction drift compares: predicted values, or predicted classes.
-pub fn prediction_distribution(task: Task, target: &TargetEncoder, predictions: &ndarray::Array2<f64>, seed: u64) -> Distribution {
+pub fn prediction_column(task: Task, target: &TargetEncoder, predictions: &ndarray::Array2<f64>) -> crate::frame::Column {
     match task {
-        Task::Regression => Distribution::numeric("prediction", &predictions.column(0).to_vec(), seed),
+        Task::Regression => crate::frame::Column::Numeric(predictions.column(0).to_vec()),
         _ => {
             let labels = target.labels();
             let classes = predictions.rows().into_iter().map(|row| {
                 let best = (0..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best });
                 Some(labels[best].as_str())
             });
-            Distribution::of("prediction", &crate::frame::Column::categorical(classes), seed)
+            crate::frame::Column::categorical(classes)
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The drift statistics against values computed by SciPy 1.17.1 on fixed samples
 //! (`tests/data/drift_scipy.json`, from the project brief's oracles).
 
-use mlops_core::drift::stats::{chi_square, jensen_shannon, ks_two_sample, std_dev, wasserstein};
+use mlops_core::drift::stats::{
+    Sorted, chi_square, jensen_shannon, ks_two_sample, ks_weighted, std_dev, wasserstein, wasserstein_weighted,
+};
+use mlops_core::drift::{QuantileSketch, RANK_ERROR};
 
 /// Equal to within 1e-9 relative (exactly, for zero).
 fn close(actual: f64, expected: f64, what: &str) {
@@ -29,6 +32,28 @@ fn statistics_reproduce_scipy() {
             let distance = wasserstein(&reference, &current);
             close(distance, case["wasserstein"].as_f64().unwrap(), &what("wasserstein"));
             close(distance / std_dev(&reference), case["wasserstein_normed_by_ref_std"].as_f64().unwrap(), &what("normed wasserstein"));
+            // As the monitor sees current data: sketched in parts (in their given order), merged.
+            let mut sketch = QuantileSketch::default();
+            for part in numbers_unsorted(&case["current"]).chunks(200) {
+                let mut partial = QuantileSketch::default();
+                part.iter().for_each(|&v| partial.insert(v));
+                sketch.merge(&partial);
+            }
+            let (ks, distance) = sketch.with_sorted(|current| {
+                (ks_weighted(Sorted::plain(&reference), current), wasserstein_weighted(Sorted::plain(&reference), current))
+            });
+            let range = current.last().unwrap().max(*reference.last().unwrap()) - current[0].min(reference[0]);
+            assert!(
+                (ks.statistic - case["ks_statistic"].as_f64().unwrap()).abs() <= RANK_ERROR,
+                "{}: {}",
+                what("sketched ks"),
+                ks.statistic
+            );
+            assert!(
+                (distance - case["wasserstein"].as_f64().unwrap()).abs() <= RANK_ERROR * range,
+                "{}: {distance}",
+                what("sketched wasserstein")
+            );
         } else {
             let categories: Vec<&str> = case["categories"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
             let count = |sample: &serde_json::Value| -> Vec<f64> {

@@ -11,7 +11,7 @@ use mlops_core::Task;
 use mlops_core::contracts::{DriftReport, RetrainOutcome, RunRequest, Trigger};
 use mlops_core::drift::{self, Distribution, FeatureDrift, Verdict};
 use mlops_core::evaluate;
-use mlops_core::prediction_distribution;
+use mlops_core::prediction_column;
 use mlops_core::{Cell, RowSchema};
 use mlops_core::{Column, Frame};
 use mlops_core::{Condition, StoreError};
@@ -82,7 +82,7 @@ pub fn check_at(
         .map(|reference| {
             let column = observed.frame.column(reference.column());
             let current = match column {
-                Some(column) => Distribution::of(reference.column(), column, 0),
+                Some(column) => Distribution::observed(reference.column(), column),
                 None => Distribution::numeric(reference.column(), &[], 0),
             };
             drift::compare(reference, &current, policy)
@@ -237,7 +237,7 @@ fn from_batch(spec: &Spec, artifact: &ModelArtifact, name: String, frame: Frame)
     });
     Ok(Observed {
         source: format!("batch {name}"),
-        predictions: prediction_distribution(task_of(artifact), &artifact.target, &predictions, 0),
+        predictions: Distribution::observed("prediction", &prediction_column(task_of(artifact), &artifact.target, &predictions)),
         frame,
         skipped: 0,
         labelled: labelled.filter(|(_, n)| *n > 0),
@@ -270,8 +270,10 @@ fn from_logs(
     let kept: Vec<&LoggedPrediction> = kept.iter().collect();
     let task = task_of(artifact);
     let predictions = match task {
-        Task::Regression => Distribution::numeric("prediction", &kept.iter().filter_map(|l| l.prediction.number()).collect::<Vec<_>>(), 0),
-        _ => Distribution::of("prediction", &Column::categorical(kept.iter().map(|l| l.prediction.label())), 0),
+        Task::Regression => {
+            Distribution::observed("prediction", &Column::Numeric(kept.iter().filter_map(|l| l.prediction.number()).collect()))
+        }
+        _ => Distribution::observed("prediction", &Column::categorical(kept.iter().map(|l| l.prediction.label()))),
     };
     let labelled = delayed_metric(artifact, task, &kept, &labels);
     Ok(Observed { source: "inference log".into(), frame, skipped, predictions, labelled })

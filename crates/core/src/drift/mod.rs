@@ -2,7 +2,10 @@
 //! it with current data, and the verdicts.
 
 mod kolmogorov;
+mod sketch;
 pub mod stats;
+
+pub use sketch::{QuantileSketch, RANK_ERROR, SKETCH_K};
 
 use rand::SeedableRng;
 use rand::seq::index::sample;
@@ -11,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::frame::{Column, Frame};
 use crate::spec::{DriftMethod, DriftSpec, Metric, Spec};
+use stats::Sorted;
 
 /// Values kept per numeric feature in the reference.
 pub const REFERENCE_SAMPLE: usize = 5000;
@@ -33,34 +37,54 @@ pub enum Distribution {
     Numeric { column: String, sample: Vec<f64>, count: usize, missing: usize },
     /// Counts per level.
     Categorical { column: String, counts: Vec<(String, u64)>, missing: u64 },
+    /// Every value summarised by a mergeable sketch (current data: see [`Distribution::observed`]).
+    Sketched { column: String, sketch: QuantileSketch, missing: usize },
 }
 
 impl Distribution {
     pub fn column(&self) -> &str {
         match self {
-            Distribution::Numeric { column, .. } | Distribution::Categorical { column, .. } => column,
+            Distribution::Numeric { column, .. } | Distribution::Categorical { column, .. } | Distribution::Sketched { column, .. } => {
+                column
+            }
         }
     }
 
-    /// The distribution of a frame column.
+    /// The reference distribution of a frame column: a seeded sample of its numbers, or its
+    /// counts per level.
     pub fn of(name: &str, column: &Column, seed: u64) -> Distribution {
         match column {
             Column::Numeric(values) => Distribution::numeric(name, values, seed),
-            Column::Categorical { .. } => {
-                let mut counts: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-                let mut missing = 0;
-                for row in 0..column.len() {
-                    match column.text(row) {
-                        Some(text) => *counts.entry(text).or_default() += 1,
-                        None => missing += 1,
-                    }
-                }
-                Distribution::Categorical {
-                    column: name.to_string(),
-                    counts: counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-                    missing,
-                }
+            Column::Categorical { .. } => Distribution::counts(name, column),
+        }
+    }
+
+    /// The current distribution of a frame column: a sketch of all its numbers (mergeable
+    /// across partitions of the data, and closer than a sample), or its counts per level.
+    pub fn observed(name: &str, column: &Column) -> Distribution {
+        match column {
+            Column::Numeric(values) => {
+                let mut sketch = QuantileSketch::default();
+                values.iter().filter(|v| v.is_finite()).for_each(|&v| sketch.insert(v));
+                Distribution::Sketched { column: name.to_string(), missing: values.len() - sketch.count() as usize, sketch }
             }
+            Column::Categorical { .. } => Distribution::counts(name, column),
+        }
+    }
+
+    fn counts(name: &str, column: &Column) -> Distribution {
+        let mut counts: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        let mut missing = 0;
+        for row in 0..column.len() {
+            match column.text(row) {
+                Some(text) => *counts.entry(text).or_default() += 1,
+                None => missing += 1,
+            }
+        }
+        Distribution::Categorical {
+            column: name.to_string(),
+            counts: counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            missing,
         }
     }
 
@@ -137,61 +161,10 @@ pub fn compare(reference: &Distribution, current: &Distribution, policy: &DriftS
     use std::collections::BTreeMap;
     match (reference, current) {
         (Distribution::Numeric { column, sample: reference, .. }, Distribution::Numeric { sample: current, .. }) => {
-            let mut statistics = BTreeMap::new();
-            let histogram = numeric_histogram(reference, current);
-            let enough = current.len() >= policy.min_samples && !reference.is_empty();
-            if enough {
-                let ks = stats::ks_two_sample(reference, current);
-                let distance = stats::wasserstein(reference, current);
-                let spread = stats::std_dev(reference);
-                let normed = if spread > 0.0 {
-                    distance / spread
-                } else if distance > 0.0 {
-                    f64::INFINITY
-                } else {
-                    0.0
-                };
-                let edges = stats::quantile_edges(reference, 10);
-                let psi = stats::psi(&stats::bin_counts(reference, &edges), &stats::bin_counts(current, &edges));
-                statistics.extend([
-                    ("ks".to_string(), ks.statistic),
-                    ("ks_p_value".to_string(), ks.p_value),
-                    ("wasserstein".to_string(), distance),
-                    ("wasserstein_normed".to_string(), normed),
-                    ("psi".to_string(), psi),
-                ]);
-            }
-            let statistic = |name: &str| statistics.get(name).copied();
-            let (score_name, drifted) = match policy.numeric {
-                DriftMethod::Ks => (
-                    "ks",
-                    statistic("ks_p_value").is_some_and(|p| p < policy.p_value)
-                        && statistic("wasserstein_normed").is_some_and(|w| w >= policy.wasserstein_threshold),
-                ),
-                DriftMethod::Wasserstein => {
-                    ("wasserstein_normed", statistic("wasserstein_normed").is_some_and(|w| w >= policy.wasserstein_threshold))
-                }
-                _ => ("psi", statistic("psi").is_some_and(|psi| psi >= policy.psi_threshold)),
-            };
-            let score = statistic(score_name);
-            let verdict = if !enough {
-                Verdict::InsufficientData
-            } else if drifted {
-                Verdict::Drift
-            } else {
-                Verdict::NoDrift
-            };
-            FeatureDrift {
-                column: column.clone(),
-                kind: "numeric".into(),
-                reference_count: reference.len(),
-                current_count: current.len(),
-                statistics,
-                method: policy.numeric,
-                score: score.unwrap_or(f64::NAN),
-                verdict,
-                histogram,
-            }
+            compare_numeric(column, reference, Sorted::plain(current), policy)
+        }
+        (Distribution::Numeric { column, sample: reference, .. }, Distribution::Sketched { sketch, .. }) => {
+            sketch.with_sorted(|current| compare_numeric(column, reference, current, policy))
         }
         (Distribution::Categorical { column, counts: reference, .. }, Distribution::Categorical { counts: current, .. }) => {
             let mut levels: Vec<&str> = reference.iter().map(|(l, _)| l.as_str()).collect();
@@ -260,23 +233,84 @@ pub fn compare(reference: &Distribution, current: &Distribution, policy: &DriftS
     }
 }
 
+/// How a numeric column compares with its reference sample.
+fn compare_numeric(column: &str, reference: &[f64], current: Sorted, policy: &DriftSpec) -> FeatureDrift {
+    let mut statistics = std::collections::BTreeMap::new();
+    let histogram = numeric_histogram(reference, current);
+    let current_count = current.total() as usize;
+    let enough = current_count >= policy.min_samples && !reference.is_empty();
+    if enough {
+        let ks = stats::ks_weighted(Sorted::plain(reference), current);
+        let distance = stats::wasserstein_weighted(Sorted::plain(reference), current);
+        let spread = stats::std_dev(reference);
+        let normed = if spread > 0.0 {
+            distance / spread
+        } else if distance > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        let edges = stats::quantile_edges(reference, 10);
+        let psi = stats::psi(&stats::bin_counts(Sorted::plain(reference), &edges), &stats::bin_counts(current, &edges));
+        statistics.extend([
+            ("ks".to_string(), ks.statistic),
+            ("ks_p_value".to_string(), ks.p_value),
+            ("wasserstein".to_string(), distance),
+            ("wasserstein_normed".to_string(), normed),
+            ("psi".to_string(), psi),
+        ]);
+    }
+    let statistic = |name: &str| statistics.get(name).copied();
+    let (score_name, drifted) = match policy.numeric {
+        DriftMethod::Ks => (
+            "ks",
+            statistic("ks_p_value").is_some_and(|p| p < policy.p_value)
+                && statistic("wasserstein_normed").is_some_and(|w| w >= policy.wasserstein_threshold),
+        ),
+        DriftMethod::Wasserstein => {
+            ("wasserstein_normed", statistic("wasserstein_normed").is_some_and(|w| w >= policy.wasserstein_threshold))
+        }
+        _ => ("psi", statistic("psi").is_some_and(|psi| psi >= policy.psi_threshold)),
+    };
+    let score = statistic(score_name);
+    let verdict = if !enough {
+        Verdict::InsufficientData
+    } else if drifted {
+        Verdict::Drift
+    } else {
+        Verdict::NoDrift
+    };
+    FeatureDrift {
+        column: column.to_string(),
+        kind: "numeric".into(),
+        reference_count: reference.len(),
+        current_count,
+        statistics,
+        method: policy.numeric,
+        score: score.unwrap_or(f64::NAN),
+        verdict,
+        histogram,
+    }
+}
+
 /// Twenty equal-width bins over the range of both samples.
-fn numeric_histogram(reference: &[f64], current: &[f64]) -> Histogram {
-    let (low, high) = reference.iter().chain(current).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+fn numeric_histogram(reference: &[f64], current: Sorted) -> Histogram {
+    let (low, high) =
+        reference.iter().chain(current.values).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
     if !low.is_finite() {
         return Histogram { labels: Vec::new(), reference: Vec::new(), current: Vec::new() };
     }
     let bins = 20;
     let width = if high > low { (high - low) / f64::from(bins) } else { 1.0 };
     let edges: Vec<f64> = (1..bins).map(|i| low + width * f64::from(i)).collect();
-    let shares = |values: &[f64]| {
-        let counts = stats::bin_counts(values, &edges);
-        let total = values.len().max(1) as f64;
+    let shares = |sample: Sorted| {
+        let counts = stats::bin_counts(sample, &edges);
+        let total = sample.total().max(1.0);
         counts.into_iter().map(|c| c / total).collect()
     };
     Histogram {
         labels: (0..bins).map(|i| format!("{:.3}", low + width * f64::from(i))).collect(),
-        reference: shares(reference),
+        reference: shares(Sorted::plain(reference)),
         current: shares(current),
     }
 }

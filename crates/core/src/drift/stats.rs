@@ -14,19 +14,51 @@ pub struct KsTest {
     pub p_value: f64,
 }
 
+/// A sorted sample whose values may each stand for several observations: a plain sample (one
+/// each) or the items of a [`QuantileSketch`](super::QuantileSketch).
+#[derive(Debug, Clone, Copy)]
+pub struct Sorted<'a> {
+    pub values: &'a [f64],
+    /// The observations each value stands for; empty for a plain sample.
+    pub weights: &'a [f64],
+}
+
+impl<'a> Sorted<'a> {
+    /// A plain sorted sample.
+    pub fn plain(values: &'a [f64]) -> Sorted<'a> {
+        Sorted { values, weights: &[] }
+    }
+
+    fn weight(&self, i: usize) -> f64 {
+        if self.weights.is_empty() { 1.0 } else { self.weights[i] }
+    }
+
+    /// The observations the sample stands for.
+    pub fn total(&self) -> f64 {
+        if self.weights.is_empty() { self.values.len() as f64 } else { self.weights.iter().sum() }
+    }
+}
+
 /// KS test of two samples; both must be sorted and non-empty.
 pub fn ks_two_sample(a: &[f64], b: &[f64]) -> KsTest {
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    let (mut i, mut j, mut statistic) = (0, 0, 0.0f64);
-    while i < a.len() && j < b.len() {
-        let x = a[i].min(b[j]);
-        while i < a.len() && a[i] <= x {
+    ks_weighted(Sorted::plain(a), Sorted::plain(b))
+}
+
+/// [`ks_two_sample`] of weighted samples, whose totals are the sample sizes of the p-value.
+pub fn ks_weighted(a: Sorted, b: Sorted) -> KsTest {
+    let (n1, n2) = (a.total(), b.total());
+    let (mut i, mut j, mut below_a, mut below_b, mut statistic) = (0, 0, 0.0, 0.0, 0.0f64);
+    while i < a.values.len() && j < b.values.len() {
+        let x = a.values[i].min(b.values[j]);
+        while i < a.values.len() && a.values[i] <= x {
+            below_a += a.weight(i);
             i += 1;
         }
-        while j < b.len() && b[j] <= x {
+        while j < b.values.len() && b.values[j] <= x {
+            below_b += b.weight(j);
             j += 1;
         }
-        statistic = statistic.max((i as f64 / n1 - j as f64 / n2).abs());
+        statistic = statistic.max((below_a / n1 - below_b / n2).abs());
     }
     let effective = (n1 * n2 / (n1 + n2)).round_ties_even() as u64;
     KsTest { statistic, p_value: kolmogorov::survival(effective.max(1), statistic) }
@@ -34,21 +66,28 @@ pub fn ks_two_sample(a: &[f64], b: &[f64]) -> KsTest {
 
 /// The Wasserstein-1 distance between two sorted samples: the area between their CDFs.
 pub fn wasserstein(a: &[f64], b: &[f64]) -> f64 {
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    let (mut i, mut j, mut distance) = (0, 0, 0.0);
-    let mut previous = a[0].min(b[0]);
-    while i < a.len() || j < b.len() {
-        let x = match (a.get(i), b.get(j)) {
+    wasserstein_weighted(Sorted::plain(a), Sorted::plain(b))
+}
+
+/// [`wasserstein`] of weighted samples.
+pub fn wasserstein_weighted(a: Sorted, b: Sorted) -> f64 {
+    let (n1, n2) = (a.total(), b.total());
+    let (mut i, mut j, mut below_a, mut below_b, mut distance) = (0, 0, 0.0, 0.0, 0.0);
+    let mut previous = a.values[0].min(b.values[0]);
+    while i < a.values.len() || j < b.values.len() {
+        let x = match (a.values.get(i), b.values.get(j)) {
             (Some(&x), Some(&y)) => x.min(y),
             (Some(&x), None) => x,
             (None, Some(&y)) => y,
             (None, None) => unreachable!("the loop condition"),
         };
-        distance += (i as f64 / n1 - j as f64 / n2).abs() * (x - previous);
-        while i < a.len() && a[i] <= x {
+        distance += (below_a / n1 - below_b / n2).abs() * (x - previous);
+        while i < a.values.len() && a.values[i] <= x {
+            below_a += a.weight(i);
             i += 1;
         }
-        while j < b.len() && b[j] <= x {
+        while j < b.values.len() && b.values[j] <= x {
+            below_b += b.weight(j);
             j += 1;
         }
         previous = x;
@@ -134,10 +173,10 @@ pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
 }
 
 /// Counts of a sample in the bins delimited by `edges` (a value equal to an edge goes right).
-pub fn bin_counts(values: &[f64], edges: &[f64]) -> Vec<f64> {
+pub fn bin_counts(sample: Sorted, edges: &[f64]) -> Vec<f64> {
     let mut counts = vec![0.0; edges.len() + 1];
-    for value in values {
-        counts[edges.partition_point(|edge| edge <= value)] += 1.0;
+    for (i, value) in sample.values.iter().enumerate() {
+        counts[edges.partition_point(|edge| edge <= value)] += sample.weight(i);
     }
     counts
 }
