@@ -155,7 +155,7 @@ fn piece_ends(body: &[u8], size: usize) -> Vec<usize> {
     let (mut scanned, mut in_quotes) = (0, false);
     while body.len() - scanned > size {
         let target = scanned.max(ends.last().copied().unwrap_or(0) + size);
-        in_quotes ^= body[scanned..target].iter().filter(|&&b| b == b'"').count() % 2 == 1;
+        in_quotes ^= shard::quotes(&body[scanned..target]) % 2 == 1;
         scanned = target;
         let cut = loop {
             let Some(offset) = body[scanned..].iter().position(|&b| b == b'\n' || b == b'"') else { break None };
