@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 use mlops_aws::executions::Executions;
 use mlops_aws::s3::S3Store;
 use mlops_aws::sns::SnsNotifier;
-use mlops_core::contracts::{RunRequest, Trigger};
+use mlops_core::contracts::{RunRequest, ShardItem, Trigger};
 use mlops_core::load_spec;
 use mlops_core::{Request, Service, ServiceOptions};
 use mlops_core::{Spec, Store};
 use mlops_pipeline::monitor::{self, Current};
 use mlops_pipeline::stages;
+use mlops_pipeline::stages::shards::Sizing;
 use serde_json::{Value, json};
 
 use crate::deployment_checks::checks_python;
@@ -137,7 +138,14 @@ impl Identities<'_> {
 
 /// One run of the state machine's stages, each under its own role.
 fn run_stages(ids: &Identities, request: &RunRequest) -> Result<bool, String> {
-    let prepped = stages::prep(&ids.store("PrepRole"), &ids.spec("PrepRole")?, request).map_err(|e| format!("prep: {e}"))?;
+    // Prep's three steps, as the state machine runs them around its Distributed Map.
+    let (prep_store, prep_spec) = (ids.store("PrepRole"), ids.spec("PrepRole")?);
+    let planned = stages::prep_plan(&prep_store, &prep_spec, request, Sizing::default()).map_err(|e| format!("prep plan: {e}"))?;
+    for item in 0..planned.items {
+        let item = ShardItem { dataset: planned.dataset.clone(), plan: planned.plan.clone(), item };
+        stages::prep_shard(&prep_store, &prep_spec, &item).map_err(|e| format!("prep shard: {e}"))?;
+    }
+    let prepped = stages::prep_merge(&prep_store, &prep_spec, &planned).map_err(|e| format!("prep merge: {e}"))?;
     let featured =
         stages::features(&ids.store("FeaturesRole"), &ids.spec("FeaturesRole")?, prepped).map_err(|e| format!("features: {e}"))?;
     let trained =

@@ -168,6 +168,10 @@ impl Clients {
             .parameters(parameter("CodeBucket", CODE_BUCKET))
             .parameters(parameter("DriftSchedule", "rate(1 day)"))
             .parameters(parameter("PipelineMemory", "3008"))
+            // Small shards, so the first upload is cut into several and runs on the Distributed Map.
+            .parameters(parameter("ShardBytes", "1048576"))
+            .parameters(parameter("ShardsPerItem", "2"))
+            .parameters(parameter("MapConcurrency", "2"))
             .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
             .send()
             .await
@@ -225,6 +229,16 @@ impl Clients {
             }
         }
         Vec::new()
+    }
+
+    /// Every key under `prefix`.
+    async fn list(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut pages = self.s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            keys.extend(page.unwrap().contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        }
+        keys
     }
 
     async fn executions(&self, state_machine: &str) -> Vec<aws_sdk_sfn::types::ExecutionListItem> {
@@ -330,6 +344,12 @@ fn months(days: std::ops::RangeInclusive<u32>) -> String {
     out
 }
 
+/// `csv` with a last column `padding` of `bytes` characters on every row.
+fn padded(csv: &str, bytes: usize) -> String {
+    let pad = "x".repeat(bytes);
+    csv.lines().enumerate().map(|(i, line)| if i == 0 { format!("{line},padding\n") } else { format!("{line},{pad}\n") }).collect()
+}
+
 /// The /predict rows of a CSV of the shipped data.
 fn rows(csv: &str) -> Vec<Value> {
     let mut lines = csv.lines();
@@ -363,8 +383,11 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let failures = clients.subscribe_queue("failures", &outputs["FailureTopicArn"]).await;
         // `mlops --root s3://BUCKET ingest` stores the spec and uploads the file: the upload
         // starts one execution, which promotes the first model.
+        // Padded with a column the spec does not know (dropped with a note) to 9 MB: 9 shards.
         let jan_apr = work.path().join("jan-apr.csv");
-        std::fs::write(&jan_apr, months(1..=120)).unwrap();
+        let jan_apr_text = padded(&months(1..=120), 3_000);
+        assert!(jan_apr_text.len() > 8 << 20);
+        std::fs::write(&jan_apr, &jan_apr_text).unwrap();
         let spec = project().join("specs/bikeshare.toml");
         let uploaded_at = Instant::now();
         let ingested = mlops_on(&localstack, bucket, &["ingest", "--spec", spec.to_str().unwrap(), jan_apr.to_str().unwrap()]);
@@ -375,6 +398,16 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let output = output.unwrap();
         assert_eq!((output["promoted"].as_bool(), output["version"].as_str()), (Some(true), Some("v1")), "{output}");
         let promoted_after = uploaded_at.elapsed();
+        // Prep ran as a plan of at least 8 shards on the Distributed Map, each with its output.
+        let staged = clients.list(bucket, "staging/bikeshare/").await;
+        let plan_key = staged.iter().find(|k| k.ends_with("/plan.json")).expect("a prep plan");
+        let plan: Value = serde_json::from_slice(&clients.get(bucket, plan_key).await).unwrap();
+        let shards: usize = plan["items"].as_array().unwrap().iter().map(|item| item.as_array().unwrap().len()).sum();
+        assert!(shards >= 8, "{plan}");
+        assert_eq!(staged.iter().filter(|k| k.ends_with("/meta.json")).count(), shards, "{staged:#?}");
+        let history = clients.sfn.get_execution_history().execution_arn(&first_arn).max_results(1000).send().await.unwrap();
+        let kinds: Vec<String> = history.events().iter().map(|e| e.r#type().as_str().to_string()).collect();
+        assert!(kinds.iter().any(|k| k == "MapRunStarted") && kinds.iter().any(|k| k == "MapRunSucceeded"), "{kinds:?}");
         let pointer: Value = serde_json::from_slice(&clients.get(bucket, "registry/bikeshare/production.json").await).unwrap();
         assert_eq!(pointer["version"], "v1");
 

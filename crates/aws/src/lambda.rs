@@ -64,10 +64,11 @@ pub fn spec(store: &dyn mlops_core::Store, dataset: &str) -> Result<mlops_core::
 /// Runs a pipeline stage as a Lambda function. At cold start: tracing, the AWS configuration and
 /// the S3 store of `MLOPS_BUCKET`; per event: the spec of the input's dataset from the bucket,
 /// then `stage` on a blocking thread, its errors typed for the state machine.
-pub async fn run_stage<I, O>(stage: fn(&dyn Store, &Spec, I) -> Result<O, PipelineError>) -> Result<(), lambda_runtime::Error>
+pub async fn run_stage<I, O, F>(stage: F) -> Result<(), lambda_runtime::Error>
 where
     I: StageInput + DeserializeOwned + Send + 'static,
     O: Serialize + Send + 'static,
+    F: Fn(&dyn Store, &Spec, I) -> Result<O, PipelineError> + Copy + Send + Sync + 'static,
 {
     init_tracing();
     let config = crate::config().await;

@@ -21,6 +21,8 @@ use mlops_core::CoreError;
 pub enum AwsError {
     #[error("environment variable {0} is not set")]
     MissingVariable(&'static str),
+    #[error("environment variable {name} is '{value}', not {expected}")]
+    BadVariable { name: &'static str, value: String, expected: &'static str },
 }
 
 /// The standard AWS configuration (environment, profile, instance role; `AWS_ENDPOINT_URL`
@@ -32,6 +34,17 @@ pub async fn config() -> SdkConfig {
 /// A required environment variable.
 pub fn env(name: &'static str) -> Result<String, AwsError> {
     std::env::var(name).map_err(|_| AwsError::MissingVariable(name))
+}
+
+/// An optional environment variable parsed as `T` (`expected` says what it must be), or
+/// `default` when it is unset or empty.
+pub fn env_or<T: std::str::FromStr>(name: &'static str, default: T, expected: &'static str) -> Result<T, AwsError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse().map_err(|_| AwsError::BadVariable { name, value: value.clone(), expected })
+        }
+        _ => Ok(default),
+    }
 }
 
 /// Whether requests go to a custom endpoint (LocalStack), where S3 needs path-style addressing.

@@ -37,6 +37,54 @@ pub struct RunRequest {
     pub trigger: Trigger,
 }
 
+/// A prep plan, by reference: written by prep's plan step, read by the Distributed Map over its
+/// items and by the merge step that finishes prep.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrepPlanned {
+    pub dataset: String,
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// The plan's id, a sortable stamp.
+    pub plan: String,
+    /// Map items in the plan (each reads one or more shards); 0 when nothing new is to be read.
+    pub items: usize,
+    /// Shards in the plan.
+    pub shards: usize,
+    /// The key of the JSON array of items the Distributed Map reads.
+    pub items_key: String,
+    /// Map items run at once (the Distributed Map's `MaxConcurrencyPath`).
+    pub max_concurrency: u32,
+}
+
+/// One item of a prep plan, as the Distributed Map hands it to prep's shard step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardItem {
+    pub dataset: String,
+    pub plan: String,
+    pub item: usize,
+}
+
+/// What prep's shard step did with one item: the shards it read, each written to its fixed key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardItemOutput {
+    pub item: usize,
+    pub shards: usize,
+    pub rows: usize,
+    pub seconds: f64,
+}
+
+/// The input of the prep function: which of its three steps to run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum PrepStep {
+    /// Lists the raw files to read and cuts them into shards: `{"step": "plan", "request": {..}}`.
+    Plan { request: RunRequest },
+    /// Reads one item's shards.
+    Shard(ShardItem),
+    /// Checks every shard's output exists and finishes prep: `{"step": "merge", "planned": {..}}`.
+    Merge { planned: PrepPlanned },
+}
+
 /// What prep did with one raw file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileOutcome {
@@ -240,6 +288,16 @@ pub trait StageInput {
 impl StageInput for RunRequest {
     fn dataset(&self) -> &str {
         &self.dataset
+    }
+}
+
+impl StageInput for PrepStep {
+    fn dataset(&self) -> &str {
+        match self {
+            PrepStep::Plan { request } => &request.dataset,
+            PrepStep::Shard(item) => &item.dataset,
+            PrepStep::Merge { planned } => &planned.dataset,
+        }
     }
 }
 

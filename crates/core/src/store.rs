@@ -253,6 +253,19 @@ impl Keys<'_> {
     pub fn quarantine_report(&self, batch: &str) -> String {
         format!("quarantine/{}/{batch}/report.json", self.dataset)
     }
+    /// A prep plan: the raw files it reads and their shards, grouped into map items.
+    pub fn prep_plan(&self, plan: &str) -> String {
+        format!("staging/{}/{plan}/plan.json", self.dataset)
+    }
+    /// The JSON array of a prep plan's map items, read by the Distributed Map.
+    pub fn prep_items(&self, plan: &str) -> String {
+        format!("staging/{}/{plan}/items.json", self.dataset)
+    }
+    /// One output (`meta.json`, `valid.parquet`, `quarantined.parquet`) of shard `index` of
+    /// the plan's file number `file`.
+    pub fn prep_shard(&self, plan: &str, file: usize, index: usize, part: &str) -> String {
+        format!("staging/{}/{plan}/shards/{file}-{index}/{part}", self.dataset)
+    }
     /// The merged, split training data of a run, with its fitted features.
     pub fn features(&self, run: &str) -> String {
         format!("features/{}/{run}/features.bin", self.dataset)

@@ -1,7 +1,7 @@
 //! Every sample event in `events/` is the JSON contract of its function: it parses into the
 //! Rust type the handler takes, and that type writes it back unchanged.
 
-use mlops_core::contracts::{DriftRequest, FeaturesOutput, PrepOutput, RunRequest, TrainOutput};
+use mlops_core::contracts::{DriftRequest, FeaturesOutput, PrepOutput, PrepStep, RunRequest, TrainOutput};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -15,8 +15,13 @@ fn round_trips<T: DeserializeOwned + Serialize>(name: &str, text: &str) -> T {
 
 #[test]
 fn the_sample_events_are_the_stage_contracts() {
-    let prep: RunRequest = round_trips("prep.json", include_str!("../../../events/prep.json"));
-    assert_eq!(prep.dataset, "bikeshare");
+    let prep: PrepStep = round_trips("prep.json", include_str!("../../../events/prep.json"));
+    assert!(matches!(&prep, PrepStep::Plan { request } if request.dataset == "bikeshare"), "{prep:?}");
+    let shard: PrepStep = round_trips("prep-shard.json", include_str!("../../../events/prep-shard.json"));
+    let merge: PrepStep = round_trips("prep-merge.json", include_str!("../../../events/prep-merge.json"));
+    // The shard step reads an item of the plan the merge step finishes.
+    let (PrepStep::Shard(item), PrepStep::Merge { planned }) = (&shard, &merge) else { panic!("{shard:?} {merge:?}") };
+    assert!(item.plan == planned.plan && item.item < planned.items);
     let features: PrepOutput = round_trips("features.json", include_str!("../../../events/features.json"));
     let train: FeaturesOutput = round_trips("train.json", include_str!("../../../events/train.json"));
     let register: TrainOutput = round_trips("register.json", include_str!("../../../events/register.json"));

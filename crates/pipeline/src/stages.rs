@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
 use mlops_core::contracts::*;
+use rayon::prelude::*;
+use shards::{Plan, ShardOutput, Sizing};
 
 /// Progress of a run, for a person watching.
 #[derive(Debug, Clone)]
@@ -76,37 +78,117 @@ pub fn unprocessed(store: &dyn Store, dataset: &str) -> Result<Vec<String>, Pipe
     Ok(store.list(&keys.raw_prefix())?.into_iter().filter(|key| !manifest.files.contains_key(key)).collect())
 }
 
-/// Prep: validates every raw file not yet processed, quarantines bad rows, and writes one
-/// processed batch closed by a `_SUCCESS` marker. Raw files are only read.
+/// Prep in one process: plans the raw files not yet processed, reads their shards on a thread
+/// pool and merges them ([`prep_merge`]'s rules): bad rows go to quarantine, and one processed
+/// batch is written, closed by a `_SUCCESS` marker. Raw files are only read.
 pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<PrepOutput, PipelineError> {
     let started = Instant::now();
+    let plan = plan_prep(store, spec, request, Sizing::default())?;
+    let outputs = plan.shards().into_par_iter().map(|at| shards::read_shard(store, spec, &plan, at)).collect::<Result<Vec<_>, _>>()?;
+    merge_shards(store, spec, &plan, outputs, started)
+}
+
+/// Prep's plan step: lists the raw files to read, cuts them into shards and writes the plan
+/// with the JSON array of its map items, which a Distributed Map reads.
+pub fn prep_plan(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: Sizing) -> Result<PrepPlanned, PipelineError> {
+    /// One map item as the Distributed Map reads it; the shards it names stay in the plan.
+    #[derive(Serialize)]
+    struct Item {
+        item: usize,
+    }
+    let keys = Keys { dataset: &spec.name };
+    let plan = plan_prep(store, spec, request, sizing)?;
+    let items: Vec<Item> = (0..plan.items.len()).map(|item| Item { item }).collect();
+    store.write_json(&keys.prep_plan(&plan.id), &plan)?;
+    store.write_json(&keys.prep_items(&plan.id), &items)?;
+    tracing::info!(plan = %plan.id, files = plan.files.len(), shards = plan.shards().len(), items = items.len(), "planned");
+    Ok(PrepPlanned {
+        dataset: spec.name.clone(),
+        trigger: request.trigger,
+        items: items.len(),
+        shards: plan.shards().len(),
+        items_key: keys.prep_items(&plan.id),
+        plan: plan.id,
+        max_concurrency: sizing.max_concurrency,
+    })
+}
+
+/// Prep's shard step: reads the shards of one map item and writes each to its fixed keys.
+pub fn prep_shard(store: &dyn Store, spec: &Spec, item: &ShardItem) -> Result<ShardItemOutput, PipelineError> {
+    let started = Instant::now();
+    let keys = Keys { dataset: &spec.name };
+    let plan = read_plan(store, keys, &item.plan)?;
+    let shard_list = plan
+        .items
+        .get(item.item)
+        .ok_or_else(|| PipelineError::bad_input(format!("plan {} has {} items, not item {}", plan.id, plan.items.len(), item.item)))?;
+    let rows = shard_list
+        .par_iter()
+        .map(|&at| shards::save(store, keys, &plan.id, shards::read_shard(store, spec, &plan, at)?))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .sum();
+    Ok(ShardItemOutput { item: item.item, shards: shard_list.len(), rows, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Prep's merge step: reads back every shard of the plan (failing on any without output) and
+/// merges them: each file is put back together from its shards; a file already processed
+/// (by content hash) is skipped; bad rows go to quarantine; duplicates are removed; one
+/// processed batch is written, closed by a `_SUCCESS` marker; the manifest records each file.
+pub fn prep_merge(store: &dyn Store, spec: &Spec, planned: &PrepPlanned) -> Result<PrepOutput, PipelineError> {
+    let started = Instant::now();
+    let keys = Keys { dataset: &spec.name };
+    let plan = read_plan(store, keys, &planned.plan)?;
+    let outputs = plan.shards().into_par_iter().map(|at| shards::load(store, keys, &plan, at)).collect::<Result<Vec<_>, _>>()?;
+    merge_shards(store, spec, &plan, outputs, started)
+}
+
+fn read_plan(store: &dyn Store, keys: Keys, plan: &str) -> Result<Plan, PipelineError> {
+    let key = keys.prep_plan(plan);
+    store.read_json(&key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: no such prep plan")))
+}
+
+/// The plan of a prep: the raw files the request names, or else every raw file the manifest
+/// does not hold (processed or rejected), so a run's cost grows with what is new.
+fn plan_prep(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: Sizing) -> Result<Plan, PipelineError> {
     let keys = Keys { dataset: &spec.name };
     let raw_prefix = keys.raw_prefix();
-    let manifest = read_manifest(store, &keys.prep_manifest())?;
-    // Files the manifest holds (processed or rejected) are not read again: a run's cost grows
-    // with what is new, not with everything ever uploaded. Keys named by an upload are read,
-    // and skipped by their content hash if it is known.
-    let candidates = if request.keys.is_empty() {
+    let files = if request.keys.is_empty() {
+        let manifest = read_manifest(store, &keys.prep_manifest())?;
         store.list(&raw_prefix)?.into_iter().filter(|key| !manifest.files.contains_key(key)).collect()
     } else {
         request.keys.clone()
     };
+    Plan::new(store, &raw_prefix, stamped_id(), request.clone(), files, sizing)
+}
+
+/// Puts each file of `plan` back together from its shards' `outputs` (in plan order) and
+/// finishes prep.
+fn merge_shards(
+    store: &dyn Store,
+    spec: &Spec,
+    plan: &Plan,
+    outputs: Vec<ShardOutput>,
+    started: Instant,
+) -> Result<PrepOutput, PipelineError> {
+    let keys = Keys { dataset: &spec.name };
+    let request = &plan.request;
+    let manifest = read_manifest(store, &keys.prep_manifest())?;
+    // Keys named by an upload are read, and skipped by their content hash if it is known.
     let known_hashes: BTreeMap<&str, &str> = manifest.files.iter().map(|(k, e)| (e.content_hash.as_str(), k.as_str())).collect();
     let mut outcomes = Vec::new();
     let mut entries = BTreeMap::new();
     let mut parsed = Vec::new();
     let mut quarantine_only = Vec::new();
     let mut seen_now: BTreeMap<String, String> = BTreeMap::new();
-    for key in candidates {
-        if !key.starts_with(&raw_prefix) {
-            return Err(PipelineError::bad_input(format!("{key} is not under {raw_prefix}")));
-        }
-        let size = store.size(&key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: no such raw file")))?;
-        // Each shard hashes its bytes while it parses them; the parse is dropped for the rare
-        // file already processed.
-        let shards::FileRead { content_hash, shards: read_in, parsed: parsed_file } =
-            shards::read_file(store, spec, &key, size, shards::SHARD_BYTES)?;
-        tracing::debug!(file = %key, bytes = size, shards = read_in, "read");
+    let mut by_file: Vec<Vec<ShardOutput>> = plan.files.iter().map(|_| Vec::new()).collect();
+    for output in outputs {
+        by_file[output.meta.file].push(output);
+    }
+    for (file, outputs) in by_file.into_iter().enumerate() {
+        let key = plan.files[file].key.clone();
+        let shards::FileRead { content_hash, shards: read_in, parsed: parsed_file } = shards::assemble(store, spec, plan, file, outputs)?;
+        tracing::debug!(file = %key, bytes = plan.files[file].size, shards = read_in, "read");
         if let Some(first) =
             known_hashes.get(content_hash.as_str()).map(ToString::to_string).or_else(|| seen_now.get(&content_hash).cloned())
         {
@@ -593,6 +675,6 @@ pub fn run(store: &dyn Store, spec: &Spec, request: &RunRequest, progress: &dyn 
     Ok(record)
 }
 
-mod shards;
+pub mod shards;
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mlops_core::contracts::RunRequest;
+use mlops_core::contracts::{PrepStep, ShardItem};
 use mlops_core::{FsStore, Spec};
+use mlops_pipeline::stages::shards::Sizing;
 use mlops_pipeline::{ingest, stages};
 use serde::Serialize;
 use serde_json::Value;
@@ -50,8 +51,9 @@ fn masked_number(value: &Value) -> Value {
 /// The run and batch ids a stage output carries, wherever they are nested.
 fn ids(value: &Value) -> Vec<(String, &'static str)> {
     let mut found = Vec::new();
-    for (field, placeholder) in [("run_id", "<run_id>"), ("batch", "<batch>")] {
-        if let Some(id) = value.get(field).or_else(|| value.get("prep").and_then(|p| p.get(field))).and_then(Value::as_str) {
+    for (field, placeholder) in [("run_id", "<run_id>"), ("batch", "<batch>"), ("plan", "<plan>")] {
+        let nested = |outer: &str| value.get(outer).and_then(|o| o.get(field));
+        if let Some(id) = value.get(field).or_else(|| nested("prep")).or_else(|| nested("planned")).and_then(Value::as_str) {
             found.push((id.to_string(), placeholder));
         }
     }
@@ -81,8 +83,15 @@ fn the_sample_events_are_what_the_stages_write() {
     let store = FsStore::new(dir.path());
     let spec = Spec::load(&project().join("specs/bikeshare.toml")).unwrap();
     ingest::ingest(&store, &spec.name, &[&project().join("data/bikeshare/Bikeshare.csv")]).unwrap();
-    let request: RunRequest = serde_json::from_str(&std::fs::read_to_string(project().join("events/prep.json")).unwrap()).unwrap();
-    let prepared = stages::prep(&store, &spec, &request).unwrap();
+    let step: PrepStep = serde_json::from_str(&std::fs::read_to_string(project().join("events/prep.json")).unwrap()).unwrap();
+    let PrepStep::Plan { request } = step else { panic!("events/prep.json is not prep's plan step: {step:?}") };
+    // Prep's three steps, as the state machine runs them around its Distributed Map.
+    let planned = stages::prep_plan(&store, &spec, &request, Sizing::default()).unwrap();
+    let item = ShardItem { dataset: planned.dataset.clone(), plan: planned.plan.clone(), item: 0 };
+    matches_event("prep-shard.json", &PrepStep::Shard(item.clone()));
+    stages::prep_shard(&store, &spec, &item).unwrap();
+    matches_event("prep-merge.json", &PrepStep::Merge { planned: planned.clone() });
+    let prepared = stages::prep_merge(&store, &spec, &planned).unwrap();
     matches_event("features.json", &prepared);
     let features = stages::features(&store, &spec, prepared).unwrap();
     matches_event("train.json", &features);

@@ -1,13 +1,38 @@
-//! The prep stage: every raw file not yet processed, validated into one processed batch.
+//! The prep stage, in three steps that the state machine runs around a Distributed Map.
 //!
-//! Input: `RunRequest`; output: `PrepOutput` (see `mlops_core::contracts`). Errors are typed
-//! `BadInput` (fail fast), `Transient` (the state machine retries) or `Internal`.
+//! Input: `PrepStep` (see `mlops_core::contracts`): `plan` (a `RunRequest`) writes the plan of
+//! shards and answers `PrepPlanned`; `shard` (one map item) reads its shards and answers
+//! `ShardItemOutput`; `merge` (the `PrepPlanned`) checks every shard's output and answers
+//! `PrepOutput`. Shards are sized by `MLOPS_SHARD_BYTES`, `MLOPS_SHARDS_PER_ITEM` and
+//! `MLOPS_MAP_CONCURRENCY`. Errors are typed `BadInput` (fail fast), `Transient` (the state
+//! machine retries) or `Internal`.
 
-use mlops_aws::lambda;
-use mlops_core::contracts::RunRequest;
-use mlops_pipeline::stages;
+use mlops_aws::{env_or, lambda};
+use mlops_core::contracts::{PrepOutput, PrepPlanned, PrepStep, ShardItemOutput};
+use mlops_pipeline::stages::{self, shards::Sizing};
+use serde::Serialize;
+
+/// What a step answers.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Planned(PrepPlanned),
+    Item(ShardItemOutput),
+    Prepped(PrepOutput),
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run_stage(|store, spec, input: RunRequest| stages::prep(store, spec, &input)).await
+    let default = Sizing::default();
+    let sizing = Sizing {
+        shard_bytes: env_or("MLOPS_SHARD_BYTES", default.shard_bytes, "a number of bytes")?,
+        shards_per_item: env_or("MLOPS_SHARDS_PER_ITEM", default.shards_per_item, "a whole number")?,
+        max_concurrency: env_or("MLOPS_MAP_CONCURRENCY", default.max_concurrency, "a whole number")?,
+    };
+    lambda::run_stage(move |store, spec, step: PrepStep| match step {
+        PrepStep::Plan { request } => stages::prep_plan(store, spec, &request, sizing).map(Answer::Planned),
+        PrepStep::Shard(item) => stages::prep_shard(store, spec, &item).map(Answer::Item),
+        PrepStep::Merge { planned } => stages::prep_merge(store, spec, &planned).map(Answer::Prepped),
+    })
+    .await
 }

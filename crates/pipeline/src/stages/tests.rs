@@ -206,6 +206,27 @@ fn large_csv(rows: usize) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Reads the raw file `key` as a plan cut in shards of `shard_bytes` does: in memory, or
+/// (`staged`) through each shard's saved output, as the Distributed Map's merge step reads it.
+fn read_file(store: &FsStore, spec: &Spec, key: &str, shard_bytes: u64, staged: bool) -> shards::FileRead {
+    let sizing = Sizing { shard_bytes, shards_per_item: 3, ..Sizing::default() };
+    let plan = Plan::new(store, "raw/toy/", "plan".into(), request(), vec![key.to_string()], sizing).unwrap();
+    let keys = Keys { dataset: &spec.name };
+    let outputs = plan
+        .shards()
+        .into_iter()
+        .map(|at| {
+            let output = shards::read_shard(store, spec, &plan, at).unwrap();
+            if !staged {
+                return output;
+            }
+            shards::save(store, keys, &plan.id, output).unwrap();
+            shards::load(store, keys, &plan, at).unwrap()
+        })
+        .collect();
+    shards::assemble(store, spec, &plan, 0, outputs).unwrap()
+}
+
 #[test]
 fn a_file_read_in_shards_gives_the_rows_quarantine_and_hash_of_one_shard() {
     let spec = spec();
@@ -216,19 +237,21 @@ fn a_file_read_in_shards_gives_the_rows_quarantine_and_hash_of_one_shard() {
     let quoted = format!("{}1,\"{}\",2\n{}", &plain[..at], "a\n".repeat(1500), &plain[at..]);
     for (text, shards_used) in [(&plain, plain.len().div_ceil(1 << 20)), (&quoted, 1)] {
         let (_dir, store) = store_with(&[("a.csv", text)]);
-        let size = text.len() as u64;
-        let whole = shards::read_file(&store, &spec, "raw/toy/a.csv", size, u64::MAX).unwrap();
-        let sharded = shards::read_file(&store, &spec, "raw/toy/a.csv", size, 1).unwrap();
-        assert_eq!((whole.shards, sharded.shards), (1, shards_used));
-        assert_eq!(sharded.content_hash, whole.content_hash, "the content hash does not depend on the cut");
-        let (whole, sharded) = (whole.parsed.unwrap(), sharded.parsed.unwrap());
-        let quoted_rows = usize::from(shards_used == 1);
-        assert_eq!((sharded.rows, whole.rows), (400_000 + quoted_rows, 400_000 + quoted_rows));
-        assert!(sharded.valid.equals_missing(&whole.valid));
-        assert!(sharded.quarantined.equals_missing(&whole.quarantined));
-        assert_eq!(whole.quarantined.height(), 400 + quoted_rows);
+        let whole = read_file(&store, &spec, "raw/toy/a.csv", u64::MAX, false);
+        let whole_parsed = whole.parsed.unwrap();
+        for staged in [false, true] {
+            let sharded = read_file(&store, &spec, "raw/toy/a.csv", 1, staged);
+            assert_eq!((whole.shards, sharded.shards), (1, shards_used));
+            assert_eq!(sharded.content_hash, whole.content_hash, "the content hash does not depend on the cut");
+            let sharded = sharded.parsed.unwrap();
+            let quoted_rows = usize::from(shards_used == 1);
+            assert_eq!((sharded.rows, whole_parsed.rows), (400_000 + quoted_rows, 400_000 + quoted_rows));
+            assert!(sharded.valid.equals_missing(&whole_parsed.valid), "staged: {staged}");
+            assert!(sharded.quarantined.equals_missing(&whole_parsed.quarantined), "staged: {staged}");
+            assert_eq!(whole_parsed.quarantined.height(), 400 + quoted_rows);
+        }
         let direct = mlops_prep::parse_csv("raw/toy/a.csv", text.as_bytes(), &spec).unwrap();
-        assert!(direct.valid.equals_missing(&whole.valid) && direct.quarantined.equals_missing(&whole.quarantined));
+        assert!(direct.valid.equals_missing(&whole_parsed.valid) && direct.quarantined.equals_missing(&whole_parsed.quarantined));
     }
 }
 
@@ -242,7 +265,73 @@ fn a_bad_byte_in_a_later_shard_is_named_at_its_line_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path());
     store.put("raw/toy/a.csv", &text).unwrap();
-    let read = shards::read_file(&store, &spec(), "raw/toy/a.csv", text.len() as u64, 1).unwrap();
-    let reason = read.parsed.unwrap_err().reason;
-    assert!(reason.starts_with(&format!("not UTF-8 text: invalid byte 0xff at line {line}, column ")), "{reason}");
+    for staged in [false, true] {
+        let reason = read_file(&store, &spec(), "raw/toy/a.csv", 1, staged).parsed.unwrap_err().reason;
+        assert!(reason.starts_with(&format!("not UTF-8 text: invalid byte 0xff at line {line}, column ")), "{reason}");
+    }
+}
+
+/// Three files for a sharded prep: one of several shards with bad rows and rows repeated from
+/// another file, one whose header is wrong, and a small one.
+fn sharded_files() -> Vec<(&'static str, String)> {
+    let big = large_csv(150_000);
+    let repeats: String = big.lines().skip(1).take(500).map(|l| format!("{l}\n")).collect();
+    vec![("a.csv", big), ("b.csv", format!("x,group,y\n{repeats}1.5,b,2\n")), ("c.csv", "nothing,here\n1,2\n".to_string())]
+}
+
+/// Runs prep as the state machine does: the plan step, the shard step on each map item (all
+/// but `skipped`), and the merge step.
+fn prep_on_map(store: &FsStore, sizing: Sizing, skipped: Option<usize>) -> Result<PrepOutput, PipelineError> {
+    let spec = spec();
+    let planned = prep_plan(store, &spec, &request(), sizing)?;
+    let items: Vec<serde_json::Value> = store.read_json(&planned.items_key)?.unwrap();
+    assert_eq!(items.len(), planned.items);
+    for item in items {
+        let item: usize = serde_json::from_value(item["item"].clone()).unwrap();
+        if Some(item) != skipped {
+            prep_shard(store, &spec, &ShardItem { dataset: "toy".into(), plan: planned.plan.clone(), item })?;
+        }
+    }
+    prep_merge(store, &spec, &planned)
+}
+
+#[test]
+fn prep_on_a_distributed_map_gives_the_rows_quarantine_and_hash_of_prep_in_one_process() {
+    let files = sharded_files();
+    let files: Vec<(&str, &str)> = files.iter().map(|(name, text)| (*name, text.as_str())).collect();
+    let (_one_dir, one) = store_with(&files);
+    let (_map_dir, map) = store_with(&files);
+    let local = prep(&one, &spec(), &request()).unwrap();
+    let sizing = Sizing { shard_bytes: 1, shards_per_item: 2, max_concurrency: 3 };
+    let planned = prep_plan(&map, &spec(), &request(), sizing).unwrap();
+    assert!(planned.shards >= 4 && planned.items == planned.shards.div_ceil(2), "{planned:?}");
+    let mapped = prep_on_map(&map, sizing, None).unwrap();
+    assert_eq!(
+        (mapped.rows_in, mapped.rows_out, mapped.quarantined, mapped.duplicates),
+        (local.rows_in, local.rows_out, local.quarantined, local.duplicates)
+    );
+    assert!(local.duplicates >= 500, "the repeated rows of b.csv are removed");
+    assert_eq!(mapped.files, local.files);
+    let keys = Keys { dataset: "toy" };
+    let (a, b) = (local.batch.unwrap(), mapped.batch.unwrap());
+    let marker = |store: &FsStore, batch: &str| -> SuccessMarker { store.read_json(&keys.processed_success(batch)).unwrap().unwrap() };
+    assert_eq!(marker(&one, &a).content_sha256, marker(&map, &b).content_sha256, "the same processed bytes");
+    assert_eq!(one.get(&keys.quarantine_rows(&a)).unwrap(), map.get(&keys.quarantine_rows(&b)).unwrap());
+    assert_eq!(one.get(&keys.quarantine_report(&a)).unwrap(), map.get(&keys.quarantine_report(&b)).unwrap());
+    let (set_one, _) = training_set(&one, &spec(), &[a]).unwrap();
+    let (set_map, _) = training_set(&map, &spec(), &[b]).unwrap();
+    assert_eq!(set_one.data_hash, set_map.data_hash);
+}
+
+#[test]
+fn a_map_item_without_output_fails_the_merge_and_writes_nothing() {
+    let files = sharded_files();
+    let (_dir, store) = store_with(&[("a.csv", &files[0].1)]);
+    let sizing = Sizing { shard_bytes: 1, shards_per_item: 1, max_concurrency: 3 };
+    // LocalStack's Distributed Map reports success when an item fails: the merge must notice.
+    let error = prep_on_map(&store, sizing, Some(1)).unwrap_err().to_string();
+    assert!(error.contains("shard 1 of raw/toy/a.csv has no output"), "{error}");
+    let keys = Keys { dataset: "toy" };
+    assert!(store.list(&keys.processed_prefix()).unwrap().is_empty(), "no batch and no manifest");
+    assert!(store.list("quarantine/").unwrap().is_empty());
 }
