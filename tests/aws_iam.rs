@@ -148,8 +148,12 @@ fn run_stages(ids: &Identities, request: &RunRequest) -> Result<bool, String> {
     let prepped = stages::prep_merge(&prep_store, &prep_spec, &planned).map_err(|e| format!("prep merge: {e}"))?;
     let featured =
         stages::features(&ids.store("FeaturesRole"), &ids.spec("FeaturesRole")?, prepped).map_err(|e| format!("features: {e}"))?;
-    let trained =
-        stages::train(&ids.store("TrainRole"), &ids.spec("TrainRole")?, featured, &stages::quiet).map_err(|e| format!("train: {e}"))?;
+    // Train's two steps: one per candidate (a Map iteration each), then collect.
+    let (train_store, train_spec) = (ids.store("TrainRole"), ids.spec("TrainRole")?);
+    for name in &featured.candidate_names {
+        stages::train_candidate_step(&train_store, &train_spec, &featured, name).map_err(|e| format!("train {name}: {e}"))?;
+    }
+    let trained = stages::train_collect(&train_store, &train_spec, featured).map_err(|e| format!("train collect: {e}"))?;
     let (registered, _) =
         stages::register(&ids.store("RegisterRole"), &ids.spec("RegisterRole")?, trained).map_err(|e| format!("register: {e}"))?;
     Ok(registered.promoted)

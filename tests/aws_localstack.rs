@@ -408,6 +408,13 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let history = clients.sfn.get_execution_history().execution_arn(&first_arn).max_results(1000).send().await.unwrap();
         let kinds: Vec<String> = history.events().iter().map(|e| e.r#type().as_str().to_string()).collect();
         assert!(kinds.iter().any(|k| k == "MapRunStarted") && kinds.iter().any(|k| k == "MapRunSucceeded"), "{kinds:?}");
+        // Train ran one Map iteration per candidate, each writing its outcome.
+        let candidates = ["decision_tree", "gradient_boosting", "random_forest", "ridge"];
+        assert_eq!(kinds.iter().filter(|k| *k == "MapIterationSucceeded").count(), candidates.len(), "{kinds:?}");
+        let outcomes = clients.list(bucket, "runs/bikeshare/").await;
+        for name in candidates {
+            assert!(outcomes.iter().any(|k| k.ends_with(&format!("/candidates/{name}.json"))), "{name}: {outcomes:#?}");
+        }
         let pointer: Value = serde_json::from_slice(&clients.get(bucket, "registry/bikeshare/production.json").await).unwrap();
         assert_eq!(pointer["version"], "v1");
 

@@ -154,6 +154,9 @@ pub struct FeaturesOutput {
     /// Rows repeated across batches, removed.
     pub duplicates: usize,
     pub features: Vec<String>,
+    /// The spec's candidates: train fits each apart (one Map iteration each on AWS).
+    #[serde(default)]
+    pub candidate_names: Vec<String>,
     pub prep: Option<PrepOutput>,
     pub seconds: f64,
 }
@@ -181,6 +184,32 @@ pub struct CandidateSummary {
 pub struct CandidateFailure {
     pub name: String,
     pub error: String,
+}
+
+/// What train did with one candidate, written to the run's fixed key for it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateOutcome {
+    Trained(CandidateSummary),
+    Failed(CandidateFailure),
+}
+
+/// The input of the train function: which of its two steps to run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum TrainStep {
+    /// Fits and evaluates one candidate: `{"step": "candidate", "candidate": NAME, "features": {..}}`.
+    Candidate { candidate: String, features: FeaturesOutput },
+    /// Reads every candidate's outcome (failing on any without one) and picks the best.
+    Collect { features: FeaturesOutput },
+}
+
+impl StageInput for TrainStep {
+    fn dataset(&self) -> &str {
+        match self {
+            TrainStep::Candidate { features, .. } | TrainStep::Collect { features } => &features.dataset,
+        }
+    }
 }
 
 /// Output of train.

@@ -273,6 +273,10 @@ impl Keys<'_> {
     pub fn candidate(&self, run: &str, name: &str) -> String {
         format!("runs/{}/{run}/candidates/{name}.bin", self.dataset)
     }
+    /// What train did with one candidate of a run ([`crate::contracts::CandidateOutcome`]).
+    pub fn candidate_outcome(&self, run: &str, name: &str) -> String {
+        format!("runs/{}/{run}/candidates/{name}.json", self.dataset)
+    }
     pub fn run_record(&self, run: &str) -> String {
         format!("runs/{}/{run}/run.json", self.dataset)
     }

@@ -1,7 +1,7 @@
 //! Every sample event in `events/` is the JSON contract of its function: it parses into the
 //! Rust type the handler takes, and that type writes it back unchanged.
 
-use mlops_core::contracts::{DriftRequest, FeaturesOutput, PrepOutput, PrepStep, RunRequest, TrainOutput};
+use mlops_core::contracts::{DriftRequest, PrepOutput, PrepStep, RunRequest, TrainOutput, TrainStep};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,7 +23,13 @@ fn the_sample_events_are_the_stage_contracts() {
     let (PrepStep::Shard(item), PrepStep::Merge { planned }) = (&shard, &merge) else { panic!("{shard:?} {merge:?}") };
     assert!(item.plan == planned.plan && item.item < planned.items);
     let features: PrepOutput = round_trips("features.json", include_str!("../../../events/features.json"));
-    let train: FeaturesOutput = round_trips("train.json", include_str!("../../../events/train.json"));
+    let train_step: TrainStep = round_trips("train.json", include_str!("../../../events/train.json"));
+    let collect: TrainStep = round_trips("train-collect.json", include_str!("../../../events/train-collect.json"));
+    let (TrainStep::Candidate { candidate, features: train }, TrainStep::Collect { features: collected }) = (train_step, collect) else {
+        panic!("events/train.json is train's candidate step, events/train-collect.json its collect step")
+    };
+    assert!(train.candidate_names.contains(&candidate));
+    assert_eq!(collected, train);
     let register: TrainOutput = round_trips("register.json", include_str!("../../../events/register.json"));
     round_trips::<DriftRequest>("drift.json", include_str!("../../../events/drift.json"));
     // Each stage's output is the next stage's input.

@@ -408,6 +408,7 @@ fn featurise(
         rows_holdout,
         duplicates,
         features: features.names(Encoding::Ordinal),
+        candidate_names: spec.models.keys().cloned().collect(),
         prep: Some(prep),
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -434,39 +435,95 @@ fn train_on(
     progress: &dyn Fn(Progress),
 ) -> Result<TrainOutput, PipelineError> {
     let started = Instant::now();
-    let keys = Keys { dataset: &spec.name };
-    let metric = spec.metric();
-    let mut candidates = Vec::new();
-    let mut failures = Vec::new();
+    let mut outcomes = Vec::with_capacity(spec.models.len());
     let budget = Duration::from_secs_f64(spec.training.budget_seconds);
     let fitting = Instant::now();
-    for (index, (name, model)) in spec.models.iter().enumerate() {
+    for (index, name) in spec.models.keys().enumerate() {
         progress(Progress::CandidateStarted { name, index, total: spec.models.len() });
         // Each candidate may use what is left of the budget over the candidates left.
         let share = budget.saturating_sub(fitting.elapsed()).as_secs_f64() / (spec.models.len() - index) as f64;
-        match train_candidate(spec, name, model, set, &state.features, Some(share.max(0.001))) {
-            Ok(trained) => {
-                if let Some(note) = &trained.note {
-                    tracing::warn!(candidate = %name, "{note}");
-                }
-                let artifact_key = keys.candidate(&input.run_id, name);
-                store.put(&artifact_key, &trained.artifact.to_bytes())?;
-                let summary = CandidateSummary {
-                    name: name.clone(),
-                    kind: model.kind().to_string(),
-                    metrics: trained.metrics,
-                    seconds: trained.seconds,
-                    fit_seconds: trained.fit_seconds,
-                    note: trained.note,
-                    artifact_key,
-                };
-                progress(Progress::CandidateFinished(&summary));
-                candidates.push(summary);
+        let outcome = fit_candidate(store, spec, &input, state, set, name, share)?;
+        if let CandidateOutcome::Trained(summary) = &outcome {
+            progress(Progress::CandidateFinished(summary));
+        }
+        outcomes.push(outcome);
+    }
+    best_of(spec, input, outcomes, started)
+}
+
+/// Train's candidate step: fits and evaluates one candidate with the whole time budget (the
+/// candidates run side by side), and writes its outcome to the run's fixed key for it.
+pub fn train_candidate_step(store: &dyn Store, spec: &Spec, input: &FeaturesOutput, name: &str) -> Result<CandidateOutcome, PipelineError> {
+    let state = read_feature_state(store, &input.features_key)?;
+    let set = rebuild_training_set(store, spec, &state)?;
+    fit_candidate(store, spec, input, &state, &set, name, spec.training.budget_seconds)
+}
+
+/// Train's collect step: reads every candidate's outcome, failing on any without one (its Map
+/// iteration failed or never ran), and picks the best.
+pub fn train_collect(store: &dyn Store, spec: &Spec, input: FeaturesOutput) -> Result<TrainOutput, PipelineError> {
+    let started = Instant::now();
+    let keys = Keys { dataset: &spec.name };
+    let outcomes = spec
+        .models
+        .keys()
+        .map(|name| {
+            let key = keys.candidate_outcome(&input.run_id, name);
+            store.read_json(&key)?.ok_or_else(|| {
+                PipelineError::corrupt(&key, format!("candidate '{name}' has no outcome: its Map iteration failed or has not run"))
+            })
+        })
+        .collect::<Result<Vec<CandidateOutcome>, _>>()?;
+    best_of(spec, input, outcomes, started)
+}
+
+/// Fits and evaluates candidate `name` within `budget_seconds`, stores its artifact and its
+/// outcome; a candidate that cannot be trained is an outcome too, and the others go on.
+fn fit_candidate(
+    store: &dyn Store,
+    spec: &Spec,
+    input: &FeaturesOutput,
+    state: &FeatureState,
+    set: &TrainingSet,
+    name: &str,
+    budget_seconds: f64,
+) -> Result<CandidateOutcome, PipelineError> {
+    let keys = Keys { dataset: &spec.name };
+    let model = spec.models.get(name).ok_or_else(|| PipelineError::bad_input(format!("the spec has no candidate '{name}'")))?;
+    let outcome = match train_candidate(spec, name, model, set, &state.features, Some(budget_seconds.max(0.001))) {
+        Ok(trained) => {
+            if let Some(note) = &trained.note {
+                tracing::warn!(candidate = %name, "{note}");
             }
-            Err(error) => {
-                tracing::warn!(candidate = %name, "{error}");
-                failures.push(CandidateFailure { name: name.clone(), error: error.to_string() });
-            }
+            let artifact_key = keys.candidate(&input.run_id, name);
+            store.put(&artifact_key, &trained.artifact.to_bytes())?;
+            CandidateOutcome::Trained(CandidateSummary {
+                name: name.to_string(),
+                kind: model.kind().to_string(),
+                metrics: trained.metrics,
+                seconds: trained.seconds,
+                fit_seconds: trained.fit_seconds,
+                note: trained.note,
+                artifact_key,
+            })
+        }
+        Err(error) => {
+            tracing::warn!(candidate = %name, "{error}");
+            CandidateOutcome::Failed(CandidateFailure { name: name.to_string(), error: error.to_string() })
+        }
+    };
+    store.write_json(&keys.candidate_outcome(&input.run_id, name), &outcome)?;
+    Ok(outcome)
+}
+
+/// The train output of a run's candidate outcomes: the best candidate by the promotion metric.
+fn best_of(spec: &Spec, input: FeaturesOutput, outcomes: Vec<CandidateOutcome>, started: Instant) -> Result<TrainOutput, PipelineError> {
+    let metric = spec.metric();
+    let (mut candidates, mut failures) = (Vec::new(), Vec::new());
+    for outcome in outcomes {
+        match outcome {
+            CandidateOutcome::Trained(summary) => candidates.push(summary),
+            CandidateOutcome::Failed(failure) => failures.push(failure),
         }
     }
     let best = candidates

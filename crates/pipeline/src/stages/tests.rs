@@ -335,3 +335,30 @@ fn a_map_item_without_output_fails_the_merge_and_writes_nothing() {
     assert!(store.list(&keys.processed_prefix()).unwrap().is_empty(), "no batch and no manifest");
     assert!(store.list("quarantine/").unwrap().is_empty());
 }
+
+#[test]
+fn candidates_trained_apart_and_collected_give_what_train_gives_and_a_missing_one_fails_the_collect() {
+    let (_dir, store) = store_with(&[("first.csv", &csv(300, 0.0))]);
+    let spec = spec();
+    let featured = features(&store, &spec, prep(&store, &spec, &request()).unwrap()).unwrap();
+    assert_eq!(featured.candidate_names, ["gbm", "lm"]);
+    let together = train(&store, &spec, featured.clone(), &quiet).unwrap();
+    let artifacts =
+        |output: &TrainOutput| output.candidates.iter().map(|c| store.get(&c.artifact_key).unwrap().unwrap()).collect::<Vec<_>>();
+    let together_artifacts = artifacts(&together);
+    // A Map iteration that failed leaves no outcome (here: removed): the collect step must notice.
+    train_candidate_step(&store, &spec, &featured, "gbm").unwrap();
+    let missing = Keys { dataset: "toy" }.candidate_outcome(&featured.run_id, "lm");
+    std::fs::remove_file(store.path(&missing).unwrap()).unwrap();
+    let error = train_collect(&store, &spec, featured.clone()).unwrap_err().to_string();
+    assert!(error.contains("candidate 'lm' has no outcome"), "{error}");
+    train_candidate_step(&store, &spec, &featured, "lm").unwrap();
+    let apart = train_collect(&store, &spec, featured).unwrap();
+    assert_eq!(apart.best, together.best);
+    assert_eq!(artifacts(&apart), together_artifacts, "the same model bytes, apart or together");
+    for (a, t) in apart.candidates.iter().zip(&together.candidates) {
+        assert_eq!(a.name, t.name);
+        // Metrics are sums in parallel, so their last bits may differ.
+        assert!(a.metrics.iter().all(|(metric, value)| (value - t.metrics[metric]).abs() <= 1e-12 * value.abs().max(1.0)), "{a:?} {t:?}");
+    }
+}
