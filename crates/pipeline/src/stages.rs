@@ -99,14 +99,15 @@ pub fn prep_plan(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: S
     let keys = Keys { dataset: &spec.name };
     let plan = plan_prep(store, spec, request, sizing)?;
     let items: Vec<Item> = (0..plan.items.len()).map(|item| Item { item }).collect();
+    let shards = plan.items.iter().map(Vec::len).sum();
     store.write_json(&keys.prep_plan(&plan.id), &plan)?;
     store.write_json(&keys.prep_items(&plan.id), &items)?;
-    tracing::info!(plan = %plan.id, files = plan.files.len(), shards = plan.shards().len(), items = items.len(), "planned");
+    tracing::info!(plan = %plan.id, files = plan.files.len(), shards, items = items.len(), "planned");
     Ok(PrepPlanned {
         dataset: spec.name.clone(),
         trigger: request.trigger,
         items: items.len(),
-        shards: plan.shards().len(),
+        shards,
         items_key: keys.prep_items(&plan.id),
         plan: plan.id,
         max_concurrency: sizing.max_concurrency,
@@ -153,12 +154,7 @@ fn read_plan(store: &dyn Store, keys: Keys, plan: &str) -> Result<Plan, Pipeline
 fn plan_prep(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: Sizing) -> Result<Plan, PipelineError> {
     let keys = Keys { dataset: &spec.name };
     let raw_prefix = keys.raw_prefix();
-    let files = if request.keys.is_empty() {
-        let manifest = read_manifest(store, &keys.prep_manifest())?;
-        store.list(&raw_prefix)?.into_iter().filter(|key| !manifest.files.contains_key(key)).collect()
-    } else {
-        request.keys.clone()
-    };
+    let files = if request.keys.is_empty() { unprocessed(store, &spec.name)? } else { request.keys.clone() };
     Plan::new(store, &raw_prefix, stamped_id(), request.clone(), files, sizing)
 }
 

@@ -137,8 +137,7 @@ pub fn read_shard(store: &dyn Store, spec: &Spec, plan: &Plan, at: ShardAt) -> R
     let (file, index) = at;
     let shard = plan.shards_of(file).swap_remove(index);
     let key = shard.file.as_str();
-    let prefix = range(store, key, 0..shard.file_size.min(mlops_prep::HEAD_BYTES))?;
-    let head = match Head::read(key, &prefix, shard.file_size, spec) {
+    let head = match read_head(store, spec, key, shard.file_size)? {
         Ok(head) => head,
         Err(rejection) => {
             // The content hash still names the file, so the same bytes are known next time.
@@ -163,6 +162,12 @@ pub fn read_shard(store: &dyn Store, spec: &Spec, plan: &Plan, at: ShardAt) -> R
         outcome,
     };
     Ok(ShardOutput { meta, parsed })
+}
+
+/// The header of the raw file `key` of `size` bytes, or why the file cannot be used.
+fn read_head(store: &dyn Store, spec: &Spec, key: &str, size: u64) -> Result<Result<Head, Rejection>, PipelineError> {
+    let prefix = range(store, key, 0..size.min(mlops_prep::HEAD_BYTES))?;
+    Ok(Head::read(key, &prefix, size, spec))
 }
 
 /// The records of one shard: their parse, and what putting the file back together checks.
@@ -287,8 +292,7 @@ pub fn assemble(store: &dyn Store, spec: &Spec, plan: &Plan, file: usize, output
         tracing::info!(file = %key, "a quoted field spans a shard boundary: reading the file as one shard");
         drop(outputs);
         let size = plan.files[file].size;
-        let prefix = range(store, key, 0..size.min(mlops_prep::HEAD_BYTES))?;
-        let head = Head::read(key, &prefix, size, spec).map_err(|r| PipelineError::bad_input(format!("{key}: {}", r.reason)))?;
+        let head = read_head(store, spec, key, size)?.map_err(|r| PipelineError::bad_input(format!("{key}: {}", r.reason)))?;
         let whole = Shard { file: key.to_string(), index: 0, of: 1, start: 0, end: size, file_size: size };
         let records = read_records(store, spec, &head, &whole)?;
         return Ok(FileRead { content_hash, shards: 1, parsed: finish(key, head.lines, vec![(records.lines, records.parsed)]) });
