@@ -10,6 +10,7 @@
 //! exercised by LocalStack's wiring, not by this code, and are listed as such.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use mlops_aws::executions::Executions;
 use mlops_aws::s3::S3Store;
 use mlops_aws::sns::SnsNotifier;
-use mlops_core::contracts::{RunRequest, ShardItem, Trigger};
+use mlops_core::contracts::{CandidateOutcome, RunRequest, ShardItem, Trigger};
 use mlops_core::load_spec;
 use mlops_core::{Request, Service, ServiceOptions};
 use mlops_core::{Spec, Store};
@@ -148,10 +149,17 @@ fn run_stages(ids: &Identities, request: &RunRequest) -> Result<bool, String> {
     let prepped = stages::prep_merge(&prep_store, &prep_spec, &planned).map_err(|e| format!("prep merge: {e}"))?;
     let featured =
         stages::features(&ids.store("FeaturesRole"), &ids.spec("FeaturesRole")?, prepped).map_err(|e| format!("features: {e}"))?;
-    // Train's two steps: one per candidate (a Map iteration each), then collect.
+    // Train's two steps: one per candidate (a Map iteration each), then collect. Boosting runs
+    // 100 rounds per invocation, so its checkpoints are written and read under the role too.
     let (train_store, train_spec) = (ids.store("TrainRole"), ids.spec("TrainRole")?);
     for name in &featured.candidate_names {
-        stages::train_candidate_step(&train_store, &train_spec, &featured, name).map_err(|e| format!("train {name}: {e}"))?;
+        let mut resume = None;
+        while let CandidateOutcome::Paused(paused) =
+            stages::train_candidate_step(&train_store, &train_spec, &featured, name, resume.as_ref(), NonZeroUsize::new(100))
+                .map_err(|e| format!("train {name}: {e}"))?
+        {
+            resume = Some(paused);
+        }
     }
     let trained = stages::train_collect(&train_store, &train_spec, featured).map_err(|e| format!("train collect: {e}"))?;
     let (registered, _) =

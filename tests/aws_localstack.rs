@@ -33,17 +33,21 @@ fn package(work: &Path, python: &Path) -> BTreeMap<&'static str, PathBuf> {
     // Every binary of the workspace, as bench/run.sh builds them: one release build serves both.
     build.current_dir(project()).args(["build", "--release", "--locked", "--bins"]);
     assert!(build.status().expect("running cargo").success(), "building the functions failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project().join("target"), PathBuf::from);
     FUNCTIONS
         .into_iter()
         .map(|name| {
             let zip = work.join(format!("{name}.zip"));
             let script = "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED, compresslevel=9) as z:\n    info = zipfile.ZipInfo('bootstrap')\n    info.external_attr = 0o755 << 16\n    info.compress_type = zipfile.ZIP_DEFLATED\n    z.writestr(info, open(sys.argv[1], 'rb').read())\n";
-            let binary = target.join("release").join(name);
+            let binary = release_binary(name);
             assert!(Command::new(python).args(["-c", script]).arg(&binary).arg(&zip).status().unwrap().success(), "zipping {name}");
             (name, zip)
         })
         .collect()
+}
+
+/// A binary of the release build.
+fn release_binary(name: &str) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project().join("target"), PathBuf::from).join("release").join(name)
 }
 
 /// LocalStack in host mode on a free loopback port, stopped (by PID, killed if it must) on drop.
@@ -172,6 +176,8 @@ impl Clients {
             .parameters(parameter("ShardBytes", "1048576"))
             .parameters(parameter("ShardsPerItem", "2"))
             .parameters(parameter("MapConcurrency", "2"))
+            // Boosting's 300 rounds take three invocations: it pauses twice and resumes from a checkpoint.
+            .parameters(parameter("BoostingRoundsPerInvocation", "100"))
             .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
             .send()
             .await
@@ -280,18 +286,24 @@ impl Clients {
 
 /// Runs `mlops --root s3://BUCKET ARGS... --json` against LocalStack; returns its JSON.
 fn mlops_on(localstack: &LocalStack, bucket: &str, args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_mlops"))
-        .arg("--root")
-        .arg(format!("s3://{bucket}"))
-        .args(args)
-        .arg("--json")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
+    command
         .env("AWS_ENDPOINT_URL", localstack.endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("running mlops");
+        .env_remove("AWS_PROFILE");
+    mlops_json(command, &format!("s3://{bucket}"), args)
+}
+
+/// Runs `mlops --root ROOT ARGS... --json` on a local store; returns its JSON.
+fn mlops_local(root: &str, args: &[&str]) -> Value {
+    mlops_json(Command::new(env!("CARGO_BIN_EXE_mlops")), root, args)
+}
+
+/// Runs `mlops`, prepared as `command`, on the store at `root`; returns the JSON it printed.
+fn mlops_json(mut command: Command, root: &str, args: &[&str]) -> Value {
+    let output = command.arg("--root").arg(root).args(args).arg("--json").output().expect("running mlops");
     assert!(output.status.success(), "mlops {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("mlops {args:?} printed no JSON ({e})"))
 }
@@ -417,6 +429,62 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         }
         let pointer: Value = serde_json::from_slice(&clients.get(bucket, "registry/bikeshare/production.json").await).unwrap();
         assert_eq!(pointer["version"], "v1");
+        // The boosting candidate paused at 100 and 200 rounds and resumed from each checkpoint;
+        // its artifact, and the promoted model, are the bytes of one uninterrupted local fit.
+        let checkpoints: Vec<&String> = staged.iter().filter(|k| k.contains("/train/") && k.contains("/gradient_boosting/checkpoint-")).collect();
+        assert_eq!(checkpoints.len(), 2, "{staged:#?}");
+        assert!(checkpoints.iter().any(|k| k.ends_with("checkpoint-100.bin")) && checkpoints.iter().any(|k| k.ends_with("checkpoint-200.bin")));
+        let local = work.path().join("uninterrupted");
+        let local_root = local.to_str().unwrap();
+        mlops_local(local_root, &["ingest", "--spec", spec.to_str().unwrap(), jan_apr.to_str().unwrap()]);
+        let local_run = mlops_local(local_root, &["run", "--spec", "bikeshare"]);
+        assert_eq!(local_run["version"], "v1", "{local_run}");
+        let deployed_boosting = outcomes.iter().find(|k| k.ends_with("/candidates/gradient_boosting.bin")).expect("the boosting artifact");
+        let local_boosting = std::fs::read_dir(local.join("runs/bikeshare"))
+            .unwrap()
+            .map(|run| run.unwrap().path().join("candidates/gradient_boosting.bin"))
+            .find(|path| path.exists())
+            .expect("the local boosting artifact");
+        assert!(clients.get(bucket, deployed_boosting).await == std::fs::read(&local_boosting).unwrap(), "resumed boosting differs from one fit");
+        assert!(
+            clients.get(bucket, "models/bikeshare/v1/model.bin").await == std::fs::read(local.join("models/bikeshare/v1/model.bin")).unwrap(),
+            "the promoted model differs from the uninterrupted run's"
+        );
+        // Fargate training runs the same train binary outside Lambda on an input the state machine
+        // wrote to the bucket: run here as the task would, it trains the candidate in one go and
+        // writes the same artifact.
+        let features = history
+            .events()
+            .iter()
+            .filter_map(|e| e.state_entered_event_details())
+            .find(|d| d.name() == "TrainCollect")
+            .and_then(|d| d.input())
+            .map(|input| serde_json::from_str::<Value>(input).unwrap())
+            .expect("TrainCollect's input");
+        let step_key = format!("staging/bikeshare/train/{}/gradient_boosting/step.json", features["run_id"].as_str().unwrap());
+        let step = json!({ "step": "candidate", "candidate": "gradient_boosting", "features": features, "runner": "fargate" });
+        clients.put(bucket, &step_key, step.to_string().into_bytes()).await;
+        let task = |key: &str| {
+            Command::new(release_binary("train"))
+                .env("MLOPS_BUCKET", bucket)
+                .env("MLOPS_STEP_INPUT_KEY", key)
+                .env("AWS_ENDPOINT_URL", localstack.endpoint())
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env_remove("AWS_LAMBDA_RUNTIME_API")
+                .env_remove("AWS_PROFILE")
+                .output()
+                .expect("running the train binary")
+        };
+        let ran = task(&step_key);
+        assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+        let answer: Value = serde_json::from_slice(&ran.stdout).expect("the task prints its outcome");
+        assert!(answer["trained"]["name"] == "gradient_boosting", "{answer}");
+        assert!(clients.get(bucket, deployed_boosting).await == std::fs::read(&local_boosting).unwrap(), "the task's artifact differs");
+        let missing = task("staging/bikeshare/train/none/step.json");
+        let stderr = String::from_utf8_lossy(&missing.stderr);
+        assert!(!missing.status.success() && stderr.contains("BadInput") && stderr.contains("staging/bikeshare/train/none/step.json"), "{stderr}");
 
         // The function URL answers with v1.
         let later = months(121..=243);

@@ -131,7 +131,8 @@ def main():
             for i, s in enumerate(resolve(resource["Properties"]["Policies"][0]["PolicyDocument"], values)["Statement"])
         ]
         for name, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::IAM::Role"
+        # Roles with only managed policies (the Fargate task's execution role) have none to remove.
+        if resource["Type"] == "AWS::IAM::Role" and resource["Properties"].get("Policies")
     }
     post(endpoint, "/moto-api/reset-auth", b"0")
     json.dump(

@@ -64,6 +64,11 @@ pub fn spec(store: &dyn mlops_core::Store, dataset: &str) -> Result<mlops_core::
 /// Runs a pipeline stage as a Lambda function. At cold start: tracing, the AWS configuration and
 /// the S3 store of `MLOPS_BUCKET`; per event: the spec of the input's dataset from the bucket,
 /// then `stage` on a blocking thread, its errors typed for the state machine.
+///
+/// Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) with `MLOPS_STEP_INPUT_KEY` set, the same binary
+/// runs one step as a container task (ECS on Fargate, past what one invocation holds): its input
+/// is the JSON object at that key of the bucket, its output goes to stdout, and a failure is one
+/// line on stderr and a non-zero exit.
 pub async fn run_stage<I, O, F>(stage: F) -> Result<(), lambda_runtime::Error>
 where
     I: StageInput + DeserializeOwned + Send + 'static,
@@ -73,6 +78,11 @@ where
     init_tracing();
     let config = crate::config().await;
     let store: Arc<dyn Store> = Arc::new(crate::s3::S3Store::new(&config, crate::env("MLOPS_BUCKET")?));
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none()
+        && let Ok(key) = crate::env(STEP_INPUT_KEY)
+    {
+        run_once(store, key, stage).await;
+    }
     lambda_runtime::run(service_fn(move |event: LambdaEvent<I>| {
         let store = store.clone();
         blocking(move || {
@@ -81,4 +91,37 @@ where
         })
     }))
     .await
+}
+
+/// The variable that names a container task's input in the bucket.
+const STEP_INPUT_KEY: &str = "MLOPS_STEP_INPUT_KEY";
+
+/// Runs one step on the input stored at `key`, prints its output and exits: 0 when it
+/// succeeded, 1 with `KIND: message` on stderr when it failed.
+async fn run_once<I, O, F>(store: Arc<dyn Store>, key: String, stage: F) -> !
+where
+    I: StageInput + DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    F: Fn(&dyn Store, &Spec, I) -> Result<O, PipelineError> + Copy + Send + Sync + 'static,
+{
+    let answered = blocking(move || {
+        let bad_input = |message: String| Failure::new(ErrorKind::BadInput, format!("{key} ({STEP_INPUT_KEY}): {message}"));
+        let bytes =
+            store.get(&key).map_err(mlops_core::CoreError::from)?.ok_or_else(|| bad_input("the step's input does not exist".into()))?;
+        let input: I = serde_json::from_slice(&bytes).map_err(|e| bad_input(format!("not this step's input: {e}")))?;
+        let spec = spec(store.as_ref(), input.dataset())?;
+        let output = stage(store.as_ref(), &spec, input)?;
+        serde_json::to_string(&output).map_err(|e| Failure::new(ErrorKind::Internal, format!("the output does not serialise: {e}")))
+    })
+    .await;
+    match answered {
+        Ok(output) => {
+            println!("{output}");
+            std::process::exit(0)
+        }
+        Err(failure) => {
+            eprintln!("{}: {}", failure.kind.name(), failure.message);
+            std::process::exit(1)
+        }
+    }
 }

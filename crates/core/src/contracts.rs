@@ -186,20 +186,37 @@ pub struct CandidateFailure {
     pub error: String,
 }
 
-/// What train did with one candidate, written to the run's fixed key for it.
+/// A candidate whose fit spans invocations: it stopped after its invocation's round budget and
+/// saved a checkpoint; the next invocation resumes from it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CandidatePaused {
+    pub name: String,
+    /// Boosting rounds done so far.
+    pub rounds: usize,
+}
+
+/// What train did with one candidate, written to the run's fixed key for it once it is trained
+/// or failed; a paused candidate is the state machine's to resume.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum CandidateOutcome {
     Trained(CandidateSummary),
     Failed(CandidateFailure),
+    Paused(CandidatePaused),
 }
 
 /// The input of the train function: which of its two steps to run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum TrainStep {
-    /// Fits and evaluates one candidate: `{"step": "candidate", "candidate": NAME, "features": {..}}`.
-    Candidate { candidate: String, features: FeaturesOutput },
+    /// Fits and evaluates one candidate: `{"step": "candidate", "candidate": NAME, "features": {..}}`,
+    /// with `"resume": {..}` when an earlier invocation paused it.
+    Candidate {
+        candidate: String,
+        features: FeaturesOutput,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<CandidatePaused>,
+    },
     /// Reads every candidate's outcome (failing on any without one) and picks the best.
     Collect { features: FeaturesOutput },
 }

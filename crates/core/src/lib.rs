@@ -42,6 +42,8 @@ pub use frame::{Column, Frame, RaggedColumn};
 pub use hash::{CONTENT_CHUNK_BYTES, chunk_hashes, content_hash, sha256_hex};
 pub use inference_log::{LogLine, LogQuery, LoggedPrediction, read_logs};
 pub use metrics::{Metrics, evaluate};
+pub use mlops_trees::BoostingCheckpoint;
+pub use models::is_resumable;
 pub use registry::{Action, Event, Production, Registry, decide};
 pub use rows::{Cell, RowError, RowProblem, RowSchema};
 pub use serve::{Request, Response, Service, ServiceOptions};
@@ -54,4 +56,7 @@ pub use spec_store::{load_spec, save_spec};
 pub use store::{Condition, FsStore, Keys, Store, StoreError, Tagged};
 pub use store_json::{CONDITIONAL_ATTEMPTS, JsonStore};
 pub use target::{TargetEncoder, TargetError};
-pub use train::{Trained, TrainingSet, evaluate_on_holdout, prediction_column, train_candidate};
+pub use train::{
+    BoostedModel, PreparedBoosting, Resumable, Trained, TrainingSet, boost_candidate, evaluate_on_holdout, finish_boosting,
+    prediction_column, prepare_boosting, train_candidate,
+};

@@ -273,6 +273,15 @@ impl Keys<'_> {
     pub fn candidate(&self, run: &str, name: &str) -> String {
         format!("runs/{}/{run}/candidates/{name}.bin", self.dataset)
     }
+    /// A gradient-boosting candidate's binned training rows, for a fit over several invocations.
+    pub fn boosting_input(&self, run: &str, name: &str) -> String {
+        format!("staging/{}/train/{run}/{name}/input.bin", self.dataset)
+    }
+    /// Where a candidate's fit over several invocations stood after `rounds` rounds: one key per
+    /// checkpoint, so that a retried invocation finds the one its input names.
+    pub fn boosting_checkpoint(&self, run: &str, name: &str, rounds: usize) -> String {
+        format!("staging/{}/train/{run}/{name}/checkpoint-{rounds}.bin", self.dataset)
+    }
     /// What train did with one candidate of a run ([`crate::contracts::CandidateOutcome`]).
     pub fn candidate_outcome(&self, run: &str, name: &str) -> String {
         format!("runs/{}/{run}/candidates/{name}.json", self.dataset)

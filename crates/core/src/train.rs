@@ -17,6 +17,7 @@ use crate::spec::{ColumnType, ModelSpec, Spec, SplitMethod, Task};
 use crate::split::{self, Split};
 use crate::target::TargetEncoder;
 use crate::time;
+use mlops_trees::{Boosting, BoostingCheckpoint, BoostingInput};
 
 /// Fewer usable rows than this cannot be split and evaluated.
 pub const MIN_ROWS: usize = 10;
@@ -133,28 +134,59 @@ pub fn train_candidate(
 ) -> Result<Trained, CoreError> {
     let started = Instant::now();
     let failed = |message: String| CoreError::Model { name: name.to_string(), message };
-    let encoding = models::encoding_of(model);
-    let (train, y_train) = set.rows(&set.split.train);
-    let x_train = features
-        .transform_training(&train, encoding, set.fit_target(spec, &y_train), spec.split.seed)
-        .map_err(|e| failed(e.to_string()))?;
-    // What drift compares against, taken before the fit so that the rows are not held through it.
-    let reference_features = feature_distributions(spec, &train, spec.split.seed);
-    drop(train);
+    let (x_train, y_train, reference) = encode_training_rows(spec, name, model, set, features)?;
     let fit_started = Instant::now();
     let fitted = models::fit(model, set.problem(spec, max_seconds), &x_train, &y_train).map_err(|e| failed(e.to_string()))?;
     drop(x_train);
     let fit_seconds = fit_started.elapsed().as_secs_f64();
-    let note = fitted.time_note();
+    finish_candidate(spec, name, set, features, Fitted { model: fitted, fit_seconds, reference }, started)
+}
+
+/// A candidate's training rows, encoded as its model reads them, their targets, and the feature
+/// distributions drift will compare against (taken here, so that the rows are not held
+/// through the fit).
+fn encode_training_rows(
+    spec: &Spec,
+    name: &str,
+    model: &ModelSpec,
+    set: &TrainingSet,
+    features: &FittedFeatures,
+) -> Result<(crate::design::Design, Vec<f64>, Vec<Distribution>), CoreError> {
+    let (train, y_train) = set.rows(&set.split.train);
+    let x_train = features
+        .transform_training(&train, models::encoding_of(model), set.fit_target(spec, &y_train), spec.split.seed)
+        .map_err(|e| CoreError::Model { name: name.to_string(), message: e.to_string() })?;
+    let reference = feature_distributions(spec, &train, spec.split.seed);
+    Ok((x_train, y_train, reference))
+}
+
+/// A fitted model before its evaluation.
+struct Fitted {
+    model: models::Model,
+    fit_seconds: f64,
+    reference: Vec<Distribution>,
+}
+
+/// Makes a fitted model the candidate's artifact and evaluates it on the holdout.
+fn finish_candidate(
+    spec: &Spec,
+    name: &str,
+    set: &TrainingSet,
+    features: &FittedFeatures,
+    fitted: Fitted,
+    started: Instant,
+) -> Result<Trained, CoreError> {
+    let Fitted { model, fit_seconds, reference } = fitted;
+    let note = model.time_note();
     let mut artifact = ModelArtifact {
         format: ARTIFACT_FORMAT,
         spec_toml: spec.to_toml(),
         candidate: name.to_string(),
         features: features.clone(),
         target: set.target.clone(),
-        model: fitted,
+        model,
         reference: Reference {
-            features: reference_features,
+            features: reference,
             predictions: Distribution::numeric("prediction", &[], 0),
             metric: spec.metric(),
             baseline: f64::NAN,
@@ -165,6 +197,83 @@ pub fn train_candidate(
     artifact.reference.predictions =
         Distribution::of("prediction", &prediction_column(spec.target.task, &artifact.target, &predictions), spec.split.seed);
     Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), fit_seconds, note, artifact })
+}
+
+/// A gradient-boosting candidate's binned training rows, prepared once for a fit that runs over
+/// several calls (each a Lambda invocation on AWS): the first call stores it, later calls load it
+/// instead of the processed data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreparedBoosting {
+    n_classes: usize,
+    input: BoostingInput,
+}
+
+/// Where a candidate fit over several calls got to.
+#[derive(Debug)]
+pub enum Resumable {
+    /// Boosting is done: the model, still to be evaluated ([`finish_boosting`]).
+    Done(Box<BoostedModel>),
+    /// The call's rounds ran out first: carry on from this checkpoint.
+    Paused(BoostingCheckpoint),
+}
+
+/// A boosted model whose fit is done, before its evaluation.
+#[derive(Debug)]
+pub struct BoostedModel {
+    model: models::Model,
+    fit_seconds: f64,
+}
+
+/// Encodes and bins a gradient-boosting candidate's training rows ([`PreparedBoosting`]).
+pub fn prepare_boosting(
+    spec: &Spec,
+    name: &str,
+    model: &ModelSpec,
+    set: &TrainingSet,
+    features: &FittedFeatures,
+) -> Result<PreparedBoosting, CoreError> {
+    let (x_train, y_train, _) = encode_training_rows(spec, name, model, set, features)?;
+    let input = models::prepare_boosting(model, set.problem(spec, None), &x_train, &y_train)
+        .map_err(|e| CoreError::Model { name: name.to_string(), message: e.to_string() })?;
+    Ok(PreparedBoosting { n_classes: set.target.n_classes(), input })
+}
+
+/// At most `rounds` more rounds of a gradient-boosting candidate, from `from` or from the start,
+/// within `max_seconds` over every call: the same model, to the byte, as [`train_candidate`].
+pub fn boost_candidate(
+    spec: &Spec,
+    name: &str,
+    model: &ModelSpec,
+    prepared: &PreparedBoosting,
+    from: Option<BoostingCheckpoint>,
+    rounds: usize,
+    max_seconds: Option<f64>,
+) -> Result<Resumable, CoreError> {
+    let problem = Problem { task: spec.target.task, n_classes: prepared.n_classes, seed: spec.split.seed, max_seconds };
+    match models::boost(model, problem, &prepared.input, from, rounds) {
+        Ok(Boosting::Done { model, seconds }) => {
+            Ok(Resumable::Done(Box::new(BoostedModel { model: models::Model::Trees(model), fit_seconds: seconds })))
+        }
+        Ok(Boosting::Paused(checkpoint)) => Ok(Resumable::Paused(checkpoint)),
+        Err(e) => Err(CoreError::Model { name: name.to_string(), message: e.to_string() }),
+    }
+}
+
+/// Makes a boosted model the candidate's artifact and evaluates it on the holdout, as
+/// [`train_candidate`] does.
+pub fn finish_boosting(
+    spec: &Spec,
+    name: &str,
+    set: &TrainingSet,
+    features: &FittedFeatures,
+    boosted: BoostedModel,
+) -> Result<Trained, CoreError> {
+    let started = Instant::now();
+    let (train, _) = set.rows(&set.split.train);
+    let reference = feature_distributions(spec, &train, spec.split.seed);
+    drop(train);
+    let fitted = Fitted { model: boosted.model, fit_seconds: boosted.fit_seconds, reference };
+    finish_candidate(spec, name, set, features, fitted, started)
 }
 
 /// Metrics of any artifact (a champion too) on the set's holdout, and its predictions.

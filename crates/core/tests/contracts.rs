@@ -25,7 +25,8 @@ fn the_sample_events_are_the_stage_contracts() {
     let features: PrepOutput = round_trips("features.json", include_str!("../../../events/features.json"));
     let train_step: TrainStep = round_trips("train.json", include_str!("../../../events/train.json"));
     let collect: TrainStep = round_trips("train-collect.json", include_str!("../../../events/train-collect.json"));
-    let (TrainStep::Candidate { candidate, features: train }, TrainStep::Collect { features: collected }) = (train_step, collect) else {
+    let (TrainStep::Candidate { candidate, features: train, .. }, TrainStep::Collect { features: collected }) = (train_step, collect)
+    else {
         panic!("events/train.json is train's candidate step, events/train-collect.json its collect step")
     };
     assert!(train.candidate_names.contains(&candidate));

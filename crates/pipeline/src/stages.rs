@@ -3,16 +3,19 @@
 //! functions.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use mlops_core::Metrics;
 use mlops_core::sha256_hex;
 use mlops_core::{Action, Event, Registry, decide};
+use mlops_core::{BoostingCheckpoint, Resumable, boost_candidate, finish_boosting, is_resumable, prepare_boosting};
 use mlops_core::{CONDITIONAL_ATTEMPTS, JsonStore};
+use mlops_core::{CoreError, Trained, TrainingSet, evaluate_on_holdout, train_candidate};
 use mlops_core::{Encoding, FittedFeatures};
-use mlops_core::{Keys, Spec, Store};
+use mlops_core::{Keys, ModelSpec, Spec, Store};
 use mlops_core::{ModelArtifact, ModelCard};
-use mlops_core::{TrainingSet, evaluate_on_holdout, train_candidate};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
@@ -320,8 +323,12 @@ struct FeatureState {
 }
 
 fn read_feature_state(store: &dyn Store, key: &str) -> Result<FeatureState, PipelineError> {
-    let bytes = store.get(key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: the features of this run do not exist")))?;
-    postcard::from_bytes(&bytes).map_err(|e| PipelineError::corrupt(key, e))
+    read_postcard(store, key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: the features of this run do not exist")))
+}
+
+/// A value stored as postcard bytes, if the key exists.
+fn read_postcard<T: DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>, PipelineError> {
+    store.get(key)?.map(|bytes| postcard::from_bytes(&bytes).map_err(|e| PipelineError::corrupt(key, e))).transpose()
 }
 
 /// The processed batches merged (duplicates across batches removed) into a training set; with
@@ -341,6 +348,21 @@ fn training_set(store: &dyn Store, spec: &Spec, batches: &[String]) -> Result<(T
     };
     let frame = mlops_prep::to_frame(merged, spec)?;
     Ok((TrainingSet::new(spec, frame)?, duplicates))
+}
+
+/// The run's training set: `held` when the caller holds it, else rebuilt once into `rebuilt`.
+fn training_set_of<'s>(
+    store: &dyn Store,
+    spec: &Spec,
+    state: &FeatureState,
+    held: Option<&'s TrainingSet>,
+    rebuilt: &'s mut Option<TrainingSet>,
+) -> Result<&'s TrainingSet, PipelineError> {
+    match (held, rebuilt) {
+        (Some(set), _) => Ok(set),
+        (None, Some(set)) => Ok(set),
+        (None, rebuilt) => Ok(rebuilt.insert(rebuild_training_set(store, spec, state)?)),
+    }
 }
 
 /// The training set of a run, rebuilt from its batches and checked against its hash.
@@ -438,7 +460,8 @@ fn train_on(
         progress(Progress::CandidateStarted { name, index, total: spec.models.len() });
         // Each candidate may use what is left of the budget over the candidates left.
         let share = budget.saturating_sub(fitting.elapsed()).as_secs_f64() / (spec.models.len() - index) as f64;
-        let outcome = fit_candidate(store, spec, &input, state, set, name, share)?;
+        let candidate = Candidate { name, budget_seconds: share, resume: None, rounds_per_call: None };
+        let outcome = fit_candidate(store, spec, &input, state, Some(set), candidate)?;
         if let CandidateOutcome::Trained(summary) = &outcome {
             progress(Progress::CandidateFinished(summary));
         }
@@ -448,11 +471,21 @@ fn train_on(
 }
 
 /// Train's candidate step: fits and evaluates one candidate with the whole time budget (the
-/// candidates run side by side), and writes its outcome to the run's fixed key for it.
-pub fn train_candidate_step(store: &dyn Store, spec: &Spec, input: &FeaturesOutput, name: &str) -> Result<CandidateOutcome, PipelineError> {
+/// candidates run side by side), and writes its outcome to the run's fixed key for it. With
+/// `rounds_per_call`, a gradient-boosting candidate stops after that many rounds, saves a
+/// checkpoint and answers [`CandidateOutcome::Paused`]; called again with that as `resume`, it
+/// carries on, ending in the model one uninterrupted fit gives.
+pub fn train_candidate_step(
+    store: &dyn Store,
+    spec: &Spec,
+    input: &FeaturesOutput,
+    name: &str,
+    resume: Option<&CandidatePaused>,
+    rounds_per_call: Option<NonZeroUsize>,
+) -> Result<CandidateOutcome, PipelineError> {
     let state = read_feature_state(store, &input.features_key)?;
-    let set = rebuild_training_set(store, spec, &state)?;
-    fit_candidate(store, spec, input, &state, &set, name, spec.training.budget_seconds)
+    let candidate = Candidate { name, budget_seconds: spec.training.budget_seconds, resume, rounds_per_call };
+    fit_candidate(store, spec, input, &state, None, candidate)
 }
 
 /// Train's collect step: reads every candidate's outcome, failing on any without one (its Map
@@ -473,20 +506,55 @@ pub fn train_collect(store: &dyn Store, spec: &Spec, input: FeaturesOutput) -> R
     best_of(spec, input, outcomes, started)
 }
 
-/// Fits and evaluates candidate `name` within `budget_seconds`, stores its artifact and its
-/// outcome; a candidate that cannot be trained is an outcome too, and the others go on.
+/// One candidate's fit: its name, time budget, and where a fit over several calls stands.
+struct Candidate<'a> {
+    name: &'a str,
+    budget_seconds: f64,
+    resume: Option<&'a CandidatePaused>,
+    rounds_per_call: Option<NonZeroUsize>,
+}
+
+impl Candidate<'_> {
+    /// The fit's time limit in seconds: its budget, however little is left of it.
+    fn max_seconds(&self) -> f64 {
+        self.budget_seconds.max(0.001)
+    }
+}
+
+/// What one call did with a candidate's fit.
+enum Fit {
+    /// Trained, or failed: either way the candidate's outcome.
+    Finished(Box<Result<Trained, CoreError>>),
+    Paused(CandidatePaused),
+}
+
+/// Fits and evaluates a candidate within its budget on the run's training set (`held`, else
+/// rebuilt when needed), stores its artifact and its outcome; a candidate that cannot be
+/// trained is an outcome too, and the others go on. A paused fit stores no outcome.
 fn fit_candidate(
     store: &dyn Store,
     spec: &Spec,
     input: &FeaturesOutput,
     state: &FeatureState,
-    set: &TrainingSet,
-    name: &str,
-    budget_seconds: f64,
+    held: Option<&TrainingSet>,
+    candidate: Candidate,
 ) -> Result<CandidateOutcome, PipelineError> {
     let keys = Keys { dataset: &spec.name };
+    let name = candidate.name;
     let model = spec.models.get(name).ok_or_else(|| PipelineError::bad_input(format!("the spec has no candidate '{name}'")))?;
-    let outcome = match train_candidate(spec, name, model, set, &state.features, Some(budget_seconds.max(0.001))) {
+    let mut rebuilt = None;
+    let in_pieces = candidate.resume.is_some() || (candidate.rounds_per_call.is_some() && is_resumable(model));
+    let fit = if in_pieces {
+        boost_in_pieces(store, spec, input, state, held, model, &candidate)?
+    } else {
+        let set = training_set_of(store, spec, state, held, &mut rebuilt)?;
+        Fit::Finished(Box::new(train_candidate(spec, name, model, set, &state.features, Some(candidate.max_seconds()))))
+    };
+    let result = match fit {
+        Fit::Paused(paused) => return Ok(CandidateOutcome::Paused(paused)),
+        Fit::Finished(result) => *result,
+    };
+    let outcome = match result {
         Ok(trained) => {
             if let Some(note) = &trained.note {
                 tracing::warn!(candidate = %name, "{note}");
@@ -512,6 +580,57 @@ fn fit_candidate(
     Ok(outcome)
 }
 
+/// One call of a gradient-boosting fit over several: the first bins the training rows and
+/// stores them, later calls load them and the checkpoint their `resume` names. Each runs at most
+/// `rounds_per_call` rounds; a fit that is not done saves its checkpoint under its round count.
+fn boost_in_pieces(
+    store: &dyn Store,
+    spec: &Spec,
+    input: &FeaturesOutput,
+    state: &FeatureState,
+    held: Option<&TrainingSet>,
+    model: &ModelSpec,
+    candidate: &Candidate,
+) -> Result<Fit, PipelineError> {
+    let keys = Keys { dataset: &spec.name };
+    let (run, name) = (&input.run_id, candidate.name);
+    let input_key = keys.boosting_input(run, name);
+    let mut rebuilt = None;
+    let (prepared, from) = match candidate.resume {
+        None => match prepare_boosting(spec, name, model, training_set_of(store, spec, state, held, &mut rebuilt)?, &state.features) {
+            Ok(prepared) => (prepared, None),
+            Err(error) => return Ok(Fit::Finished(Box::new(Err(error)))),
+        },
+        Some(paused) => {
+            let missing = |key: &str| {
+                PipelineError::corrupt(key, format!("candidate '{name}' was paused at round {} but this is missing", paused.rounds))
+            };
+            let prepared = read_postcard(store, &input_key)?.ok_or_else(|| missing(&input_key))?;
+            let checkpoint_key = keys.boosting_checkpoint(run, name, paused.rounds);
+            let checkpoint: BoostingCheckpoint = read_postcard(store, &checkpoint_key)?.ok_or_else(|| missing(&checkpoint_key))?;
+            (prepared, Some(checkpoint))
+        }
+    };
+    let rounds = candidate.rounds_per_call.map_or(usize::MAX, NonZeroUsize::get);
+    match boost_candidate(spec, name, model, &prepared, from, rounds, Some(candidate.max_seconds())) {
+        Err(error) => Ok(Fit::Finished(Box::new(Err(error)))),
+        Ok(Resumable::Paused(checkpoint)) => {
+            if candidate.resume.is_none() {
+                store.put(&input_key, &postcard::to_stdvec(&prepared).expect("a boosting input serialises"))?;
+            }
+            let rounds = checkpoint.rounds();
+            store.put(&keys.boosting_checkpoint(run, name, rounds), &postcard::to_stdvec(&checkpoint).expect("a checkpoint serialises"))?;
+            tracing::info!(candidate = %name, rounds, "paused after this invocation's rounds; saved a checkpoint");
+            Ok(Fit::Paused(CandidatePaused { name: name.to_string(), rounds }))
+        }
+        Ok(Resumable::Done(boosted)) => {
+            drop(prepared);
+            let set = training_set_of(store, spec, state, held, &mut rebuilt)?;
+            Ok(Fit::Finished(Box::new(finish_boosting(spec, name, set, &state.features, *boosted))))
+        }
+    }
+}
+
 /// The train output of a run's candidate outcomes: the best candidate by the promotion metric.
 fn best_of(spec: &Spec, input: FeaturesOutput, outcomes: Vec<CandidateOutcome>, started: Instant) -> Result<TrainOutput, PipelineError> {
     let metric = spec.metric();
@@ -520,6 +639,12 @@ fn best_of(spec: &Spec, input: FeaturesOutput, outcomes: Vec<CandidateOutcome>, 
         match outcome {
             CandidateOutcome::Trained(summary) => candidates.push(summary),
             CandidateOutcome::Failed(failure) => failures.push(failure),
+            CandidateOutcome::Paused(paused) => {
+                return Err(PipelineError::bad_input(format!(
+                    "candidate '{}' is paused at round {}: resume it first",
+                    paused.name, paused.rounds
+                )));
+            }
         }
     }
     let best = candidates
@@ -583,11 +708,7 @@ fn register_with(
         }
         let champion = match &production {
             Some((p, _)) => {
-                let set = match (held, &mut rebuilt) {
-                    (Some(set), _) => set,
-                    (None, Some(set)) => set,
-                    (None, None) => rebuilt.insert(rebuild_training_set(store, spec, &state)?),
-                };
+                let set = training_set_of(store, spec, &state, held, &mut rebuilt)?;
                 Some(VersionMetrics { version: p.version.clone(), metrics: champion_metrics(&registry, &p.version, &p.metrics, set) })
             }
             None => None,

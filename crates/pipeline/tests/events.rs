@@ -107,9 +107,9 @@ fn the_sample_events_are_what_the_stages_write() {
     let features = stages::features(&store, &spec, prepared).unwrap();
     // Train's two steps, as the state machine runs them around its Map over candidates.
     let candidate = features.candidate_names[0].clone();
-    matches_event("train.json", &TrainStep::Candidate { candidate: candidate.clone(), features: features.clone() });
+    matches_event("train.json", &TrainStep::Candidate { candidate: candidate.clone(), features: features.clone(), resume: None });
     for name in &features.candidate_names {
-        stages::train_candidate_step(&store, &spec, &features, name).unwrap();
+        stages::train_candidate_step(&store, &spec, &features, name, None, None).unwrap();
     }
     matches_event("train-collect.json", &TrainStep::Collect { features: features.clone() });
     let trained = stages::train_collect(&store, &spec, features).unwrap();

@@ -33,7 +33,7 @@ impl FeatureBins {
 }
 
 /// Bin edges for every feature, fitted on training rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BinMapper {
     pub features: Vec<FeatureBins>,
 }
@@ -87,7 +87,8 @@ fn edges_of_sorted(values: &[f64], max_bins: usize) -> Vec<f64> {
 }
 
 /// Bin indices of a matrix, feature-major (for histograms of many rows) and row-major (for the
-/// few, scattered rows of small nodes: one cache line holds every feature of a row).
+/// few, scattered rows of small nodes: one cache line holds every feature of a row). Serialised
+/// as its columns alone; the row-major copy is rebuilt on load.
 #[derive(Debug, Clone)]
 pub(crate) struct BinnedMatrix {
     pub columns: Vec<Vec<u8>>,
@@ -112,6 +113,23 @@ impl BinnedMatrix {
     pub fn row(&self, row: usize) -> &[u8] {
         let n_features = self.columns.len();
         &self.rows[row * n_features..(row + 1) * n_features]
+    }
+}
+
+impl Serialize for BinnedMatrix {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.columns.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for BinnedMatrix {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let columns = Vec::<Vec<u8>>::deserialize(deserializer)?;
+        let rows = columns.first().map_or(0, Vec::len);
+        if columns.iter().any(|c| c.len() != rows) {
+            return Err(serde::de::Error::custom("the binned columns differ in length"));
+        }
+        Ok(BinnedMatrix::new(columns))
     }
 }
 

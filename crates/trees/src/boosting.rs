@@ -15,7 +15,8 @@ use crate::bins::{BinMapper, BinnedMatrix, MISSING_BIN};
 use crate::ensemble::{Link, TreeEnsemble, normalised_importances, softmax_into};
 use crate::goss;
 use crate::grow::{Gradients, GrowConfig, Grower};
-use crate::{Common, TreesError, check_common, check_targets, out_of_time, parameter};
+use crate::tree::Tree;
+use crate::{Common, TreesError, check_common, check_targets, parameter};
 
 /// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
 const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
@@ -325,6 +326,123 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
     type Object = TreeEnsemble;
 
     fn fit(&self, dataset: &DatasetBase<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>>) -> Result<TreeEnsemble, TreesError> {
+        let input = self.prepare(dataset)?;
+        let mut state = BoostingCheckpoint::start(&input, self.loss);
+        self.run(&input, &mut state, usize::MAX);
+        Ok(self.ensemble(&input, state))
+    }
+}
+
+/// What every boosting round reads and none changes: the targets, the early-stopping split, the
+/// bin edges and the binned training matrix (u8 codes, column-major). A fit that spans several
+/// invocations prepares it once, stores it, and each invocation loads it instead of the features.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BoostingInput {
+    y: Vec<f64>,
+    train: Vec<u32>,
+    validation: Vec<u32>,
+    mapper: BinMapper,
+    binned: BinnedMatrix,
+    baseline: Vec<f64>,
+    n_features: usize,
+    /// Where the seeded random stream stands after the split and the bin edges.
+    rng_word_pos: u128,
+    /// Seconds the preparation took, counted against `max_seconds`.
+    seconds: f64,
+}
+
+/// Where a boosting fit stands after some rounds: the trees so far, every row's raw score, the
+/// early-stopping record, the random stream's position and the seconds spent. Carried on by
+/// [`GradientBoostingValidParams::boost`], it ends in the same model, to the byte, as one
+/// uninterrupted fit (unless the time budget cuts either short).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BoostingCheckpoint {
+    rounds: usize,
+    trees: Vec<Tree>,
+    gains: Vec<Vec<f64>>,
+    /// The best validation loss and the round count it was reached at.
+    best: (f64, usize),
+    raw: Vec<f64>,
+    exp: Vec<f64>,
+    rng_word_pos: u128,
+    seconds: f64,
+    /// Whether boosting has stopped: early stopping, `max_iter` or the time budget.
+    finished: bool,
+    time_limited: bool,
+}
+
+impl BoostingCheckpoint {
+    fn start(input: &BoostingInput, loss: Loss) -> BoostingCheckpoint {
+        let scores = Scores::new(loss, input.y.len(), &input.baseline);
+        // The validation loss of the baseline alone: a first tree that does not beat it is dropped.
+        let best_loss = if input.validation.is_empty() { 0.0 } else { loss.mean_loss(&input.y, &scores.raw, &input.validation) };
+        BoostingCheckpoint {
+            rounds: 0,
+            trees: Vec::new(),
+            gains: Vec::new(),
+            best: (best_loss, 0),
+            raw: scores.raw,
+            exp: scores.exp,
+            rng_word_pos: input.rng_word_pos,
+            seconds: input.seconds,
+            finished: false,
+            time_limited: false,
+        }
+    }
+
+    /// Boosting rounds done so far.
+    pub fn rounds(&self) -> usize {
+        self.rounds
+    }
+
+    /// Refuses a checkpoint that does not belong to this input and loss (a stored one could
+    /// have been written by another fit): every index it holds must be in range.
+    fn check(&self, input: &BoostingInput, loss: Loss) -> Result<(), TreesError> {
+        let k = loss.n_outputs();
+        let n = input.y.len();
+        let fits = self.trees.len() == self.rounds * k
+            && self.gains.len() == self.trees.len()
+            && self.raw.len() == n * k
+            && (self.exp.is_empty() || self.exp.len() == n * k)
+            && self.exp.is_empty() != loss.needs_exp()
+            && self.best.1 <= self.rounds
+            && self.trees.iter().all(|t| t.output < k && t.max_feature().is_none_or(|f| f < input.n_features));
+        if fits { Ok(()) } else { Err(TreesError::Resume { reason: "the checkpoint does not belong to this input and loss" }) }
+    }
+}
+
+/// How far [`GradientBoostingValidParams::boost`] got.
+#[derive(Debug, Clone)]
+pub enum Boosting {
+    /// Boosting stopped: the fitted model and the seconds its fit took over every call.
+    Done { model: TreeEnsemble, seconds: f64 },
+    /// The round budget ran out first: carry on from here.
+    Paused(BoostingCheckpoint),
+}
+
+impl BoostingInput {
+    /// Refuses an input whose parts disagree (a stored one could be damaged): every row index
+    /// and column must be in range.
+    fn check(&self, loss: Loss) -> Result<(), TreesError> {
+        let n = self.y.len();
+        let fits = n > 0
+            && self.binned.columns.len() == self.n_features
+            && self.mapper.features.len() == self.n_features
+            && self.binned.columns.first().is_none_or(|c| c.len() == n)
+            && self.baseline.len() == loss.n_outputs()
+            && self.train.iter().chain(&self.validation).all(|&r| (r as usize) < n)
+            && !self.train.is_empty();
+        if fits { Ok(()) } else { Err(TreesError::Resume { reason: "the boosting input's parts disagree" }) }
+    }
+}
+
+impl GradientBoostingValidParams {
+    /// Checks the targets, splits off the early-stopping rows, fits the bin edges and bins the
+    /// rows: everything boosting needs from the dataset.
+    pub fn prepare<D: Data<Elem = f64>, T: Data<Elem = f64>>(
+        &self,
+        dataset: &DatasetBase<ArrayBase<D, Ix2>, ArrayBase<T, Ix1>>,
+    ) -> Result<BoostingInput, TreesError> {
         let started = std::time::Instant::now();
         let x = dataset.records();
         let y: Vec<f64> = dataset.targets().iter().copied().collect();
@@ -336,9 +454,52 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         }
         let mapper = BinMapper::fit(x, &train, self.max_bins, &mut rng);
         let binned = mapper.transform(x);
-        let k = self.loss.n_outputs();
         let baseline = self.loss.baseline(&y, &train);
-        let mut scores = Scores::new(self.loss, y.len(), &baseline);
+        Ok(BoostingInput {
+            y,
+            train,
+            validation,
+            mapper,
+            binned,
+            baseline,
+            n_features: x.ncols(),
+            rng_word_pos: rng.get_word_pos(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Runs at most `rounds` more boosting rounds on `input`, from `from` or from the start:
+    /// the model once boosting stops, else where it stands.
+    pub fn boost(&self, input: &BoostingInput, from: Option<BoostingCheckpoint>, rounds: usize) -> Result<Boosting, TreesError> {
+        if rounds == 0 {
+            return Err(parameter("rounds", "must be at least 1"));
+        }
+        input.check(self.loss)?;
+        let mut state = match from {
+            Some(state) => {
+                state.check(input, self.loss)?;
+                state
+            }
+            None => BoostingCheckpoint::start(input, self.loss),
+        };
+        self.run(input, &mut state, rounds);
+        Ok(if state.finished {
+            let seconds = state.seconds;
+            Boosting::Done { model: self.ensemble(input, state), seconds }
+        } else {
+            Boosting::Paused(state)
+        })
+    }
+
+    /// Boosting rounds from `state`, until boosting stops or `rounds` more are done.
+    fn run(&self, input: &BoostingInput, state: &mut BoostingCheckpoint, rounds: usize) {
+        let clock = std::time::Instant::now();
+        let spent_before = state.seconds;
+        let (y, train, validation, mapper, binned) = (&input.y, &input.train, &input.validation, &input.mapper, &input.binned);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_word_pos(state.rng_word_pos);
+        let k = self.loss.n_outputs();
+        let mut scores = Scores { raw: std::mem::take(&mut state.raw), exp: std::mem::take(&mut state.exp), k };
         let mut pairs = vec![vec![[0.0, 1.0]; y.len()]; k];
         let config = GrowConfig {
             max_leaf_nodes: self.max_leaf_nodes,
@@ -349,28 +510,22 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
             shrinkage: self.learning_rate,
             features_per_node: None,
         };
-        let mut trees = Vec::new();
-        let mut gains = Vec::new();
-        // The validation loss of the baseline alone: a first tree that does not beat it is dropped.
-        let mut best = (if validation.is_empty() { 0.0 } else { self.loss.mean_loss(&y, &scores.raw, &validation) }, 0);
-        let mut time_limited = false;
         let goss = self.sampling == Sampling::Goss;
         // As LightGBM: the first rounds, whose gradients are all large, see every row.
         let first_sampled_round = (1.0 / self.learning_rate).ceil() as usize;
-        for iteration in 0..self.max_iter {
-            if out_of_time(started, self.max_seconds) {
-                time_limited = true;
-                if !validation.is_empty() {
-                    trees.truncate(best.1 * k);
-                    gains.truncate(best.1 * k);
-                }
+        let stop_before = self.max_iter.min(state.rounds.saturating_add(rounds));
+        while !state.finished && state.rounds < stop_before {
+            let iteration = state.rounds;
+            if self.max_seconds.is_some_and(|limit| spent_before + clock.elapsed().as_secs_f64() >= limit) {
+                state.time_limited = true;
+                self.stop(state, !validation.is_empty());
                 break;
             }
-            self.loss.gradients(&y, &scores, &mut pairs);
-            let sample = (goss && iteration >= first_sampled_round).then(|| goss::sample(&train, &mut pairs, &mut rng));
-            let (grow_rows, left_out) = sample.as_ref().map_or((&train, &[][..]), |s| (&s.kept, &s.left_out[..]));
+            self.loss.gradients(y, &scores, &mut pairs);
+            let sample = (goss && iteration >= first_sampled_round).then(|| goss::sample(train, &mut pairs, &mut rng));
+            let (grow_rows, left_out) = sample.as_ref().map_or((train, &[][..]), |s| (&s.kept, &s.left_out[..]));
             for (output, grads) in pairs.iter().enumerate() {
-                let grower = Grower { bins: &binned, edges: &mapper.features, grads: Gradients::Single(grads), config: &config };
+                let grower = Grower { bins: binned, edges: &mapper.features, grads: Gradients::Single(grads), config: &config };
                 let mut grown = grower.grow(grow_rows.clone(), &mut rng);
                 grown.tree.output = output;
                 for &(start, end, leaf) in &grown.leaves {
@@ -383,36 +538,54 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
                 // Rows the tree did not grow on reach their leaves through the binned features.
                 for rows in [left_out, &validation[..]] {
                     let values: Vec<f64> =
-                        rows.par_iter().map(|&row| binned_leaf_value(&grown.tree, &mapper, &binned, row as usize)).collect();
+                        rows.par_iter().map(|&row| binned_leaf_value(&grown.tree, mapper, binned, row as usize)).collect();
                     for (&row, value) in rows.iter().zip(values) {
                         scores.add(row as usize, output, value, value.exp());
                     }
                 }
-                gains.push(grown.gains);
-                trees.push(grown.tree);
+                state.gains.push(grown.gains);
+                state.trees.push(grown.tree);
             }
+            state.rounds += 1;
             if !validation.is_empty() {
-                let loss = self.loss.mean_loss(&y, &scores.raw, &validation);
-                if loss < best.0 - self.tol * best.0.abs().max(1.0) {
-                    best = (loss, iteration + 1);
-                } else if iteration + 1 - best.1 >= self.n_iter_no_change {
-                    trees.truncate(best.1 * k);
-                    gains.truncate(best.1 * k);
-                    break;
+                let loss = self.loss.mean_loss(y, &scores.raw, validation);
+                if loss < state.best.0 - self.tol * state.best.0.abs().max(1.0) {
+                    state.best = (loss, state.rounds);
+                } else if state.rounds - state.best.1 >= self.n_iter_no_change {
+                    self.stop(state, true);
                 }
             }
         }
-        let n_features = x.ncols();
-        Ok(TreeEnsemble {
+        if state.rounds >= self.max_iter {
+            state.finished = true;
+        }
+        state.raw = scores.raw;
+        state.exp = scores.exp;
+        state.rng_word_pos = rng.get_word_pos();
+        state.seconds = spent_before + clock.elapsed().as_secs_f64();
+    }
+
+    /// Ends boosting; with early-stopping rows, at the round that did best on them.
+    fn stop(&self, state: &mut BoostingCheckpoint, keep_best: bool) {
+        if keep_best {
+            let kept = state.best.1 * self.loss.n_outputs();
+            state.trees.truncate(kept);
+            state.gains.truncate(kept);
+        }
+        state.finished = true;
+    }
+
+    fn ensemble(&self, input: &BoostingInput, state: BoostingCheckpoint) -> TreeEnsemble {
+        TreeEnsemble {
             link: self.loss.link(),
-            n_outputs: k,
-            baseline,
-            trees,
+            n_outputs: self.loss.n_outputs(),
+            baseline: input.baseline.clone(),
+            trees: state.trees,
             average: false,
-            n_features,
-            importances: normalised_importances(n_features, gains.iter().map(Vec::as_slice)),
-            time_limited,
-        })
+            n_features: input.n_features,
+            importances: normalised_importances(input.n_features, state.gains.iter().map(Vec::as_slice)),
+            time_limited: state.time_limited,
+        }
     }
 }
 

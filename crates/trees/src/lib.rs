@@ -26,7 +26,9 @@ mod goss;
 mod grow;
 mod tree;
 
-pub use boosting::{EarlyStopping, GradientBoostingParams, GradientBoostingValidParams, Loss, Sampling};
+pub use boosting::{
+    Boosting, BoostingCheckpoint, BoostingInput, EarlyStopping, GradientBoostingParams, GradientBoostingValidParams, Loss, Sampling,
+};
 pub use ensemble::{Link, TreeEnsemble};
 pub use forest::{ForestTask, MaxFeatures, RandomForestParams, RandomForestValidParams};
 pub use tree::{Node, Tree};
@@ -42,6 +44,8 @@ pub enum TreesError {
     Shape { rows: usize, targets: usize },
     #[error("target of row {row} is {value}: {reason}")]
     InvalidTarget { row: usize, value: f64, reason: &'static str },
+    #[error("cannot resume boosting: {reason}")]
+    Resume { reason: &'static str },
     #[error(transparent)]
     Linfa(#[from] linfa::Error),
 }
@@ -309,6 +313,63 @@ mod tests {
         let unlimited = GradientBoostingParams::new(Loss::SquaredError).max_iter(5).fit(&data).unwrap();
         assert!(!unlimited.time_limited());
         assert!(GradientBoostingParams::new(Loss::SquaredError).max_seconds(Some(0.0)).check().is_err());
+    }
+
+    /// Fits through `boost` a few rounds at a time, the input and every checkpoint passed through
+    /// their stored bytes as invocations of a state machine would; answers the model and the
+    /// number of pauses.
+    fn fit_in_pieces(
+        params: &GradientBoostingValidParams,
+        data: &DatasetBase<Array2<f64>, Array1<f64>>,
+        rounds: usize,
+    ) -> (TreeEnsemble, usize) {
+        let input: BoostingInput = postcard::from_bytes(&postcard::to_stdvec(&params.prepare(data).unwrap()).unwrap()).unwrap();
+        let (mut checkpoint, mut pauses) = (None, 0);
+        loop {
+            match params.boost(&input, checkpoint.take(), rounds).unwrap() {
+                Boosting::Done { model, .. } => return (model, pauses),
+                Boosting::Paused(paused) => {
+                    assert_eq!(paused.rounds(), (pauses + 1) * rounds);
+                    pauses += 1;
+                    checkpoint = Some(postcard::from_bytes(&postcard::to_stdvec(&paused).unwrap()).unwrap());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn boosting_resumed_from_checkpoints_gives_the_bytes_of_one_fit() {
+        let x = features(12_000, 9);
+        let counts: Array1<f64> = x.rows().into_iter().map(|r| smooth(r).exp().round()).collect();
+        let classes: Array1<f64> = x.column(1).mapv(|v| (v + 2.0).floor().min(2.0));
+        let cases = [
+            // Early stopping and GOSS: the validation record and the random stream carry over.
+            (GradientBoostingParams::new(Loss::Poisson).max_iter(60).sampling(Sampling::Goss), counts),
+            (GradientBoostingParams::new(Loss::Softmax { n_classes: 3 }).max_iter(25), classes),
+        ];
+        for (params, y) in cases {
+            let params = params.check().unwrap();
+            let data = Dataset::new(x.clone(), y);
+            let whole = postcard::to_stdvec(&params.fit(&data).unwrap()).unwrap();
+            let (resumed, pauses) = fit_in_pieces(&params, &data, 7);
+            assert!(pauses >= 3, "{pauses} pauses");
+            assert!(postcard::to_stdvec(&resumed).unwrap() == whole, "a resumed fit gave other bytes than one fit");
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_fit_is_refused() {
+        let x = features(500, 10);
+        let y: Array1<f64> = x.rows().into_iter().map(smooth).collect();
+        let data = Dataset::new(x, y);
+        let params = GradientBoostingParams::new(Loss::SquaredError).max_iter(10).check().unwrap();
+        let input = params.prepare(&data).unwrap();
+        let Boosting::Paused(checkpoint) = params.boost(&input, None, 2).unwrap() else { panic!("10 rounds take more than 2") };
+        let other = GradientBoostingParams::new(Loss::Softmax { n_classes: 2 }).max_iter(10).check().unwrap();
+        let classes = Dataset::new(data.records().clone(), data.targets().mapv(|v| f64::from(v > 0.0)));
+        let error = other.boost(&other.prepare(&classes).unwrap(), Some(checkpoint), 2).unwrap_err();
+        assert!(error.to_string().contains("cannot resume"), "{error}");
+        assert!(params.boost(&input, None, 0).is_err());
     }
 
     #[test]

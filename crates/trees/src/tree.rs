@@ -135,6 +135,11 @@ impl Tree {
         self.steps[index as usize].children[0] == index
     }
 
+    /// The highest feature index a split reads; none for a single leaf.
+    pub(crate) fn max_feature(&self) -> Option<usize> {
+        (0..self.steps.len() as u32).filter(|&at| !self.is_leaf(at)).map(|at| self.steps[at as usize].feature as usize).max()
+    }
+
     /// The values of leaf `leaf` (a node index).
     fn values_of(&self, leaf: u32) -> &[f64] {
         let start = self.steps[leaf as usize].threshold as usize * self.width;

@@ -2,8 +2,12 @@
 //!
 //! Input: `TrainStep` (see `mlops_core::contracts`): `candidate` fits and evaluates one
 //! candidate of the run and answers its `CandidateOutcome`; `collect` reads every candidate's
-//! outcome and answers `TrainOutput`. Errors are typed `BadInput` (fail fast), `Transient` (the
-//! state machine retries) or `Internal`.
+//! outcome and answers `TrainOutput`. With `MLOPS_BOOSTING_ROUNDS_PER_INVOCATION` set, a
+//! gradient-boosting candidate stops after that many rounds, saves a checkpoint and answers
+//! `paused`; the state machine invokes it again with `resume` until it is done. Errors are typed
+//! `BadInput` (fail fast), `Transient` (the state machine retries) or `Internal`.
+
+use std::num::NonZeroUsize;
 
 use mlops_aws::lambda;
 use mlops_core::contracts::{CandidateOutcome, TrainOutput, TrainStep};
@@ -25,9 +29,11 @@ enum Answer {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run_stage(|store, spec, step: TrainStep| match step {
-        TrainStep::Candidate { candidate, features } => {
-            stages::train_candidate_step(store, spec, &features, &candidate).map(Answer::Candidate)
+    // Boosting rounds per invocation: 0 (the default) fits a candidate in one invocation.
+    let rounds = NonZeroUsize::new(mlops_aws::env_or("MLOPS_BOOSTING_ROUNDS_PER_INVOCATION", 0, "a whole number of rounds")?);
+    lambda::run_stage(move |store, spec, step: TrainStep| match step {
+        TrainStep::Candidate { candidate, features, resume } => {
+            stages::train_candidate_step(store, spec, &features, &candidate, resume.as_ref(), rounds).map(Answer::Candidate)
         }
         TrainStep::Collect { features } => stages::train_collect(store, spec, features).map(|output| Answer::Trained(Box::new(output))),
     })

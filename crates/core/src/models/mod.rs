@@ -7,7 +7,10 @@ mod ridge;
 
 use linfa::ParamGuard;
 use linfa::prelude::*;
-use mlops_trees::{EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams, Sampling, TreeEnsemble};
+use mlops_trees::{
+    Boosting, BoostingCheckpoint, BoostingInput, EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams,
+    Sampling, TreeEnsemble,
+};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +53,8 @@ pub enum FitError {
     NotFinite,
     #[error("trees are fitted on the dense ordinal encoding, not on sparse rows")]
     SparseForTrees,
+    #[error("only gradient boosting fits over several calls")]
+    NotResumable,
     #[error(transparent)]
     Trees(#[from] mlops_trees::TreesError),
 }
@@ -168,6 +173,37 @@ fn boosting_params(spec: &ModelSpec, problem: Problem) -> GradientBoostingParams
         })
         .seed(problem.seed)
         .max_seconds(problem.max_seconds)
+}
+
+/// Whether a candidate's fit can run over several calls ([`prepare_boosting`], [`boost`]).
+pub fn is_resumable(spec: &ModelSpec) -> bool {
+    matches!(spec, ModelSpec::GradientBoosting { .. })
+}
+
+/// The first part of a gradient-boosting fit over several calls: the early-stopping split and
+/// the binned training matrix of dense features `x`, which every later call loads.
+pub fn prepare_boosting(spec: &ModelSpec, problem: Problem, x: &Design, y: &[f64]) -> Result<BoostingInput, FitError> {
+    if !is_resumable(spec) {
+        return Err(FitError::NotResumable);
+    }
+    let Design::Dense(x) = x else { return Err(FitError::SparseForTrees) };
+    let dataset = DatasetBase::new(x.view(), ndarray::ArrayView1::from(y));
+    Ok(boosting_params(spec, problem).check()?.prepare(&dataset)?)
+}
+
+/// At most `rounds` more boosting rounds of a fit over several calls, from `from` or from the
+/// start: the same model, to the byte, as [`fit`] when boosting is done.
+pub fn boost(
+    spec: &ModelSpec,
+    problem: Problem,
+    input: &BoostingInput,
+    from: Option<BoostingCheckpoint>,
+    rounds: usize,
+) -> Result<Boosting, FitError> {
+    if !is_resumable(spec) {
+        return Err(FitError::NotResumable);
+    }
+    Ok(boosting_params(spec, problem).check()?.boost(input, from, rounds)?)
 }
 
 /// Fits a candidate on encoded features `x` and targets `y` (class indices for classification).

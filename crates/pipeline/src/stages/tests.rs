@@ -347,12 +347,12 @@ fn candidates_trained_apart_and_collected_give_what_train_gives_and_a_missing_on
         |output: &TrainOutput| output.candidates.iter().map(|c| store.get(&c.artifact_key).unwrap().unwrap()).collect::<Vec<_>>();
     let together_artifacts = artifacts(&together);
     // A Map iteration that failed leaves no outcome (here: removed): the collect step must notice.
-    train_candidate_step(&store, &spec, &featured, "gbm").unwrap();
+    train_candidate_step(&store, &spec, &featured, "gbm", None, None).unwrap();
     let missing = Keys { dataset: "toy" }.candidate_outcome(&featured.run_id, "lm");
     std::fs::remove_file(store.path(&missing).unwrap()).unwrap();
     let error = train_collect(&store, &spec, featured.clone()).unwrap_err().to_string();
     assert!(error.contains("candidate 'lm' has no outcome"), "{error}");
-    train_candidate_step(&store, &spec, &featured, "lm").unwrap();
+    train_candidate_step(&store, &spec, &featured, "lm", None, None).unwrap();
     let apart = train_collect(&store, &spec, featured).unwrap();
     assert_eq!(apart.best, together.best);
     assert_eq!(artifacts(&apart), together_artifacts, "the same model bytes, apart or together");
@@ -361,4 +361,44 @@ fn candidates_trained_apart_and_collected_give_what_train_gives_and_a_missing_on
         // Metrics are sums in parallel, so their last bits may differ.
         assert!(a.metrics.iter().all(|(metric, value)| (value - t.metrics[metric]).abs() <= 1e-12 * value.abs().max(1.0)), "{a:?} {t:?}");
     }
+}
+
+#[test]
+fn a_boosted_candidate_paused_and_resumed_gives_the_bytes_of_one_fit() {
+    let (_dir, store) = store_with(&[("first.csv", &csv(300, 0.0))]);
+    let spec = spec();
+    let featured = features(&store, &spec, prep(&store, &spec, &request()).unwrap()).unwrap();
+    let together = train(&store, &spec, featured.clone(), &quiet).unwrap();
+    let whole = store.get(&together.candidates.iter().find(|c| c.name == "gbm").unwrap().artifact_key).unwrap().unwrap();
+    let keys = Keys { dataset: "toy" };
+    std::fs::remove_file(store.path(&keys.candidate_outcome(&featured.run_id, "gbm")).unwrap()).unwrap();
+    // 50 rounds, 20 per invocation: two pauses, each with its checkpoint, and no outcome until done.
+    let rounds = NonZeroUsize::new(20);
+    let mut resume = None;
+    let mut paused_at = Vec::new();
+    let summary = loop {
+        match train_candidate_step(&store, &spec, &featured, "gbm", resume.as_ref(), rounds).unwrap() {
+            CandidateOutcome::Paused(paused) => {
+                assert!(store.get(&keys.candidate_outcome(&featured.run_id, "gbm")).unwrap().is_none());
+                assert!(store.get(&keys.boosting_checkpoint(&featured.run_id, "gbm", paused.rounds)).unwrap().is_some());
+                paused_at.push(paused.rounds);
+                resume = Some(paused);
+            }
+            CandidateOutcome::Trained(summary) => break summary,
+            CandidateOutcome::Failed(failure) => panic!("{failure:?}"),
+        }
+    };
+    assert_eq!(paused_at, [20, 40]);
+    assert!(store.get(&summary.artifact_key).unwrap().unwrap() == whole, "a resumed fit gave other artifact bytes than one fit");
+    // A retried invocation resumes from the checkpoint its input names, whatever came after.
+    let retried = CandidatePaused { name: "gbm".into(), rounds: 20 };
+    let again = train_candidate_step(&store, &spec, &featured, "gbm", Some(&retried), rounds).unwrap();
+    assert!(matches!(again, CandidateOutcome::Paused(CandidatePaused { rounds: 40, .. })), "{again:?}");
+    // A checkpoint that is gone fails the step and names it.
+    let missing = CandidatePaused { name: "gbm".into(), rounds: 30 };
+    let error = train_candidate_step(&store, &spec, &featured, "gbm", Some(&missing), rounds).unwrap_err().to_string();
+    assert!(error.contains("checkpoint-30.bin") && error.contains("paused at round 30"), "{error}");
+    // Other candidates fit in one call whatever the round budget.
+    let linear = train_candidate_step(&store, &spec, &featured, "lm", None, rounds).unwrap();
+    assert!(matches!(linear, CandidateOutcome::Trained(_)), "{linear:?}");
 }
