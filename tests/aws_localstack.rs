@@ -91,6 +91,18 @@ impl LocalStack {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A command for `program` that talks to this LocalStack with its test credentials.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("AWS_ENDPOINT_URL", self.endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE");
+        command
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -286,14 +298,7 @@ impl Clients {
 
 /// Runs `mlops --root s3://BUCKET ARGS... --json` against LocalStack; returns its JSON.
 fn mlops_on(localstack: &LocalStack, bucket: &str, args: &[&str]) -> Value {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
-    command
-        .env("AWS_ENDPOINT_URL", localstack.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env_remove("AWS_PROFILE");
-    mlops_json(command, &format!("s3://{bucket}"), args)
+    mlops_json(localstack.command(env!("CARGO_BIN_EXE_mlops")), &format!("s3://{bucket}"), args)
 }
 
 /// Runs `mlops --root ROOT ARGS... --json` on a local store; returns its JSON.
@@ -465,15 +470,11 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let step = json!({ "step": "candidate", "candidate": "gradient_boosting", "features": features, "runner": "fargate" });
         clients.put(bucket, &step_key, step.to_string().into_bytes()).await;
         let task = |key: &str| {
-            Command::new(release_binary("train"))
+            localstack
+                .command(release_binary("train"))
                 .env("MLOPS_BUCKET", bucket)
                 .env("MLOPS_STEP_INPUT_KEY", key)
-                .env("AWS_ENDPOINT_URL", localstack.endpoint())
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
                 .env_remove("AWS_LAMBDA_RUNTIME_API")
-                .env_remove("AWS_PROFILE")
                 .output()
                 .expect("running the train binary")
         };

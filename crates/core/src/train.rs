@@ -81,7 +81,7 @@ impl TrainingSet {
     }
 
     fn problem(&self, spec: &Spec, max_seconds: Option<f64>) -> Problem {
-        Problem { task: spec.target.task, n_classes: self.target.n_classes(), seed: spec.split.seed, max_seconds }
+        problem(spec, self.target.n_classes(), max_seconds)
     }
 
     /// Fits the features on the training rows.
@@ -133,31 +133,41 @@ pub fn train_candidate(
     max_seconds: Option<f64>,
 ) -> Result<Trained, CoreError> {
     let started = Instant::now();
-    let failed = |message: String| CoreError::Model { name: name.to_string(), message };
-    let (x_train, y_train, reference) = encode_training_rows(spec, name, model, set, features)?;
+    let (train, x_train, y_train) = encode_training_rows(spec, name, model, set, features)?;
+    // What drift compares against, taken before the fit so that the rows are not held through it.
+    let reference = feature_distributions(spec, &train, spec.split.seed);
+    drop(train);
     let fit_started = Instant::now();
-    let fitted = models::fit(model, set.problem(spec, max_seconds), &x_train, &y_train).map_err(|e| failed(e.to_string()))?;
+    let fitted = models::fit(model, set.problem(spec, max_seconds), &x_train, &y_train).map_err(|e| model_failed(name, e))?;
     drop(x_train);
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     finish_candidate(spec, name, set, features, Fitted { model: fitted, fit_seconds, reference }, started)
 }
 
-/// A candidate's training rows, encoded as its model reads them, their targets, and the feature
-/// distributions drift will compare against (taken here, so that the rows are not held
-/// through the fit).
+/// A candidate's training rows, as they are and encoded as its model reads them, and their
+/// targets.
 fn encode_training_rows(
     spec: &Spec,
     name: &str,
     model: &ModelSpec,
     set: &TrainingSet,
     features: &FittedFeatures,
-) -> Result<(crate::design::Design, Vec<f64>, Vec<Distribution>), CoreError> {
+) -> Result<(Frame, crate::design::Design, Vec<f64>), CoreError> {
     let (train, y_train) = set.rows(&set.split.train);
     let x_train = features
         .transform_training(&train, models::encoding_of(model), set.fit_target(spec, &y_train), spec.split.seed)
-        .map_err(|e| CoreError::Model { name: name.to_string(), message: e.to_string() })?;
-    let reference = feature_distributions(spec, &train, spec.split.seed);
-    Ok((x_train, y_train, reference))
+        .map_err(|e| model_failed(name, e))?;
+    Ok((train, x_train, y_train))
+}
+
+/// What a model is fitted for, with `n_classes` classes (1 for regression).
+fn problem(spec: &Spec, n_classes: usize, max_seconds: Option<f64>) -> Problem {
+    Problem { task: spec.target.task, n_classes, seed: spec.split.seed, max_seconds }
+}
+
+/// Candidate `name` could not be trained.
+fn model_failed(name: &str, error: impl std::fmt::Display) -> CoreError {
+    CoreError::Model { name: name.to_string(), message: error.to_string() }
 }
 
 /// A fitted model before its evaluation.
@@ -232,9 +242,9 @@ pub fn prepare_boosting(
     set: &TrainingSet,
     features: &FittedFeatures,
 ) -> Result<PreparedBoosting, CoreError> {
-    let (x_train, y_train, _) = encode_training_rows(spec, name, model, set, features)?;
-    let input = models::prepare_boosting(model, set.problem(spec, None), &x_train, &y_train)
-        .map_err(|e| CoreError::Model { name: name.to_string(), message: e.to_string() })?;
+    let (train, x_train, y_train) = encode_training_rows(spec, name, model, set, features)?;
+    drop(train);
+    let input = models::prepare_boosting(model, set.problem(spec, None), &x_train, &y_train).map_err(|e| model_failed(name, e))?;
     Ok(PreparedBoosting { n_classes: set.target.n_classes(), input })
 }
 
@@ -249,13 +259,12 @@ pub fn boost_candidate(
     rounds: usize,
     max_seconds: Option<f64>,
 ) -> Result<Resumable, CoreError> {
-    let problem = Problem { task: spec.target.task, n_classes: prepared.n_classes, seed: spec.split.seed, max_seconds };
-    match models::boost(model, problem, &prepared.input, from, rounds) {
+    match models::boost(model, problem(spec, prepared.n_classes, max_seconds), &prepared.input, from, rounds) {
         Ok(Boosting::Done { model, seconds }) => {
             Ok(Resumable::Done(Box::new(BoostedModel { model: models::Model::Trees(model), fit_seconds: seconds })))
         }
         Ok(Boosting::Paused(checkpoint)) => Ok(Resumable::Paused(checkpoint)),
-        Err(e) => Err(CoreError::Model { name: name.to_string(), message: e.to_string() }),
+        Err(e) => Err(model_failed(name, e)),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::ensemble::{Link, TreeEnsemble, normalised_importances, softmax_into};
 use crate::goss;
 use crate::grow::{Gradients, GrowConfig, Grower};
 use crate::tree::Tree;
-use crate::{Common, TreesError, check_common, check_targets, parameter};
+use crate::{Common, TreesError, check_common, check_targets, out_of_time, parameter};
 
 /// Early stopping is on for `Auto` from this many training rows, as in scikit-learn.
 const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
@@ -516,7 +516,7 @@ impl GradientBoostingValidParams {
         let stop_before = self.max_iter.min(state.rounds.saturating_add(rounds));
         while !state.finished && state.rounds < stop_before {
             let iteration = state.rounds;
-            if self.max_seconds.is_some_and(|limit| spent_before + clock.elapsed().as_secs_f64() >= limit) {
+            if out_of_time(spent_before + clock.elapsed().as_secs_f64(), self.max_seconds) {
                 state.time_limited = true;
                 self.stop(state, !validation.is_empty());
                 break;

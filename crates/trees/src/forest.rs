@@ -226,7 +226,7 @@ impl<D: Data<Elem = f64>, T: Data<Elem = f64>> Fit<ArrayBase<D, Ix2>, ArrayBase<
         let mut grown = Vec::with_capacity(self.n_trees);
         let mut time_limited = false;
         while grown.len() < self.n_trees {
-            if !grown.is_empty() && out_of_time(started, self.max_seconds) {
+            if !grown.is_empty() && out_of_time(started.elapsed().as_secs_f64(), self.max_seconds) {
                 time_limited = true;
                 break;
             }

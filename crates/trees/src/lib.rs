@@ -84,9 +84,9 @@ pub(crate) fn check_common(common: Common) -> Result<(), TreesError> {
     Ok(())
 }
 
-/// Whether a fit that began at `started` has used up its `max_seconds` (never, without one).
-pub(crate) fn out_of_time(started: std::time::Instant, max_seconds: Option<f64>) -> bool {
-    max_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit)
+/// Whether a fit that has taken `seconds` has used up its `max_seconds` (never, without one).
+pub(crate) fn out_of_time(seconds: f64, max_seconds: Option<f64>) -> bool {
+    max_seconds.is_some_and(|limit| seconds >= limit)
 }
 
 /// Checks the row count and that every target is finite and accepted by `valid`.
