@@ -2,7 +2,8 @@
 //! IAM checks on (`tests/checks/iam_setup.py`). Each stage runs in this process, as its function
 //! would, under the credentials of a user that carries exactly its role's policies from
 //! `infra/template.yaml`, through one lifecycle: upload, trigger, prep, features, train,
-//! register (promotion), predict, drift (alert and retrain), and a second run on new data.
+//! register (promotion), predict, drift (its plan, map item and reduce steps; alert and retrain),
+//! and a second run on new data.
 //!
 //! The removal check drops each statement our code relies on, one at a time, and requires the
 //! lifecycle to fail. Statements that AWS services use on a function's behalf (CloudWatch Logs
@@ -20,11 +21,12 @@ use std::time::{Duration, Instant};
 use mlops_aws::executions::Executions;
 use mlops_aws::s3::S3Store;
 use mlops_aws::sns::SnsNotifier;
-use mlops_core::contracts::{CandidateOutcome, RunRequest, ShardItem, Trigger};
+use mlops_core::contracts::{CandidateOutcome, DriftItem, DriftRound, RunRequest, ShardItem, Trigger};
 use mlops_core::load_spec;
 use mlops_core::{Request, Service, ServiceOptions};
 use mlops_core::{Spec, Store};
-use mlops_pipeline::monitor::{self, Current};
+use mlops_pipeline::monitor;
+use mlops_pipeline::monitor::logs::LogSizing;
 use mlops_pipeline::stages;
 use mlops_pipeline::stages::shards::Sizing;
 use serde_json::{Value, json};
@@ -204,16 +206,26 @@ fn lifecycle(ids: &Identities, spec_text: &str) -> Result<(), String> {
     }
     service.flush_logs().map_err(|e| format!("predict: writing the inference log: {e}"))?;
 
-    // The drift check alerts on SNS and starts a retrain.
+    // The drift check, in the steps the drift state machine runs (plan, each map item of each
+    // round, reduce), alerts on SNS and starts a retrain.
     let drift = ids.config("DriftRole");
-    let report = monitor::check(
-        &ids.store("DriftRole"),
-        &ids.spec("DriftRole")?,
-        Current::Logs,
-        &SnsNotifier::new(&drift, &ids.setup.alert_topic),
-        &Executions::new(&drift, &ids.setup.state_machine),
-    )
-    .map_err(|e| format!("drift: {e}"))?;
+    let (store, spec) = (ids.store("DriftRole"), ids.spec("DriftRole")?);
+    let (notifier, retrainer) = (SnsNotifier::new(&drift, &ids.setup.alert_topic), Executions::new(&drift, &ids.setup.state_machine));
+    let failed = |e: mlops_pipeline::PipelineError| format!("drift: {e}");
+    let mut planned = monitor::plan_check(&store, &spec, LogSizing::default(), 2).map_err(failed)?;
+    let report = loop {
+        // The items the Distributed Map reads (the state machine's role reads them on AWS).
+        let items: Vec<Value> =
+            mlops_core::JsonStore::read_json(&store, &planned.items_key).map_err(|e| format!("drift: {e}"))?.unwrap_or_default();
+        for item in items {
+            let item = DriftItem { dataset: "toy".into(), check: planned.check.clone(), item: item["item"].as_u64().unwrap_or(0) as usize };
+            monitor::logs::summarize_item(&store, &item).map_err(failed)?;
+        }
+        match monitor::reduce_check(&store, &spec, &planned, &notifier, &retrainer).map_err(failed)? {
+            DriftRound::Next(next) => planned = next,
+            DriftRound::Done(report) => break report,
+        }
+    };
     if !(report.alert && report.retrain.requested) {
         return Err(format!("drift: no alert and retrain ({})", report.retrain.reason));
     }
@@ -255,8 +267,10 @@ fn used_by_a_service(role: &str, statement: &Value) -> Option<&'static str> {
         Some("CloudWatch Logs, written by the Lambda runtime")
     } else if role == "TriggerRole" && actions == ["sns:Publish"] {
         Some("the on-failure destination, published by Lambda")
-    } else if role == "StateMachineRole" {
+    } else if role == "StateMachineRole" || role == "DriftStateMachineRole" {
         Some("Step Functions (the state machine's own role)")
+    } else if role == "DriftScheduleRole" {
+        Some("EventBridge, starting the drift state machine on the schedule")
     } else {
         None
     }

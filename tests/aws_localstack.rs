@@ -174,7 +174,10 @@ impl Clients {
         for (name, zip) in zips {
             self.put(CODE_BUCKET, &format!("mlops/{name}.zip"), std::fs::read(zip).unwrap()).await;
         }
-        self.put(CODE_BUCKET, "mlops/pipeline.asl.json", std::fs::read(project().join("statemachine/pipeline.asl.json")).unwrap()).await;
+        for machine in ["pipeline", "drift"] {
+            let definition = std::fs::read(project().join(format!("statemachine/{machine}.asl.json"))).unwrap();
+            self.put(CODE_BUCKET, &format!("mlops/{machine}.asl.json"), definition).await;
+        }
         let parameter =
             |key: &str, value: &str| aws_sdk_cloudformation::types::Parameter::builder().parameter_key(key).parameter_value(value).build();
         self.cloudformation
@@ -188,6 +191,9 @@ impl Clients {
             .parameters(parameter("ShardBytes", "1048576"))
             .parameters(parameter("ShardsPerItem", "2"))
             .parameters(parameter("MapConcurrency", "2"))
+            // One log file per drift map item, two items a round: the check runs several rounds.
+            .parameters(parameter("DriftFilesPerItem", "1"))
+            .parameters(parameter("DriftItemsPerRound", "2"))
             // Boosting's 300 rounds take three invocations: it pauses twice and resumes from a checkpoint.
             .parameters(parameter("BoostingRoundsPerInvocation", "100"))
             .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
@@ -498,24 +504,42 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let (status, refused) = call_url(localstack.port, url, "/predict", &json!({ "rows": [{ "hr": 3 }] }));
         assert_eq!(status, 422, "{refused}");
 
-        // May to August as traffic; the drift function alerts on SNS and starts a retrain.
-        for chunk in traffic.chunks(100) {
-            let (status, _) = call_url(localstack.port, url, "/predict", &json!({ "rows": chunk }));
-            assert_eq!(status, 200);
+        // May to August as traffic; the drift state machine alerts on SNS and starts a retrain.
+        // In bursts a little over a second apart: the log is written in several files.
+        for (burst, chunks) in traffic.chunks(100).collect::<Vec<_>>().chunks(8).enumerate() {
+            if burst > 0 {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+            for chunk in chunks {
+                let (status, _) = call_url(localstack.port, url, "/predict", &json!({ "rows": chunk }));
+                assert_eq!(status, 200);
+            }
         }
         // The predict function writes its buffered log lines every second, off the request path.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (error, report) = clients.invoke(&outputs["DriftFunction"], &json!({ "dataset": "bikeshare" })).await;
-        assert_eq!(error, None, "{report}");
+        let drift_machine = &outputs["DriftStateMachineArn"];
+        let check = json!({ "dataset": "bikeshare" }).to_string();
+        clients.sfn.start_execution().state_machine_arn(drift_machine).name("check-1").input(check).send().await.unwrap();
+        let (_, status, report) = clients.finished(drift_machine, "check-1", &[]).await;
+        assert_eq!(status, ExecutionStatus::Succeeded, "{report:?}\n{}", localstack.log_text());
+        let report = report.expect("the drift check answers its report");
         assert_eq!((report["alert"].as_bool(), report["dataset_drift"].as_bool()), (Some(true), Some(true)), "{report}");
+        assert_eq!(report["current_rows"], traffic.len() + 2, "every logged prediction is in the window");
+        // The check ran on the Distributed Map: one summary per log file, over several rounds.
+        let listed = clients.s3.list_objects_v2().bucket(bucket).prefix("staging/bikeshare/drift/").send().await.unwrap();
+        let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        let (parts, rounds) = (keys.iter().filter(|k| k.contains("/parts/")).count(), keys.iter().filter(|k| k.contains("/round-")).count());
+        assert!(parts >= 2 && rounds >= 2, "{parts} summaries in {rounds} rounds: {keys:?}");
         assert_eq!(report["retrain"]["requested"], true, "{}", report["retrain"]);
         let alert = clients.messages(&alerts, Duration::from_secs(30)).await;
         assert!(alert.iter().any(|m| m["Subject"].as_str().is_some_and(|s| s.contains("drift alert"))), "no alert in the queue: {alert:?}");
         let (_, status, retrain) = clients.finished(state_machine, "drift-bikeshare-", &[]).await;
         assert_eq!(status, ExecutionStatus::Succeeded, "{retrain:?}");
-        // A second check of the same version: alert again, but the loop guard holds the retrain.
+        // A second check of the same version, whole in one invocation: the same window and
+        // statistics as the mapped check, an alert again, but the loop guard holds the retrain.
         let (_, again) = clients.invoke(&outputs["DriftFunction"], &json!({ "dataset": "bikeshare" })).await;
         assert_eq!((again["alert"].as_bool(), again["retrain"]["requested"].as_bool()), (Some(true), Some(false)), "{}", again["retrain"]);
+        assert_eq!((&again["current_rows"], &again["features"]), (&report["current_rows"], &report["features"]));
 
         // The labelled months arrive: a new version is promoted and served without a redeploy.
         let mut seen: Vec<String> = clients.executions(state_machine).await.iter().map(|e| e.execution_arn().to_string()).collect();

@@ -96,6 +96,8 @@ def main():
     values = {"AWS::Partition": "aws", "AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "ProjectName": PROJECT}
     values.update(AlertTopic=topics["drift-alerts"], EventsTopic=topics["pipeline-events"], FailureTopic=topics["pipeline-failures"])
     values["PipelineStateMachine"] = machine
+    # Only service roles (Step Functions', EventBridge's) name the drift state machine.
+    values["DriftStateMachine"] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{PROJECT}-drift"
     template = cfn_yaml.load(template_path)
     for name, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Logs::LogGroup":

@@ -20,8 +20,10 @@ pub enum Trigger {
     Drift,
 }
 
-/// The input of the drift function: the dataset to check.
+/// A drift check of a dataset's production model (a step name or any other field is refused,
+/// so that a mistyped step never runs as a whole check).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct DriftRequest {
     pub dataset: String,
 }
@@ -326,6 +328,73 @@ pub struct DriftReport {
     pub html_key: String,
 }
 
+/// A drift check over the inference log, by reference: written by drift's plan step (round 0)
+/// and by its reduce step (each later round), read by the Distributed Map over the round's
+/// items and by the reduce step that adds their summaries up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriftPlanned {
+    pub dataset: String,
+    /// The check's id, a sortable stamp: its report's name.
+    pub check: String,
+    /// This round's number; a round summarises the next log files when the earlier ones held
+    /// fewer predictions than the window.
+    pub round: usize,
+    /// Map items in this round; 0 when there is no log to read.
+    pub items: usize,
+    /// The key of the JSON array of this round's items the Distributed Map reads.
+    pub items_key: String,
+    /// Map items run at once (the Distributed Map's `MaxConcurrencyPath`).
+    pub max_concurrency: u32,
+}
+
+/// One item of a drift check, as the Distributed Map hands it to drift's part step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriftItem {
+    pub dataset: String,
+    pub check: String,
+    pub item: usize,
+}
+
+/// What drift's part step summarised, written to the item's fixed key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriftPartOutput {
+    pub item: usize,
+    pub files: usize,
+    /// Predictions of the checked version in those files.
+    pub lines: usize,
+}
+
+/// The input of the drift function: a whole check in one invocation, or one step of a check
+/// that the drift state machine runs around a Distributed Map.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DriftInput {
+    Step(DriftStep),
+    /// `{"dataset": NAME}`: the whole check at once.
+    Whole(DriftRequest),
+}
+
+/// A step of a drift check over the inference log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum DriftStep {
+    /// Lists the log files newest first and writes the plan: `{"step": "plan", "dataset": NAME}`.
+    Plan(DriftRequest),
+    /// Summarises one map item's log files.
+    Part(DriftItem),
+    /// Checks every item's summary exists and adds them up: `{"step": "reduce", "planned": {..}}`.
+    Reduce { planned: DriftPlanned },
+}
+
+/// What drift's reduce step answers: the next round, while the window is not full and older
+/// log files remain, or the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DriftRound {
+    Next(DriftPlanned),
+    Done(Box<DriftReport>),
+}
+
 /// The input of a pipeline stage names the dataset whose spec the stage runs with.
 pub trait StageInput {
     fn dataset(&self) -> &str;
@@ -343,6 +412,16 @@ impl StageInput for PrepStep {
             PrepStep::Plan { request } => &request.dataset,
             PrepStep::Shard(item) => &item.dataset,
             PrepStep::Merge { planned } => &planned.dataset,
+        }
+    }
+}
+
+impl StageInput for DriftInput {
+    fn dataset(&self) -> &str {
+        match self {
+            DriftInput::Whole(request) | DriftInput::Step(DriftStep::Plan(request)) => &request.dataset,
+            DriftInput::Step(DriftStep::Part(item)) => &item.dataset,
+            DriftInput::Step(DriftStep::Reduce { planned }) => &planned.dataset,
         }
     }
 }

@@ -1,14 +1,12 @@
 //! The inference log: one JSON line per prediction, written by `/predict` in batches under
-//! `inference/DATASET/DATE/` and read back, newest first, by the drift check.
+//! `inference/DATASET/DATE/` and read back one file at a time, newest first, by the drift check.
 
 use std::borrow::Cow;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::rows::{Cell, RawRow, RowSchema};
-use crate::store::{Keys, Store, StoreError};
 
 /// One logged prediction: a line of the inference log, written by the server and read by the
 /// drift check (borrowed from the line where it can be).
@@ -75,63 +73,33 @@ pub struct LoggedPrediction {
     pub probabilities: Option<Vec<f64>>,
 }
 
-/// Log files parsed at once: enough to keep every core busy, few enough not to read far past
-/// the window.
-const LOG_FILES_AT_ONCE: usize = 16;
-
 /// A logged prediction with its features checked against the schema (`None`: they break it).
-pub struct Checked {
+pub struct CheckedLine {
     pub line: LoggedPrediction,
     pub row: Option<Vec<Cell>>,
 }
 
-/// How to read the inference log.
-pub struct LogQuery<'a> {
-    pub version: &'a str,
-    pub window: usize,
-    pub schema: &'a RowSchema,
-    /// Keep prediction ids (only delayed labels need them).
-    pub ids: bool,
-}
-
-/// The newest `window` predictions of `version`, newest log files first, their features checked
-/// as they are read (files in parallel) so that only typed rows stay in memory.
-pub fn read_logs(store: &dyn Store, keys: &Keys, query: &LogQuery) -> Result<Vec<Checked>, StoreError> {
-    let LogQuery { version, window, schema, ids } = *query;
-    let parse = |bytes: &[u8]| -> Vec<Checked> {
-        // `from_utf8` validates valid text faster than the lossy decoder, which is the fallback.
-        let text = std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed);
-        let mut lines: Vec<Checked> = text
-            .lines()
-            .filter_map(|line| serde_json::from_str::<LogLine>(line).ok())
-            .filter(|l| l.model_version == version)
-            .enumerate()
-            .map(|(index, line)| Checked {
-                row: schema.check(&RawRow::parse(line.features), index).ok(),
-                line: LoggedPrediction {
-                    prediction_id: if ids { line.prediction_id.into_owned() } else { String::new() },
-                    prediction: line.prediction.into_owned(),
-                    probabilities: line.probabilities.map(Cow::into_owned),
-                },
-            })
-            .collect();
-        lines.reverse();
-        lines
-    };
-    let mut logged = Vec::new();
-    let keys = store.list(&keys.inference_prefix())?;
-    for group in keys.rchunks(LOG_FILES_AT_ONCE).map(|g| g.iter().rev().collect::<Vec<_>>()) {
-        let parsed = group
-            .par_iter()
-            .map(|key| Ok(store.get(key)?.as_deref().map(parse).unwrap_or_default()))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        logged.extend(parsed.into_iter().flatten());
-        if logged.len() >= window {
-            logged.truncate(window);
-            break;
-        }
-    }
-    Ok(logged)
+/// The newest `limit` predictions that `version` logged in one inference log file, newest
+/// first, their features checked against `schema`. Lines that are not log lines are skipped.
+pub fn read_log_file(bytes: &[u8], version: &str, schema: &RowSchema, limit: usize) -> Vec<CheckedLine> {
+    // `from_utf8` validates valid text faster than the lossy decoder, which is the fallback.
+    let text = std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed);
+    let mine: Vec<LogLine> =
+        text.lines().filter_map(|line| serde_json::from_str::<LogLine>(line).ok()).filter(|l| l.model_version == version).collect();
+    let oldest_kept = mine.len().saturating_sub(limit);
+    mine.into_iter()
+        .enumerate()
+        .skip(oldest_kept)
+        .rev()
+        .map(|(index, line)| CheckedLine {
+            row: schema.check(&RawRow::parse(line.features), index).ok(),
+            line: LoggedPrediction {
+                prediction_id: line.prediction_id.into_owned(),
+                prediction: line.prediction.into_owned(),
+                probabilities: line.probabilities.map(Cow::into_owned),
+            },
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -158,5 +126,27 @@ mod tests {
         let number: LogLine =
             serde_json::from_str(r#"{"prediction_id":"p","model_version":"v1","features":{},"prediction":12.5}"#).unwrap();
         assert_eq!((number.prediction.number(), number.prediction.label()), (Some(12.5), None));
+    }
+
+    #[test]
+    fn a_log_file_reads_back_newest_first_for_one_version() {
+        let text = "name = \"t\"\n[target]\ncolumn = \"y\"\ntask = \"regression\"\n[[columns]]\nname = \"a\"\ntype = \"float\"\n\
+                    [[columns]]\nname = \"y\"\ntype = \"float\"\n[models.lm]\nkind = \"linear\"\n";
+        let spec = crate::spec::Spec::parse(text, "test").unwrap();
+        let schema = RowSchema::new(&spec);
+        let line = |id: &str, version: &str, a: &str| {
+            format!(r#"{{"prediction_id":"{id}","model_version":"{version}","features":{{"a":{a}}},"prediction":1.5}}"#)
+        };
+        let file =
+            [line("p0", "v1", "1"), line("p1", "v2", "2"), "not json".into(), line("p2", "v1", "\"x\""), line("p3", "v1", "4")].join("\n");
+        let ids = |limit| {
+            read_log_file(file.as_bytes(), "v1", &schema, limit)
+                .into_iter()
+                .map(|c| (c.line.prediction_id, c.row.is_some()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(10), [("p3".to_string(), true), ("p2".into(), false), ("p0".into(), true)]);
+        assert_eq!(ids(2), [("p3".to_string(), true), ("p2".into(), false)]);
+        assert!(ids(0).is_empty());
     }
 }

@@ -266,6 +266,19 @@ impl Keys<'_> {
     pub fn prep_shard(&self, plan: &str, file: usize, index: usize, part: &str) -> String {
         format!("staging/{}/{plan}/shards/{file}-{index}/{part}", self.dataset)
     }
+    /// A drift check over the inference log: its log files, newest first, and what summarising
+    /// them needs of the model.
+    pub fn drift_plan(&self, check: &str) -> String {
+        format!("staging/{}/drift/{check}/plan.bin", self.dataset)
+    }
+    /// The JSON array of a drift check's map items in round `round`.
+    pub fn drift_items(&self, check: &str, round: usize) -> String {
+        format!("staging/{}/drift/{check}/round-{round}.json", self.dataset)
+    }
+    /// The summaries of one map item's log files.
+    pub fn drift_part(&self, check: &str, item: usize) -> String {
+        format!("staging/{}/drift/{check}/parts/{item}.bin", self.dataset)
+    }
     /// The merged, split training data of a run, with its fitted features.
     pub fn features(&self, run: &str) -> String {
         format!("features/{}/{run}/features.bin", self.dataset)

@@ -89,6 +89,15 @@ impl TargetEncoder {
         }
     }
 
+    /// The task of a model of this target: by its number of classes.
+    pub fn task(&self) -> Task {
+        match self.n_classes() {
+            1 => Task::Regression,
+            2 => Task::Binary,
+            _ => Task::Multiclass,
+        }
+    }
+
     pub fn labels(&self) -> &[String] {
         match self {
             TargetEncoder::Regression => &[],

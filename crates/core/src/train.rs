@@ -290,14 +290,7 @@ pub fn evaluate_on_holdout(artifact: &ModelArtifact, set: &TrainingSet) -> Resul
     let (holdout, y) = set.rows(&set.split.holdout);
     let predictions =
         artifact.predict(&holdout).map_err(|e| CoreError::Model { name: artifact.candidate.clone(), message: e.to_string() })?;
-    let task = if artifact.target.n_classes() == 1 {
-        Task::Regression
-    } else if artifact.target.n_classes() == 2 {
-        Task::Binary
-    } else {
-        Task::Multiclass
-    };
-    Ok((evaluate(task, &y, &predictions), predictions))
+    Ok((evaluate(artifact.target.task(), &y, &predictions), predictions))
 }
 
 /// What prediction drift compares: predicted values, or predicted classes.

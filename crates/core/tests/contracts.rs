@@ -1,7 +1,7 @@
 //! Every sample event in `events/` is the JSON contract of its function: it parses into the
 //! Rust type the handler takes, and that type writes it back unchanged.
 
-use mlops_core::contracts::{DriftRequest, PrepOutput, PrepStep, RunRequest, TrainOutput, TrainStep};
+use mlops_core::contracts::{DriftInput, DriftRequest, DriftStep, PrepOutput, PrepStep, RunRequest, TrainOutput, TrainStep};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -32,7 +32,8 @@ fn the_sample_events_are_the_stage_contracts() {
     assert!(train.candidate_names.contains(&candidate));
     assert_eq!(collected, train);
     let register: TrainOutput = round_trips("register.json", include_str!("../../../events/register.json"));
-    round_trips::<DriftRequest>("drift.json", include_str!("../../../events/drift.json"));
+    let drift: DriftInput = round_trips("drift.json", include_str!("../../../events/drift.json"));
+    assert!(matches!(drift, DriftInput::Whole(DriftRequest { ref dataset }) if dataset == "bikeshare"), "{drift:?}");
     // Each stage's output is the next stage's input.
     assert_eq!(train.prep.as_ref(), Some(&features));
     assert_eq!(register.features, train);
@@ -44,4 +45,13 @@ fn an_operator_can_start_a_run_with_just_the_dataset() {
     let request: RunRequest = serde_json::from_str(r#"{"dataset": "bikeshare"}"#).unwrap();
     assert!(request.keys.is_empty());
     assert_eq!(request.trigger, mlops_core::contracts::Trigger::Manual);
+}
+
+#[test]
+fn drift_steps_parse_and_a_mistyped_step_is_refused() {
+    let plan: DriftInput = serde_json::from_str(r#"{"step": "plan", "dataset": "toy"}"#).unwrap();
+    assert!(matches!(plan, DriftInput::Step(DriftStep::Plan(DriftRequest { ref dataset })) if dataset == "toy"), "{plan:?}");
+    let part: DriftInput = serde_json::from_str(r#"{"step": "part", "dataset": "toy", "check": "c", "item": 3}"#).unwrap();
+    assert!(matches!(part, DriftInput::Step(DriftStep::Part(ref item)) if item.item == 3), "{part:?}");
+    assert!(serde_json::from_str::<DriftInput>(r#"{"step": "plans", "dataset": "toy"}"#).is_err());
 }

@@ -1,29 +1,22 @@
 //! Monitoring: drift of the production model's inputs, predictions and quality against its
 //! training reference; delayed labels; alerts and retraining under a cooldown and a loop guard.
 
-use std::collections::HashMap;
-
 use mlops_core::CoreError;
 use mlops_core::JsonStore;
 use mlops_core::ModelArtifact;
 use mlops_core::Registry;
 use mlops_core::Task;
-use mlops_core::contracts::{DriftReport, RetrainOutcome, RunRequest, Trigger};
-use mlops_core::drift::{self, Distribution, FeatureDrift, Verdict};
-use mlops_core::evaluate;
+use mlops_core::contracts::{DriftPlanned, DriftReport, DriftRound, RetrainOutcome, RunRequest, Trigger};
+use mlops_core::drift::{self, FeatureDrift, Labelled, Observed, Reference, Verdict};
 use mlops_core::prediction_column;
-use mlops_core::{Cell, RowSchema};
-use mlops_core::{Column, Frame};
 use mlops_core::{Condition, StoreError};
-use mlops_core::{Keys, Spec, Store};
-use mlops_core::{LogQuery, LoggedPrediction, read_logs};
+use mlops_core::{Frame, Keys, Spec, Store};
 use mlops_core::{Notifier, Retrainer};
-use ndarray::Array2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
-use crate::feedback::read_feedback;
+use logs::{LogPlan, LogSizing};
 
 /// What a drift check looks at.
 pub enum Current {
@@ -64,44 +57,76 @@ pub fn check_at(
     notifier: &dyn Notifier,
     retrainer: &dyn Retrainer,
 ) -> Result<DriftReport, PipelineError> {
-    let keys = Keys { dataset: &spec.name };
+    let (version, artifact) = production(store, spec)?;
+    let check = check_id(now);
+    let (source, observed) = match current {
+        Current::Logs => {
+            let plan = LogPlan::new(store, spec, check.clone(), &version, &artifact, LogSizing::local())?;
+            ("inference log".to_string(), logs::observe(store, &plan)?)
+        }
+        Current::Batch { name, frame } => (format!("batch {name}"), from_batch(&artifact, &frame)?),
+    };
+    let checked = Checked { check, version, reference: &artifact.reference, task: artifact.target.task(), source, observed };
+    judge(store, spec, checked, now, notifier, retrainer)
+}
+
+/// The production version of `spec`'s dataset and its artifact.
+fn production(store: &dyn Store, spec: &Spec) -> Result<(String, ModelArtifact), PipelineError> {
     let registry = Registry::new(store, &spec.name);
     let (production, _) =
         registry.production()?.ok_or_else(|| PipelineError::bad_input(format!("'{}' has no production model to monitor", spec.name)))?;
     let artifact = registry.artifact(&production.version)?;
-    let model_spec = artifact.spec()?;
+    Ok((production.version, artifact))
+}
+
+/// A check's id and its report's name: the time, then a random suffix, so that checks that
+/// overlap get distinct keys.
+fn check_id(now: jiff::Timestamp) -> String {
+    format!("{}-{}", now.strftime("%Y%m%dT%H%M%S%.3fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// What a check observed of one model's current data.
+struct Checked<'a> {
+    check: String,
+    version: String,
+    reference: &'a Reference,
+    task: Task,
+    source: String,
+    observed: Observed,
+}
+
+/// Compares what was observed with the reference; writes the report, alerts and retrains.
+fn judge(
+    store: &dyn Store,
+    spec: &Spec,
+    checked: Checked,
+    now: jiff::Timestamp,
+    notifier: &dyn Notifier,
+    retrainer: &dyn Retrainer,
+) -> Result<DriftReport, PipelineError> {
+    let keys = Keys { dataset: &spec.name };
     let policy = &spec.drift;
-    let observed = match current {
-        Current::Logs => from_logs(store, &keys, &model_spec, &artifact, &production.version, policy.window)?,
-        Current::Batch { name, frame } => from_batch(&model_spec, &artifact, name, frame)?,
-    };
-    let features: Vec<FeatureDrift> = artifact
-        .reference
+    let Checked { check, version, reference, task, source, observed } = checked;
+    let features: Vec<FeatureDrift> = reference
         .features
         .par_iter()
-        .map(|reference| {
-            let column = observed.frame.column(reference.column());
-            let current = match column {
-                Some(column) => Distribution::observed(reference.column(), column),
-                None => Distribution::numeric(reference.column(), &[], 0),
-            };
-            drift::compare(reference, &current, policy)
-        })
+        .zip(&observed.features)
+        .map(|(reference, current)| drift::compare(reference, current, policy))
         .collect();
-    let prediction = drift::compare(&artifact.reference.predictions, &observed.predictions, policy);
-    let concept =
-        observed.labelled.map(|(value, n)| drift::concept(artifact.reference.metric, artifact.reference.baseline, value, n, policy));
+    let prediction = drift::compare(&reference.predictions, &observed.predictions, policy);
+    let concept = observed
+        .labelled
+        .score(task, reference.metric)
+        .map(|(value, n)| drift::concept(reference.metric, reference.baseline, value, n, policy));
     let (drifted_features, judged_features, dataset_drift) = drift::dataset_drift(&features, policy);
     let concept_drift = concept.as_ref().is_some_and(|c| c.verdict == Verdict::Drift);
     let alert = dataset_drift || concept_drift;
-    // Checks that overlap get distinct keys: the time, then a random suffix.
-    let stamp = format!("{}-{}", now.strftime("%Y%m%dT%H%M%S%.3fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut report = DriftReport {
         dataset: spec.name.clone(),
-        model_version: production.version.clone(),
+        model_version: version.clone(),
         checked_at: now.to_string(),
-        source: observed.source,
-        current_rows: observed.frame.n_rows(),
+        source,
+        current_rows: observed.rows,
         skipped_rows: observed.skipped,
         features,
         drifted_features,
@@ -115,8 +140,8 @@ pub fn check_at(
             reason: if alert { "alert raised; the retrain decision did not complete".into() } else { "no alert".into() },
             started: None,
         },
-        report_key: keys.drift_report(&stamp, "json"),
-        html_key: keys.drift_report(&stamp, "html"),
+        report_key: keys.drift_report(&check, "json"),
+        html_key: keys.drift_report(&check, "html"),
     };
     // The report is written first, so an alert never points to a report that does not exist;
     // it is written again with the retrain's outcome.
@@ -124,15 +149,47 @@ pub fn check_at(
     write_report(store, &report, &history)?;
     if alert {
         let why = alert_reason(&report);
-        tracing::warn!(dataset = %spec.name, version = %production.version, "drift alert: {why}");
+        tracing::warn!(dataset = %spec.name, version = %version, "drift alert: {why}");
         store
-            .write_json(&keys.alert(&stamp), &serde_json::json!({ "at": report.checked_at, "reason": why, "report": report.report_key }))?;
-        let message = serde_json::json!({ "dataset": spec.name, "model_version": production.version, "reason": why, "report": report.report_key, "checked_at": report.checked_at });
-        notifier.notify(&format!("mlops drift alert: {} {}", spec.name, production.version), &message.to_string())?;
-        report.retrain = decide_retrain(store, &keys, spec, &production.version, now, &why, retrainer)?;
+            .write_json(&keys.alert(&check), &serde_json::json!({ "at": report.checked_at, "reason": why, "report": report.report_key }))?;
+        let message = serde_json::json!({ "dataset": spec.name, "model_version": version, "reason": why, "report": report.report_key, "checked_at": report.checked_at });
+        notifier.notify(&format!("mlops drift alert: {} {}", spec.name, version), &message.to_string())?;
+        report.retrain = decide_retrain(store, &keys, spec, &version, now, &why, retrainer)?;
         write_report(store, &report, &history)?;
     }
     Ok(report)
+}
+
+/// Plans a drift check of the production model's inference log (drift's plan step): writes the
+/// plan and its first round's items.
+pub fn plan_check(store: &dyn Store, spec: &Spec, sizing: LogSizing, max_concurrency: u32) -> Result<DriftPlanned, PipelineError> {
+    let (version, artifact) = production(store, spec)?;
+    let plan = LogPlan::new(store, spec, check_id(jiff::Timestamp::now()), &version, &artifact, sizing)?;
+    logs::save_plan(store, &spec.name, &plan, max_concurrency)
+}
+
+/// Adds up the summaries of the rounds so far (drift's reduce step): the next round while the
+/// window is not full and older log files remain, else the report, its alert and retrain.
+pub fn reduce_check(
+    store: &dyn Store,
+    spec: &Spec,
+    planned: &DriftPlanned,
+    notifier: &dyn Notifier,
+    retrainer: &dyn Retrainer,
+) -> Result<DriftRound, PipelineError> {
+    let plan = logs::load_plan(store, &spec.name, &planned.check)?;
+    let Some(observed) = logs::reduce(store, &plan, planned)? else {
+        return Ok(DriftRound::Next(logs::planned_round(store, &spec.name, &plan, planned.round + 1, planned.max_concurrency)?));
+    };
+    let checked = Checked {
+        check: plan.check.clone(),
+        version: plan.version.clone(),
+        reference: &plan.reference,
+        task: plan.target.task(),
+        source: "inference log".into(),
+        observed,
+    };
+    Ok(DriftRound::Done(Box::new(judge(store, spec, checked, jiff::Timestamp::now(), notifier, retrainer)?)))
 }
 
 fn write_report(store: &dyn Store, report: &DriftReport, history: &[DriftReport]) -> Result<(), PipelineError> {
@@ -216,101 +273,20 @@ fn decide_retrain(
     }
 }
 
-/// Current rows and predictions, and the metric on delayed labels when there are any.
-struct Observed {
-    source: String,
-    frame: Frame,
-    skipped: usize,
-    predictions: Distribution,
-    /// The promotion metric on labelled rows, and their number.
-    labelled: Option<(f64, usize)>,
-}
-
-fn from_batch(spec: &Spec, artifact: &ModelArtifact, name: String, frame: Frame) -> Result<Observed, PipelineError> {
-    let predictions = artifact.predict(&frame).map_err(|e| PipelineError::bad_input(e.to_string()))?;
-    let labelled = frame.column(&spec.target.column).map(|column| {
-        let encoded = artifact.target.encode(column);
-        let rows: Vec<usize> = (0..frame.n_rows()).filter(|&r| encoded[r].is_some()).collect();
-        let y: Vec<f64> = rows.iter().map(|&r| encoded[r].expect("kept")).collect();
-        let selected = predictions.select(ndarray::Axis(0), &rows);
-        (evaluate(task_of(artifact), &y, &selected).get(&artifact.reference.metric).copied().unwrap_or(f64::NAN), rows.len())
-    });
-    Ok(Observed {
-        source: format!("batch {name}"),
-        predictions: Distribution::observed("prediction", &prediction_column(task_of(artifact), &artifact.target, &predictions)),
-        frame,
-        skipped: 0,
-        labelled: labelled.filter(|(_, n)| *n > 0),
-    })
-}
-
-fn task_of(artifact: &ModelArtifact) -> Task {
-    match artifact.target.n_classes() {
-        1 => Task::Regression,
-        2 => Task::Binary,
-        _ => Task::Multiclass,
-    }
-}
-
-fn from_logs(
-    store: &dyn Store,
-    keys: &Keys,
-    spec: &Spec,
-    artifact: &ModelArtifact,
-    version: &str,
-    window: usize,
-) -> Result<Observed, PipelineError> {
-    let schema = RowSchema::new(spec);
-    let labels = read_feedback(store, keys, spec)?;
-    let logged = read_logs(store, keys, &LogQuery { version, window, schema: &schema, ids: !labels.is_empty() })?;
-    let skipped = logged.iter().filter(|c| c.row.is_none()).count();
-    let (rows, kept): (Vec<Vec<Cell>>, Vec<LoggedPrediction>) = logged.into_iter().filter_map(|c| Some((c.row?, c.line))).unzip();
-    let frame = schema.frame(&rows);
-    drop(rows);
-    let kept: Vec<&LoggedPrediction> = kept.iter().collect();
-    let task = task_of(artifact);
-    let predictions = match task {
-        Task::Regression => {
-            Distribution::observed("prediction", &Column::Numeric(kept.iter().filter_map(|l| l.prediction.number()).collect()))
-        }
-        _ => Distribution::observed("prediction", &Column::categorical(kept.iter().map(|l| l.prediction.label()))),
-    };
-    let labelled = delayed_metric(artifact, task, &kept, &labels);
-    Ok(Observed { source: "inference log".into(), frame, skipped, predictions, labelled })
-}
-
-/// The promotion metric of logged predictions against their delayed labels.
-fn delayed_metric(
-    artifact: &ModelArtifact,
-    task: Task,
-    logged: &[&LoggedPrediction],
-    labels: &HashMap<String, String>,
-) -> Option<(f64, usize)> {
-    let target = &artifact.target;
-    let width = target.n_classes().max(1);
-    let mut y = Vec::new();
-    let mut predicted = Vec::new();
-    for line in logged {
-        let Some(label) = labels.get(&line.prediction_id) else { continue };
-        let encoded = match task {
-            Task::Regression => label.parse::<f64>().ok(),
-            _ => target.labels().iter().position(|l| l == label).map(|i| i as f64),
-        };
-        let row: Option<Vec<f64>> = match task {
-            Task::Regression => line.prediction.number().map(|v| vec![v]),
-            _ => line.probabilities.clone().filter(|p| p.len() == width),
-        };
-        if let (Some(encoded), Some(row)) = (encoded, row) {
-            y.push(encoded);
-            predicted.extend(row);
+/// The summary of a batch of rows, scored by the model; its labels, when it has the target.
+fn from_batch(artifact: &ModelArtifact, frame: &Frame) -> Result<Observed, PipelineError> {
+    let spec = artifact.spec()?;
+    let predictions = artifact.predict(frame).map_err(|e| PipelineError::bad_input(e.to_string()))?;
+    let mut labelled = Labelled::new(artifact.target.n_classes());
+    if let Some(column) = frame.column(&spec.target.column) {
+        for (y, row) in artifact.target.encode(column).into_iter().zip(predictions.rows()) {
+            if let Some(y) = y {
+                labelled.push(y, &row.to_vec());
+            }
         }
     }
-    if y.is_empty() {
-        return None;
-    }
-    let predictions = Array2::from_shape_vec((y.len(), width), predicted).expect("rows of equal width");
-    let value = evaluate(task, &y, &predictions).get(&artifact.reference.metric).copied()?;
-    Some((value, y.len()))
+    let task = artifact.target.task();
+    Ok(Observed::of_frame(&artifact.reference, frame, 0, &prediction_column(task, &artifact.target, &predictions), labelled))
 }
 
 /// The most recent drift report of `dataset`, if a check ever ran.
@@ -361,5 +337,6 @@ impl Retrainer for LocalRetrainer<'_> {
     }
 }
 
+pub mod logs;
 #[cfg(test)]
 mod tests;

@@ -327,7 +327,7 @@ fn read_feature_state(store: &dyn Store, key: &str) -> Result<FeatureState, Pipe
 }
 
 /// A value stored as postcard bytes, if the key exists.
-fn read_postcard<T: DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>, PipelineError> {
+pub(crate) fn read_postcard<T: DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>, PipelineError> {
     store.get(key)?.map(|bytes| postcard::from_bytes(&bytes).map_err(|e| PipelineError::corrupt(key, e))).transpose()
 }
 

@@ -2,9 +2,11 @@
 //! it with current data, and the verdicts.
 
 mod kolmogorov;
+mod observed;
 mod sketch;
 pub mod stats;
 
+pub use observed::{Labelled, Observed};
 pub use sketch::{QuantileSketch, RANK_ERROR, SKETCH_K};
 
 use rand::SeedableRng;

@@ -1,8 +1,11 @@
 use super::*;
 use crate::feedback::store_feedback;
 use crate::stages::{quiet, run};
+use logs::summarize_item;
 use mlops_core::Action;
 use mlops_core::FsStore;
+use mlops_core::JsonStore;
+use mlops_core::contracts::DriftItem;
 use mlops_core::contracts::{RunRequest, Trigger};
 
 use crate::testing::TOY_SPEC as SPEC;
@@ -143,4 +146,115 @@ fn a_retrain_that_does_not_start_leaves_the_version_its_retrain_and_a_report_beh
     let next = check_at(&store, &spec, batch(&spec, &csv(400, 9000, 5.0)), at, &LogNotifier, &retrainer).unwrap();
     assert!(next.retrain.requested, "{}", next.retrain.reason);
     assert_eq!(store.list("monitor/toy/reports/").unwrap().iter().filter(|k| k.ends_with(".json")).count(), 2);
+}
+
+/// Log files `inference/toy/2026-01-01/NNN.jsonl` (oldest first by name) of `lines` predictions
+/// each; every fifth is version v0's, every 37th has an `x` the schema refuses. Answers the
+/// v1 predictions newest first: their id and `x` (`None`: refused).
+fn write_logs(store: &FsStore, files: usize, lines: usize) -> Vec<(String, Option<f64>)> {
+    let mut logged = Vec::new();
+    for file in 0..files {
+        let mut text = String::new();
+        for line in 0..lines {
+            let seq = file * lines + line;
+            let version = if seq.is_multiple_of(5) { "v0" } else { "v1" };
+            let x = if seq.is_multiple_of(37) { serde_json::json!("oops") } else { serde_json::json!(seq as f64 / 10.0) };
+            let group = ["a", "b", "c"][seq % 3];
+            let features = serde_json::json!({ "x": x, "group": group });
+            let id = format!("p-{seq}");
+            text.push_str(&format!(
+                "{}\n",
+                serde_json::json!({ "prediction_id": id, "model_version": version, "features": features, "prediction": seq as f64 })
+            ));
+            if version == "v1" {
+                logged.push((id, x.as_f64()));
+            }
+        }
+        store.put(&format!("inference/toy/2026-01-01/{file:03}.jsonl"), text.as_bytes()).unwrap();
+    }
+    logged.reverse();
+    logged
+}
+
+/// Labels for every third logged prediction.
+fn label_logs(store: &FsStore, spec: &Spec, logged: &[(String, Option<f64>)]) {
+    let mut feedback = String::from("prediction_id,y\n");
+    for (id, _) in logged.iter().step_by(3) {
+        feedback.push_str(&format!("{id},1.5\n"));
+    }
+    store_feedback(store, spec, "labels.csv", feedback.as_bytes()).unwrap();
+}
+
+#[test]
+fn the_log_check_sees_exactly_the_newest_window_however_it_is_partitioned() {
+    let (_dir, store, mut spec, _) = trained();
+    spec.drift.window = 300;
+    let logged = write_logs(&store, 7, 70);
+    label_logs(&store, &spec, &logged);
+    let (version, artifact) = production(&store, &spec).unwrap();
+    let window = &logged[..300];
+    let mut expected: Vec<f64> = window.iter().filter_map(|(_, x)| *x).collect();
+    expected.sort_unstable_by(f64::total_cmp);
+    let labelled = window.iter().enumerate().filter(|(i, (_, x))| i % 3 == 0 && x.is_some()).count();
+
+    let mut seen = Vec::new();
+    for (files_per_item, items_per_round) in [(1, 1), (2, 3), (3, 1), (16, 40)] {
+        let sizing = LogSizing { files_per_item, items_per_round };
+        let plan = LogPlan::new(&store, &spec, "c".into(), &version, &artifact, sizing).unwrap();
+        let observed = logs::observe(&store, &plan).unwrap();
+        assert_eq!((observed.lines(), observed.skipped), (300, 300 - expected.len()), "{sizing:?}");
+        let mlops_core::drift::Distribution::Sketched { sketch, .. } = &observed.features[0] else { panic!("x is sketched") };
+        assert_eq!(sketch.items().0, expected, "{sizing:?}: the newest 300 predictions of v1, no other");
+        assert_eq!(observed.labelled.y.len(), labelled, "{sizing:?}");
+        seen.push(observed);
+    }
+    assert!(seen.windows(2).all(|pair| pair[0] == pair[1]), "every partitioning gives the same summary");
+}
+
+/// A retrainer whose executions start and do nothing.
+struct Started;
+
+impl Retrainer for Started {
+    fn retrain(&self, _dataset: &str, _reason: &str) -> Result<serde_json::Value, CoreError> {
+        Ok(serde_json::json!("started"))
+    }
+}
+
+#[test]
+fn the_mapped_log_check_matches_the_local_one_and_fails_on_a_missing_summary() {
+    let (_dir, store, mut spec, _) = trained();
+    spec.drift.window = 300;
+    let logged = write_logs(&store, 7, 70);
+    label_logs(&store, &spec, &logged);
+    let at: jiff::Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+    let local = check_at(&store, &spec, Current::Logs, at, &LogNotifier, &Started).unwrap();
+
+    // As the state machine runs it: plan, each round's items (read from their JSON array), reduce.
+    let sizing = LogSizing { files_per_item: 1, items_per_round: 2 };
+    let mut planned = plan_check(&store, &spec, sizing, 5).unwrap();
+    let mut rounds = 1;
+    let report = loop {
+        let items: Vec<serde_json::Value> = store.read_json(&planned.items_key).unwrap().unwrap();
+        assert_eq!(items.len(), planned.items);
+        for item in items {
+            let item = DriftItem { dataset: "toy".into(), check: planned.check.clone(), item: item["item"].as_u64().unwrap() as usize };
+            summarize_item(&store, &item).unwrap();
+        }
+        match reduce_check(&store, &spec, &planned, &LogNotifier, &Started).unwrap() {
+            DriftRound::Next(next) => (planned, rounds) = (next, rounds + 1),
+            DriftRound::Done(report) => break report,
+        }
+    };
+    // 240 predictions of v1 in the newest four files, so the window needs a third round.
+    assert_eq!(rounds, 3);
+    assert_eq!((report.current_rows, report.skipped_rows), (local.current_rows, local.skipped_rows));
+    assert_eq!(report.features, local.features);
+    assert_eq!(report.prediction, local.prediction);
+    assert_eq!(report.concept, local.concept);
+
+    // An item whose summary is missing (a failed map item reported as a null success) fails the check.
+    let planned = plan_check(&store, &spec, sizing, 5).unwrap();
+    summarize_item(&store, &DriftItem { dataset: "toy".into(), check: planned.check.clone(), item: 1 }).unwrap();
+    let error = reduce_check(&store, &spec, &planned, &LogNotifier, &Started).unwrap_err().to_string();
+    assert!(error.contains("map item 0") && error.contains(&format!("staging/toy/drift/{}/parts/0.bin", planned.check)), "{error}");
 }
