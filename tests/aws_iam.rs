@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use mlops_aws::executions::Executions;
 use mlops_aws::s3::S3Store;
 use mlops_aws::sns::SnsNotifier;
-use mlops_core::contracts::{CandidateOutcome, DriftItem, DriftRound, RunRequest, ShardItem, Trigger};
+use mlops_core::contracts::{BucketItem, CandidateOutcome, DriftItem, DriftRound, RunRequest, ShardItem, Trigger};
 use mlops_core::load_spec;
 use mlops_core::{Request, Service, ServiceOptions};
 use mlops_core::{Spec, Store};
@@ -141,14 +141,19 @@ impl Identities<'_> {
 
 /// One run of the state machine's stages, each under its own role.
 fn run_stages(ids: &Identities, request: &RunRequest) -> Result<bool, String> {
-    // Prep's three steps, as the state machine runs them around its Distributed Map.
+    // Prep's five steps, as the state machine runs them around its two Distributed Maps.
     let (prep_store, prep_spec) = (ids.store("PrepRole"), ids.spec("PrepRole")?);
     let planned = stages::prep_plan(&prep_store, &prep_spec, request, Sizing::default()).map_err(|e| format!("prep plan: {e}"))?;
     for item in 0..planned.items {
         let item = ShardItem { dataset: planned.dataset.clone(), plan: planned.plan.clone(), item };
         stages::prep_shard(&prep_store, &prep_spec, &item).map_err(|e| format!("prep shard: {e}"))?;
     }
-    let prepped = stages::prep_merge(&prep_store, &prep_spec, &planned).map_err(|e| format!("prep merge: {e}"))?;
+    let merged = stages::prep_merge(&prep_store, &prep_spec, &planned).map_err(|e| format!("prep merge: {e}"))?;
+    for bucket in 0..merged.buckets {
+        let item = BucketItem { dataset: merged.dataset.clone(), plan: merged.plan.clone(), bucket };
+        stages::prep_bucket(&prep_store, &prep_spec, &item).map_err(|e| format!("prep bucket: {e}"))?;
+    }
+    let prepped = stages::prep_finish(&prep_store, &prep_spec, &merged).map_err(|e| format!("prep finish: {e}"))?;
     let featured =
         stages::features(&ids.store("FeaturesRole"), &ids.spec("FeaturesRole")?, prepped).map_err(|e| format!("features: {e}"))?;
     // Train's two steps: one per candidate (a Map iteration each), then collect. Boosting runs

@@ -190,6 +190,8 @@ impl Clients {
             // Small shards, so the first upload is cut into several and runs on the Distributed Map.
             .parameters(parameter("ShardBytes", "1048576"))
             .parameters(parameter("ShardsPerItem", "2"))
+            // And small buckets, so its rows are deduplicated on a Distributed Map of several.
+            .parameters(parameter("BucketBytes", "4194304"))
             .parameters(parameter("MapConcurrency", "2"))
             // One log file per drift map item, two items a round: the check runs several rounds.
             .parameters(parameter("DriftFilesPerItem", "1"))
@@ -428,9 +430,16 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let shards: usize = plan["items"].as_array().unwrap().iter().map(|item| item.as_array().unwrap().len()).sum();
         assert!(shards >= 8, "{plan}");
         assert_eq!(staged.iter().filter(|k| k.ends_with("/meta.json")).count(), shards, "{staged:#?}");
+        // Its rows were deduplicated in buckets, one map item each, each a part of the batch.
+        let buckets = plan["buckets"].as_u64().unwrap() as usize;
+        assert!(buckets >= 2, "{plan}");
+        assert_eq!(staged.iter().filter(|k| k.contains("/buckets/") && k.ends_with(".json")).count(), buckets, "{staged:#?}");
+        let parts = clients.list(bucket, "processed/bikeshare/").await;
+        assert_eq!(parts.iter().filter(|k| k.ends_with(".parquet")).count(), buckets, "{parts:#?}");
         let history = clients.sfn.get_execution_history().execution_arn(&first_arn).max_results(1000).send().await.unwrap();
         let kinds: Vec<String> = history.events().iter().map(|e| e.r#type().as_str().to_string()).collect();
-        assert!(kinds.iter().any(|k| k == "MapRunStarted") && kinds.iter().any(|k| k == "MapRunSucceeded"), "{kinds:?}");
+        let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+        assert_eq!((count("MapRunStarted"), count("MapRunSucceeded")), (2, 2), "the shard map and the bucket map: {kinds:?}");
         // Train ran one Map iteration per candidate, each writing its outcome.
         let candidates = ["decision_tree", "gradient_boosting", "random_forest", "ridge"];
         assert_eq!(kinds.iter().filter(|k| *k == "MapIterationSucceeded").count(), candidates.len(), "{kinds:?}");

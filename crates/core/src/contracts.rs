@@ -40,7 +40,7 @@ pub struct RunRequest {
 }
 
 /// A prep plan, by reference: written by prep's plan step, read by the Distributed Map over its
-/// items and by the merge step that finishes prep.
+/// items and by the merge step after it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PrepPlanned {
     pub dataset: String,
@@ -75,7 +75,46 @@ pub struct ShardItemOutput {
     pub seconds: f64,
 }
 
-/// The input of the prep function: which of its three steps to run.
+/// What prep's merge step decided, by reference: the files' outcomes and the shards whose rows
+/// make the batch are written under staging/; the Distributed Map reads the JSON array of
+/// buckets, one item each, and the finish step closes the batch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrepMerged {
+    pub dataset: String,
+    #[serde(default)]
+    pub trigger: Trigger,
+    pub plan: String,
+    /// The processed batch the buckets write.
+    pub batch: String,
+    /// Buckets of rows to remove duplicates from; 0 when no file has a valid row.
+    pub buckets: usize,
+    /// The key of the JSON array of buckets the Distributed Map reads.
+    pub items_key: String,
+    /// Map items run at once (the Distributed Map's `MaxConcurrencyPath`).
+    pub max_concurrency: u32,
+}
+
+/// One bucket of a prep plan, as the Distributed Map hands it to prep's bucket step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BucketItem {
+    pub dataset: String,
+    pub plan: String,
+    pub bucket: usize,
+}
+
+/// One part of a processed batch: the rows of one bucket, duplicates removed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchPart {
+    pub bucket: usize,
+    pub key: String,
+    pub rows: usize,
+    /// Rows of the bucket that repeated an earlier row, removed.
+    pub duplicates: usize,
+    /// SHA-256 of the part's parquet bytes.
+    pub sha256: String,
+}
+
+/// The input of the prep function: which of its steps to run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum PrepStep {
@@ -83,8 +122,13 @@ pub enum PrepStep {
     Plan { request: RunRequest },
     /// Reads one item's shards.
     Shard(ShardItem),
-    /// Checks every shard's output exists and finishes prep: `{"step": "merge", "planned": {..}}`.
+    /// Checks every shard's output exists, puts each file back together and decides what the
+    /// batch holds: `{"step": "merge", "planned": {..}}`.
     Merge { planned: PrepPlanned },
+    /// Removes the duplicate rows of one bucket and writes it as a part of the batch.
+    Bucket(BucketItem),
+    /// Checks every bucket's part exists and closes the batch: `{"step": "finish", "merged": {..}}`.
+    Finish { merged: PrepMerged },
 }
 
 /// What prep did with one raw file.
@@ -133,8 +177,11 @@ pub struct SuccessMarker {
     pub rows_out: usize,
     pub quarantined: usize,
     pub duplicates: usize,
-    /// SHA-256 of `data.parquet`.
-    pub content_sha256: String,
+    /// The batch's parquet parts, one per bucket of rows. Rows are in the batch's order within
+    /// each part, and their `_order` column puts the parts' rows back in that order. Empty in
+    /// a batch written before parts: it is one `data.parquet`.
+    #[serde(default)]
+    pub parts: Vec<BatchPart>,
     pub spec_hash: String,
     pub created_at: String,
 }
@@ -412,6 +459,8 @@ impl StageInput for PrepStep {
             PrepStep::Plan { request } => &request.dataset,
             PrepStep::Shard(item) => &item.dataset,
             PrepStep::Merge { planned } => &planned.dataset,
+            PrepStep::Bucket(item) => &item.dataset,
+            PrepStep::Finish { merged } => &merged.dataset,
         }
     }
 }

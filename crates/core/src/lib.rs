@@ -49,7 +49,7 @@ pub use rows::{Cell, RowError, RowProblem, RowSchema};
 pub use serve::{Request, Response, Service, ServiceOptions};
 pub use spec::{
     ColumnSpec, ColumnType, DriftMethod, DriftSpec, EarlyStoppingSpec, FeatureSpec, Metric, ModelSpec, NumericTransform, PromotionSpec,
-    QUARANTINE_FIELDS, RegressionLoss, SamplingSpec, Spec, SplitMethod, SplitSpec, TargetSpec, Task, TimeOffset, TimePart, TimeSpec,
+    RESERVED_FIELDS, RegressionLoss, SamplingSpec, Spec, SplitMethod, SplitSpec, TargetSpec, Task, TimeOffset, TimePart, TimeSpec,
     TimeUnit, TrainingSpec,
 };
 pub use spec_store::{load_spec, save_spec};

@@ -652,9 +652,10 @@ impl Spec {
     }
 }
 
-/// The names of the fields of quarantine records (row number, file, raw line, reason): no spec
-/// column may take one, and prep does not read a raw column that has one.
-pub const QUARANTINE_FIELDS: [&str; 4] = ["_row", "_file", "_text", "_reason"];
+/// The names of the fields prep adds to rows: those of quarantine records (row number, file,
+/// raw line, reason) and a processed row's place in its batch. No spec column may take one, and
+/// prep does not read a raw column that has one.
+pub const RESERVED_FIELDS: [&str; 5] = ["_row", "_file", "_text", "_reason", "_order"];
 
 /// The longest drift cooldown a spec may set: ten years.
 pub const MAX_COOLDOWN_MINUTES: u64 = 10 * 365 * 24 * 60;

@@ -7,9 +7,7 @@ use std::path::Path;
 
 use crate::error::CoreError;
 use crate::models;
-use crate::spec::{
-    ColumnSpec, ColumnType, DriftMethod, MAX_COOLDOWN_MINUTES, Metric, QUARANTINE_FIELDS, Spec, SplitMethod, Task, TimePart,
-};
+use crate::spec::{ColumnSpec, ColumnType, DriftMethod, MAX_COOLDOWN_MINUTES, Metric, RESERVED_FIELDS, Spec, SplitMethod, Task, TimePart};
 use crate::time;
 
 impl Spec {
@@ -211,8 +209,8 @@ fn check_column(column: &ColumnSpec) -> Result<(), String> {
     if name.is_empty() {
         return Err("a column has an empty name".into());
     }
-    if QUARANTINE_FIELDS.contains(&name.as_str()) {
-        return Err(format!("column '{name}': the name is reserved for quarantine records"));
+    if RESERVED_FIELDS.contains(&name.as_str()) {
+        return Err(format!("column '{name}': the name is reserved for the fields prep adds to rows"));
     }
     for (bound, value) in [("min", column.min), ("max", column.max)] {
         if value.is_some_and(|v| !v.is_finite()) {

@@ -241,8 +241,9 @@ impl Keys<'_> {
     pub fn processed_prefix(&self) -> String {
         format!("processed/{}/", self.dataset)
     }
-    pub fn processed_data(&self, batch: &str) -> String {
-        format!("processed/{}/{batch}/data.parquet", self.dataset)
+    /// One part of a processed batch: the rows of one bucket.
+    pub fn processed_part(&self, batch: &str, bucket: usize) -> String {
+        format!("processed/{}/{batch}/part-{bucket:05}.parquet", self.dataset)
     }
     pub fn processed_success(&self, batch: &str) -> String {
         format!("processed/{}/{batch}/_SUCCESS", self.dataset)
@@ -261,8 +262,25 @@ impl Keys<'_> {
     pub fn prep_items(&self, plan: &str) -> String {
         format!("staging/{}/{plan}/items.json", self.dataset)
     }
-    /// One output (`meta.json`, `valid.parquet`, `quarantined.parquet`) of shard `index` of
-    /// the plan's file number `file`.
+    /// What a prep plan's merge step decided: the files' outcomes and the shards whose rows
+    /// make the batch.
+    pub fn prep_merged(&self, plan: &str) -> String {
+        format!("staging/{}/{plan}/merged.json", self.dataset)
+    }
+    /// The quarantined rows of a prep plan, until its batch is closed.
+    pub fn prep_quarantine(&self, plan: &str) -> String {
+        format!("staging/{}/{plan}/quarantine.csv", self.dataset)
+    }
+    /// The JSON array of a prep plan's buckets, read by the Distributed Map.
+    pub fn prep_buckets(&self, plan: &str) -> String {
+        format!("staging/{}/{plan}/buckets.json", self.dataset)
+    }
+    /// What prep's bucket step wrote for bucket `bucket`: its part of the batch.
+    pub fn prep_bucket_part(&self, plan: &str, bucket: usize) -> String {
+        format!("staging/{}/{plan}/buckets/{bucket}.json", self.dataset)
+    }
+    /// One output (`meta.json`, `quarantined.parquet`, `bucket-B.parquet`) of shard `index`
+    /// of the plan's file number `file`.
     pub fn prep_shard(&self, plan: &str, file: usize, index: usize, part: &str) -> String {
         format!("staging/{}/{plan}/shards/{file}-{index}/{part}", self.dataset)
     }

@@ -22,6 +22,11 @@ fn the_sample_events_are_the_stage_contracts() {
     // The shard step reads an item of the plan the merge step finishes.
     let (PrepStep::Shard(item), PrepStep::Merge { planned }) = (&shard, &merge) else { panic!("{shard:?} {merge:?}") };
     assert!(item.plan == planned.plan && item.item < planned.items);
+    // The bucket step reads a bucket of the plan that the finish step closes, in its batch.
+    let bucket: PrepStep = round_trips("prep-bucket.json", include_str!("../../../events/prep-bucket.json"));
+    let finish: PrepStep = round_trips("prep-finish.json", include_str!("../../../events/prep-finish.json"));
+    let (PrepStep::Bucket(bucket), PrepStep::Finish { merged }) = (&bucket, &finish) else { panic!("{bucket:?} {finish:?}") };
+    assert!(bucket.plan == planned.plan && merged.plan == planned.plan && bucket.bucket < merged.buckets);
     let features: PrepOutput = round_trips("features.json", include_str!("../../../events/features.json"));
     let train_step: TrainStep = round_trips("train.json", include_str!("../../../events/train.json"));
     let collect: TrainStep = round_trips("train-collect.json", include_str!("../../../events/train-collect.json"));
@@ -35,6 +40,7 @@ fn the_sample_events_are_the_stage_contracts() {
     let drift: DriftInput = round_trips("drift.json", include_str!("../../../events/drift.json"));
     assert!(matches!(drift, DriftInput::Whole(DriftRequest { ref dataset }) if dataset == "bikeshare"), "{drift:?}");
     // Each stage's output is the next stage's input.
+    assert_eq!(features.batch.as_ref(), Some(&merged.batch));
     assert_eq!(train.prep.as_ref(), Some(&features));
     assert_eq!(register.features, train);
     assert!(register.candidates.iter().any(|c| c.name == register.best));

@@ -165,7 +165,7 @@ fn judge(
 pub fn plan_check(store: &dyn Store, spec: &Spec, sizing: LogSizing, max_concurrency: u32) -> Result<DriftPlanned, PipelineError> {
     let (version, artifact) = production(store, spec)?;
     let plan = LogPlan::new(store, spec, check_id(jiff::Timestamp::now()), &version, &artifact, sizing)?;
-    logs::save_plan(store, &spec.name, &plan, max_concurrency)
+    logs::save_plan(store, &plan, max_concurrency)
 }
 
 /// Adds up the summaries of the rounds so far (drift's reduce step): the next round while the
@@ -179,7 +179,7 @@ pub fn reduce_check(
 ) -> Result<DriftRound, PipelineError> {
     let plan = logs::load_plan(store, &spec.name, &planned.check)?;
     let Some(observed) = logs::reduce(store, &plan, planned)? else {
-        return Ok(DriftRound::Next(logs::planned_round(store, &spec.name, &plan, planned.round + 1, planned.max_concurrency)?));
+        return Ok(DriftRound::Next(logs::planned_round(store, &plan, planned.round + 1, planned.max_concurrency)?));
     };
     let checked = Checked {
         check: plan.check.clone(),

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
 use mlops_core::contracts::*;
+use mlops_prep::Table;
 use rayon::prelude::*;
-use shards::{Plan, ShardOutput, Sizing};
+use shards::{Holding, Plan, ShardAt, ShardOutput, Sizing};
 
 /// Progress of a run, for a person watching.
 #[derive(Debug, Clone)]
@@ -82,30 +83,44 @@ pub fn unprocessed(store: &dyn Store, dataset: &str) -> Result<Vec<String>, Pipe
 }
 
 /// Prep in one process: plans the raw files not yet processed, reads their shards on a thread
-/// pool and merges them ([`prep_merge`]'s rules): bad rows go to quarantine, and one processed
-/// batch is written, closed by a `_SUCCESS` marker. Raw files are only read.
+/// pool, merges them ([`prep_merge`]'s rules), removes the duplicates of the rows
+/// ([`prep_bucket`]'s, in one bucket: every row is in memory anyway) and closes the batch
+/// ([`prep_finish`]'s): bad rows go to quarantine, and one processed batch is written, closed by
+/// a `_SUCCESS` marker. Raw files are only read.
 pub fn prep(store: &dyn Store, spec: &Spec, request: &RunRequest) -> Result<PrepOutput, PipelineError> {
     let started = Instant::now();
-    let plan = plan_prep(store, spec, request, Sizing::default())?;
+    let keys = Keys { dataset: &spec.name };
+    let plan = plan_prep(store, spec, request, Sizing::in_one_process())?;
     let outputs = plan.shards().into_par_iter().map(|at| shards::read_shard(store, spec, &plan, at)).collect::<Result<Vec<_>, _>>()?;
-    merge_shards(store, spec, &plan, outputs, started)
+    let (merged, held) = merge_shards(store, spec, &plan, outputs, Holding::Memory)?;
+    let mut by_bucket: Vec<Vec<Table>> = (0..plan.buckets).map(|_| Vec::with_capacity(held.len())).collect();
+    for buckets in held {
+        for (bucket, rows) in buckets.into_iter().enumerate() {
+            by_bucket[bucket].push(rows);
+        }
+    }
+    let parts = if merged.admitted.is_empty() {
+        Vec::new()
+    } else {
+        by_bucket
+            .into_par_iter()
+            .enumerate()
+            .map(|(bucket, pieces)| write_bucket(store, keys, &merged.batch, bucket, pieces))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    finish_batch(store, spec, &plan.request, merged, parts, started)
 }
 
 /// Prep's plan step: lists the raw files to read, cuts them into shards and writes the plan
 /// with the JSON array of its map items, which a Distributed Map reads.
 pub fn prep_plan(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: Sizing) -> Result<PrepPlanned, PipelineError> {
-    /// One map item as the Distributed Map reads it; the shards it names stay in the plan.
-    #[derive(Serialize)]
-    struct Item {
-        item: usize,
-    }
     let keys = Keys { dataset: &spec.name };
     let plan = plan_prep(store, spec, request, sizing)?;
-    let items: Vec<Item> = (0..plan.items.len()).map(|item| Item { item }).collect();
+    let items: Vec<MapItem> = (0..plan.items.len()).map(|item| MapItem { item }).collect();
     let shards = plan.items.iter().map(Vec::len).sum();
     store.write_json(&keys.prep_plan(&plan.id), &plan)?;
     store.write_json(&keys.prep_items(&plan.id), &items)?;
-    tracing::info!(plan = %plan.id, files = plan.files.len(), shards, items = items.len(), "planned");
+    tracing::info!(plan = %plan.id, files = plan.files.len(), shards, items = items.len(), buckets = plan.buckets, "planned");
     Ok(PrepPlanned {
         dataset: spec.name.clone(),
         trigger: request.trigger,
@@ -115,6 +130,18 @@ pub fn prep_plan(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: S
         plan: plan.id,
         max_concurrency: sizing.max_concurrency,
     })
+}
+
+/// One map item as a Distributed Map reads it; what it names stays in the plan.
+#[derive(Serialize)]
+struct MapItem {
+    item: usize,
+}
+
+/// One bucket as the bucket map reads it.
+#[derive(Serialize)]
+struct BucketEntry {
+    bucket: usize,
 }
 
 /// Prep's shard step: reads the shards of one map item and writes each to its fixed keys.
@@ -135,21 +162,72 @@ pub fn prep_shard(store: &dyn Store, spec: &Spec, item: &ShardItem) -> Result<Sh
     Ok(ShardItemOutput { item: item.item, shards: shard_list.len(), rows, seconds: started.elapsed().as_secs_f64() })
 }
 
-/// Prep's merge step: reads back every shard of the plan (failing on any without output) and
-/// merges them: each file is put back together from its shards; a file already processed
-/// (by content hash) is skipped; bad rows go to quarantine; duplicates are removed; one
-/// processed batch is written, closed by a `_SUCCESS` marker; the manifest records each file.
-pub fn prep_merge(store: &dyn Store, spec: &Spec, planned: &PrepPlanned) -> Result<PrepOutput, PipelineError> {
-    let started = Instant::now();
+/// Prep's merge step: reads back every shard's meta and quarantined rows (failing on any
+/// shard without output) and decides what the batch holds: each file is put back together
+/// from its shards; a file already processed (by content hash) is skipped; bad rows are
+/// staged for quarantine. Writes its decision and the JSON array of the plan's buckets.
+pub fn prep_merge(store: &dyn Store, spec: &Spec, planned: &PrepPlanned) -> Result<PrepMerged, PipelineError> {
     let keys = Keys { dataset: &spec.name };
     let plan = read_plan(store, keys, &planned.plan)?;
     let outputs = plan.shards().into_par_iter().map(|at| shards::load(store, keys, &plan, at)).collect::<Result<Vec<_>, _>>()?;
-    merge_shards(store, spec, &plan, outputs, started)
+    let (merged, _) = merge_shards(store, spec, &plan, outputs, Holding::Store(keys))?;
+    let buckets = if merged.admitted.is_empty() { 0 } else { plan.buckets };
+    let entries: Vec<BucketEntry> = (0..buckets).map(|bucket| BucketEntry { bucket }).collect();
+    store.write_json(&keys.prep_merged(&plan.id), &merged)?;
+    store.write_json(&keys.prep_buckets(&plan.id), &entries)?;
+    Ok(PrepMerged {
+        dataset: spec.name.clone(),
+        trigger: planned.trigger,
+        plan: plan.id.clone(),
+        batch: merged.batch,
+        buckets,
+        items_key: keys.prep_buckets(&plan.id),
+        max_concurrency: planned.max_concurrency,
+    })
+}
+
+/// Prep's bucket step: reads one bucket's rows from every shard the merge admitted, removes
+/// the rows that repeat an earlier one and writes the bucket as a part of the batch.
+pub fn prep_bucket(store: &dyn Store, spec: &Spec, item: &BucketItem) -> Result<BatchPart, PipelineError> {
+    let keys = Keys { dataset: &spec.name };
+    let plan = read_plan(store, keys, &item.plan)?;
+    if item.bucket >= plan.buckets {
+        return Err(PipelineError::bad_input(format!("plan {} has {} buckets, not bucket {}", plan.id, plan.buckets, item.bucket)));
+    }
+    let merged = read_merged(store, keys, &plan.id)?;
+    let pieces =
+        merged.admitted.par_iter().map(|&at| shards::load_bucket(store, keys, &plan.id, at, item.bucket)).collect::<Result<Vec<_>, _>>()?;
+    let part = write_bucket(store, keys, &merged.batch, item.bucket, pieces)?;
+    store.write_json(&keys.prep_bucket_part(&plan.id, item.bucket), &part)?;
+    Ok(part)
+}
+
+/// Prep's finish step: checks that every bucket wrote its part (a failed map item can come
+/// back as a success with a null result) and closes the batch with its `_SUCCESS` marker.
+pub fn prep_finish(store: &dyn Store, spec: &Spec, merged: &PrepMerged) -> Result<PrepOutput, PipelineError> {
+    let started = Instant::now();
+    let keys = Keys { dataset: &spec.name };
+    let plan = read_plan(store, keys, &merged.plan)?;
+    let decided = read_merged(store, keys, &plan.id)?;
+    let parts = (0..merged.buckets)
+        .map(|bucket| {
+            let key = keys.prep_bucket_part(&plan.id, bucket);
+            store.read_json(&key)?.ok_or_else(|| {
+                PipelineError::corrupt(&key, format!("bucket {bucket} of plan {} has no part: its map item failed or has not run", plan.id))
+            })
+        })
+        .collect::<Result<Vec<BatchPart>, _>>()?;
+    finish_batch(store, spec, &plan.request, decided, parts, started)
 }
 
 fn read_plan(store: &dyn Store, keys: Keys, plan: &str) -> Result<Plan, PipelineError> {
     let key = keys.prep_plan(plan);
     store.read_json(&key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: no such prep plan")))
+}
+
+fn read_merged(store: &dyn Store, keys: Keys, plan: &str) -> Result<Merged, PipelineError> {
+    let key = keys.prep_merged(plan);
+    store.read_json(&key)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: plan {plan} has not been merged")))
 }
 
 /// The plan of a prep: the raw files the request names, or else every raw file the manifest
@@ -161,24 +239,40 @@ fn plan_prep(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: Sizin
     Plan::new(store, &raw_prefix, stamped_id(), request.clone(), files, sizing)
 }
 
-/// Puts each file of `plan` back together from its shards' `outputs` (in plan order) and
-/// finishes prep.
+/// What prep's merge decided: the batch, what became of each file, and the shards whose valid
+/// rows make the batch.
+#[derive(Serialize, Deserialize)]
+struct Merged {
+    plan: String,
+    batch: String,
+    files: Vec<FileOutcome>,
+    entries: BTreeMap<String, ManifestEntry>,
+    rows_in: usize,
+    quarantined: usize,
+    /// The shards whose valid rows make the batch, in plan order (a file read whole again is
+    /// one shard, numbered past its planned ones).
+    admitted: Vec<ShardAt>,
+}
+
+/// Puts each file of `plan` back together from its shards' `outputs` (in plan order), decides
+/// what becomes of it and stages the quarantined rows. Returns the decision, and the bucketed
+/// rows of each admitted shard when they are held in memory.
 fn merge_shards(
     store: &dyn Store,
     spec: &Spec,
     plan: &Plan,
     outputs: Vec<ShardOutput>,
-    started: Instant,
-) -> Result<PrepOutput, PipelineError> {
+    holding: Holding,
+) -> Result<(Merged, Vec<Vec<Table>>), PipelineError> {
     let keys = Keys { dataset: &spec.name };
-    let request = &plan.request;
     let manifest = read_manifest(store, &keys.prep_manifest())?;
     // Keys named by an upload are read, and skipped by their content hash if it is known.
     let known_hashes: BTreeMap<&str, &str> = manifest.files.iter().map(|(k, e)| (e.content_hash.as_str(), k.as_str())).collect();
     let mut outcomes = Vec::new();
     let mut entries = BTreeMap::new();
-    let mut parsed = Vec::new();
-    let mut quarantine_only = Vec::new();
+    let (mut admitted, mut held) = (Vec::new(), Vec::new());
+    let mut quarantine_tables = Vec::new();
+    let (mut rows_in, mut quarantined) = (0, 0);
     let mut seen_now: BTreeMap<String, String> = BTreeMap::new();
     let mut by_file: Vec<Vec<ShardOutput>> = plan.files.iter().map(|_| Vec::new()).collect();
     for output in outputs {
@@ -186,7 +280,7 @@ fn merge_shards(
     }
     for (file, outputs) in by_file.into_iter().enumerate() {
         let key = plan.files[file].key.clone();
-        let shards::FileRead { content_hash, shards: read_in, parsed: parsed_file } = shards::assemble(store, spec, plan, file, outputs)?;
+        let shards::FileRead { content_hash, shards: read_in, rows } = shards::assemble(store, spec, plan, file, outputs, holding)?;
         tracing::debug!(file = %key, bytes = plan.files[file].size, shards = read_in, "read");
         if let Some(first) =
             known_hashes.get(content_hash.as_str()).map(ToString::to_string).or_else(|| seen_now.get(&content_hash).cloned())
@@ -196,8 +290,9 @@ fn merge_shards(
             continue;
         }
         seen_now.insert(content_hash.clone(), key.clone());
-        match parsed_file {
-            Ok(file) if file.valid.height() == 0 => {
+        let entry = |status: FileStatus, reason: Option<String>| ManifestEntry { content_hash, status, batch: None, reason, at: now() };
+        match rows {
+            Ok(file) if file.valid == 0 => {
                 let first = file.quarantined.column(mlops_prep::REASON_COLUMN).ok().and_then(|c| c.str().ok()?.get(0).map(str::to_string));
                 let reason = format!("no valid row: all {} rows quarantined (first: {})", file.rows, first.unwrap_or_default());
                 tracing::warn!(file = %key, "rejected: {reason}");
@@ -208,11 +303,9 @@ fn merge_shards(
                     quarantined: file.rows,
                     reason: Some(reason.clone()),
                 });
-                entries.insert(
-                    key,
-                    ManifestEntry { content_hash, status: FileStatus::Rejected, batch: None, reason: Some(reason), at: now() },
-                );
-                quarantine_only.push(file.quarantined);
+                entries.insert(key, entry(FileStatus::Rejected, Some(reason)));
+                (rows_in, quarantined) = (rows_in + file.rows, quarantined + file.rows);
+                quarantine_tables.push(file.quarantined);
             }
             Ok(file) => {
                 for note in &file.notes {
@@ -225,8 +318,15 @@ fn merge_shards(
                     quarantined: file.quarantined.height(),
                     reason: (!file.notes.is_empty()).then(|| file.notes.join("; ")),
                 });
-                entries.insert(key, ManifestEntry { content_hash, status: FileStatus::Processed, batch: None, reason: None, at: now() });
-                parsed.push(file);
+                entries.insert(key, entry(FileStatus::Processed, None));
+                (rows_in, quarantined) = (rows_in + file.rows, quarantined + file.quarantined.height());
+                if file.quarantined.height() > 0 {
+                    quarantine_tables.push(file.quarantined);
+                }
+                for (at, buckets) in file.shards {
+                    admitted.push(at);
+                    held.push(buckets);
+                }
             }
             Err(rejection) => {
                 tracing::warn!(file = %key, "rejected: {}", rejection.reason);
@@ -237,55 +337,66 @@ fn merge_shards(
                     quarantined: 0,
                     reason: Some(rejection.reason.clone()),
                 });
-                entries.insert(
-                    key,
-                    ManifestEntry { content_hash, status: FileStatus::Rejected, batch: None, reason: Some(rejection.reason), at: now() },
-                );
+                entries.insert(key, entry(FileStatus::Rejected, Some(rejection.reason)));
             }
         }
     }
-    #[expect(clippy::redundant_closure_for_method_calls, reason = "prep's table type is not named here (no polars dependency)")]
-    let quarantine_only_rows: usize = quarantine_only.iter().map(|q| q.height()).sum();
-    let rows_in: usize = parsed.iter().map(|p| p.rows).sum::<usize>() + quarantine_only_rows;
-    let quarantined: usize = parsed.iter().map(|p| p.quarantined.height()).sum::<usize>() + quarantine_only_rows;
+    // Staged until the batch is closed, so that a failed prep leaves no quarantine behind.
+    if !quarantine_tables.is_empty() {
+        let mut rows = mlops_prep::stack(quarantine_tables)?;
+        store.put(&keys.prep_quarantine(&plan.id), &mlops_prep::to_csv(&mut rows)?)?;
+    }
+    Ok((Merged { plan: plan.id.clone(), batch: stamped_id(), files: outcomes, entries, rows_in, quarantined, admitted }, held))
+}
+
+/// Removes the rows of one bucket (`pieces`: its rows in each admitted shard, in order) that
+/// repeat an earlier one and writes the bucket as part `bucket` of `batch`.
+fn write_bucket(store: &dyn Store, keys: Keys, batch: &str, bucket: usize, pieces: Vec<Table>) -> Result<BatchPart, PipelineError> {
+    let (mut rows, duplicates) = mlops_prep::merge(pieces)?;
+    let data = mlops_prep::to_parquet(&mut rows)?;
+    let key = keys.processed_part(batch, bucket);
+    store.put(&key, &data)?;
+    Ok(BatchPart { bucket, key, rows: rows.height(), duplicates, sha256: sha256_hex(&data) })
+}
+
+/// Closes the batch of a prep (`parts`: its buckets' parts) with its `_SUCCESS` marker, writes
+/// its quarantined rows and the report of rejected files, and records every file in the
+/// manifest.
+fn finish_batch(
+    store: &dyn Store,
+    spec: &Spec,
+    request: &RunRequest,
+    merged: Merged,
+    parts: Vec<BatchPart>,
+    started: Instant,
+) -> Result<PrepOutput, PipelineError> {
+    let keys = Keys { dataset: &spec.name };
+    let Merged { plan, batch, files, mut entries, rows_in, quarantined, .. } = merged;
+    if quarantined > 0 {
+        let staged = keys.prep_quarantine(&plan);
+        let rows = store.get(&staged)?.ok_or_else(|| PipelineError::corrupt(&staged, "the plan's quarantined rows are missing"))?;
+        store.put(&keys.quarantine_rows(&batch), &rows)?;
+    }
     let mut output = PrepOutput {
         dataset: spec.name.clone(),
         trigger: request.trigger,
         batch: None,
-        files: outcomes,
+        files,
         rows_in,
-        rows_out: 0,
+        rows_out: parts.iter().map(|p| p.rows).sum(),
         quarantined,
-        duplicates: 0,
+        duplicates: parts.iter().map(|p| p.duplicates).sum(),
         seconds: 0.0,
     };
-    let batch = stamped_id();
-    let mut quarantine_tables = quarantine_only;
-    let mut valid_tables = Vec::new();
-    for file in parsed {
-        if file.quarantined.height() > 0 {
-            quarantine_tables.push(file.quarantined);
-        }
-        valid_tables.push(file.valid);
-    }
-    if !quarantine_tables.is_empty() {
-        let mut rows = mlops_prep::stack(quarantine_tables)?;
-        store.put(&keys.quarantine_rows(&batch), &mlops_prep::to_csv(&mut rows)?)?;
-    }
-    if !valid_tables.is_empty() {
-        let (mut merged, duplicates) = mlops_prep::merge(valid_tables)?;
-        output.rows_out = merged.height();
-        output.duplicates = duplicates;
-        let data = mlops_prep::to_parquet(&mut merged)?;
-        store.put(&keys.processed_data(&batch), &data)?;
+    if !parts.is_empty() {
         let marker = SuccessMarker {
             batch: batch.clone(),
             files: output.files.clone(),
             rows_in,
             rows_out: output.rows_out,
             quarantined,
-            duplicates,
-            content_sha256: sha256_hex(&data),
+            duplicates: output.duplicates,
+            parts,
             spec_hash: spec.hash(),
             created_at: now(),
         };
@@ -335,12 +446,7 @@ pub(crate) fn read_postcard<T: DeserializeOwned>(store: &dyn Store, key: &str) -
 /// the number of duplicates removed.
 fn training_set(store: &dyn Store, spec: &Spec, batches: &[String]) -> Result<(TrainingSet, usize), PipelineError> {
     let keys = Keys { dataset: &spec.name };
-    let mut tables = Vec::new();
-    for batch in batches {
-        let key = keys.processed_data(batch);
-        let bytes = store.get(&key)?.ok_or_else(|| PipelineError::corrupt(&key, "missing although its batch has _SUCCESS"))?;
-        tables.push(mlops_prep::read_parquet(bytes, &key)?);
-    }
+    let tables = batches.iter().map(|batch| read_batch(store, keys, batch)).collect::<Result<Vec<_>, _>>()?;
     // Prep removed the duplicates within each batch; only several batches can share rows.
     let (merged, duplicates) = match <[_; 1]>::try_from(tables) {
         Ok([table]) => (table, 0),
@@ -348,6 +454,27 @@ fn training_set(store: &dyn Store, spec: &Spec, batches: &[String]) -> Result<(T
     };
     let frame = mlops_prep::to_frame(merged, spec)?;
     Ok((TrainingSet::new(spec, frame)?, duplicates))
+}
+
+/// The rows of processed batch `batch`, in the batch's order: its parts as its `_SUCCESS`
+/// marker lists them (a batch written before parts is one `data.parquet`).
+fn read_batch(store: &dyn Store, keys: Keys, batch: &str) -> Result<Table, PipelineError> {
+    let marker_key = keys.processed_success(batch);
+    let marker: SuccessMarker =
+        store.read_json(&marker_key)?.ok_or_else(|| PipelineError::corrupt(&marker_key, "the batch's _SUCCESS marker disappeared"))?;
+    let parts: Vec<String> = if marker.parts.is_empty() {
+        vec![format!("{}{batch}/data.parquet", keys.processed_prefix())]
+    } else {
+        marker.parts.into_iter().map(|part| part.key).collect()
+    };
+    let tables = parts
+        .par_iter()
+        .map(|key| {
+            let bytes = store.get(key)?.ok_or_else(|| PipelineError::corrupt(key, "missing although its batch has _SUCCESS"))?;
+            Ok(mlops_prep::read_parquet(bytes, key)?)
+        })
+        .collect::<Result<Vec<_>, PipelineError>>()?;
+    Ok(mlops_prep::in_order(tables)?)
 }
 
 /// The run's training set: `held` when the caller holds it, else rebuilt once into `rebuilt`.

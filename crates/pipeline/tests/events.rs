@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mlops_core::contracts::{PrepStep, ShardItem, TrainStep};
+use mlops_core::contracts::{BucketItem, PrepStep, ShardItem, TrainStep};
 use mlops_core::{FsStore, Spec};
 use mlops_pipeline::stages::shards::Sizing;
 use mlops_pipeline::{ingest, stages};
@@ -96,13 +96,18 @@ fn the_sample_events_are_what_the_stages_write() {
     ingest::ingest(&store, &spec.name, &[&project().join("data/bikeshare/Bikeshare.csv")]).unwrap();
     let step: PrepStep = serde_json::from_str(&std::fs::read_to_string(project().join("events/prep.json")).unwrap()).unwrap();
     let PrepStep::Plan { request } = step else { panic!("events/prep.json is not prep's plan step: {step:?}") };
-    // Prep's three steps, as the state machine runs them around its Distributed Map.
+    // Prep's five steps, as the state machine runs them around its two Distributed Maps.
     let planned = stages::prep_plan(&store, &spec, &request, Sizing::default()).unwrap();
     let item = ShardItem { dataset: planned.dataset.clone(), plan: planned.plan.clone(), item: 0 };
     matches_event("prep-shard.json", &PrepStep::Shard(item.clone()));
     stages::prep_shard(&store, &spec, &item).unwrap();
     matches_event("prep-merge.json", &PrepStep::Merge { planned: planned.clone() });
-    let prepared = stages::prep_merge(&store, &spec, &planned).unwrap();
+    let merged = stages::prep_merge(&store, &spec, &planned).unwrap();
+    let bucket = BucketItem { dataset: merged.dataset.clone(), plan: merged.plan.clone(), bucket: 0 };
+    matches_event("prep-bucket.json", &PrepStep::Bucket(bucket.clone()));
+    stages::prep_bucket(&store, &spec, &bucket).unwrap();
+    matches_event("prep-finish.json", &PrepStep::Finish { merged: merged.clone() });
+    let prepared = stages::prep_finish(&store, &spec, &merged).unwrap();
     matches_event("features.json", &prepared);
     let features = stages::features(&store, &spec, prepared).unwrap();
     // Train's two steps, as the state machine runs them around its Map over candidates.

@@ -10,7 +10,8 @@ pub mod infer;
 mod shard;
 
 pub use shard::{
-    HEAD_BYTES, Head, Shard, ShardProblem, WINDOW_SLACK, combine, cut_file, cuts_outside_quotes, line_ends, quotes, record_bounds,
+    HEAD_BYTES, Head, Shard, ShardProblem, WINDOW_SLACK, combine, cut_file, cuts_outside_quotes, line_ends, number_quarantined, quotes,
+    record_bounds,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,22 +20,28 @@ use std::sync::Arc;
 
 use mlops_core::{CellRule, Checked};
 use mlops_core::{Column as CoreColumn, Frame};
-use mlops_core::{ColumnSpec, ColumnType, QUARANTINE_FIELDS, Spec};
+use mlops_core::{ColumnSpec, ColumnType, RESERVED_FIELDS, Spec};
 use polars::prelude::*;
 use rayon::prelude::*;
 
 /// Column holding each row's 1-based record number in its file (the header not counted).
-pub const ROW_COLUMN: &str = QUARANTINE_FIELDS[0];
+pub const ROW_COLUMN: &str = RESERVED_FIELDS[0];
 /// Column naming the raw file of a quarantined row.
-pub const FILE_COLUMN: &str = QUARANTINE_FIELDS[1];
+pub const FILE_COLUMN: &str = RESERVED_FIELDS[1];
 /// Column holding the raw line of a row with the wrong number of fields.
-pub const TEXT_COLUMN: &str = QUARANTINE_FIELDS[2];
+pub const TEXT_COLUMN: &str = RESERVED_FIELDS[2];
 /// Column holding why a row was quarantined.
-pub const REASON_COLUMN: &str = QUARANTINE_FIELDS[3];
+pub const REASON_COLUMN: &str = RESERVED_FIELDS[3];
+/// Column holding a processed row's place in its batch: the number of the shard it was read in
+/// (high 32 bits) and its position among the shard's valid rows (low 32 bits).
+pub const ORDER_COLUMN: &str = RESERVED_FIELDS[4];
+
+/// A typed table of rows, as prep hands it on.
+pub type Table = DataFrame;
 
 /// The header's columns that are read: all but those with a reserved name.
 fn readable(header: &[String]) -> Vec<String> {
-    header.iter().filter(|h| !QUARANTINE_FIELDS.contains(&h.as_str())).cloned().collect()
+    header.iter().filter(|h| !RESERVED_FIELDS.contains(&h.as_str())).cloned().collect()
 }
 
 /// What went wrong in prep, beyond single files and rows.
@@ -246,12 +253,12 @@ fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, Unreadabl
     if !absent.is_empty() {
         notes.push(format!("nullable column(s) absent, read as missing: {}", absent.join(", ")));
     }
-    let reserved: Vec<&str> = header.iter().filter(|h| QUARANTINE_FIELDS.contains(&h.as_str())).map(String::as_str).collect();
+    let reserved: Vec<&str> = header.iter().filter(|h| RESERVED_FIELDS.contains(&h.as_str())).map(String::as_str).collect();
     if !reserved.is_empty() {
-        notes.push(format!("column(s) named like the fields of quarantine records, not read: {}", reserved.join(", ")));
+        notes.push(format!("column(s) named like the fields prep adds to rows, not read: {}", reserved.join(", ")));
     }
     let unknown: Vec<&str> =
-        header.iter().filter(|h| spec.column(h).is_none() && !QUARANTINE_FIELDS.contains(&h.as_str())).map(String::as_str).collect();
+        header.iter().filter(|h| spec.column(h).is_none() && !RESERVED_FIELDS.contains(&h.as_str())).map(String::as_str).collect();
     if !unknown.is_empty() {
         notes.push(format!("column(s) not in the spec, dropped: {}", unknown.join(", ")));
     }
@@ -263,7 +270,7 @@ fn check_header(header: &[String], spec: &Spec) -> Result<Vec<String>, Unreadabl
 /// Records are numbered from `first_row + 1`.
 fn read_strings(bytes: &[u8], header: &[String], first_row: u32) -> Result<(DataFrame, Option<Vec<u32>>, DataFrame), Unreadable> {
     let width = header.len();
-    let kept: Vec<usize> = (0..width).filter(|&i| !QUARANTINE_FIELDS.contains(&header[i].as_str())).collect();
+    let kept: Vec<usize> = (0..width).filter(|&i| !RESERVED_FIELDS.contains(&header[i].as_str())).collect();
     let projected = kept.len() < width;
     // Polars names the row number column while it reads, before `named` renames every column:
     // a name no column of the file has, whatever the header holds.
@@ -418,33 +425,50 @@ fn coerce(table: DataFrame, spec: &Spec, header: &[String], row_numbers: Option<
     Ok((valid, quarantined))
 }
 
-/// Stacks typed files and removes duplicate rows (the first of equal rows stays, in place);
-/// returns the table and the duplicates removed.
+/// Stacks typed tables (files, or one bucket's rows from every shard) and removes duplicate
+/// rows (the first of equal rows stays, in place); returns the table and the duplicates removed.
 pub fn merge(tables: Vec<DataFrame>) -> Result<(DataFrame, usize), PrepError> {
+    drop_repeated(stacked(tables, "stacking tables")?)
+}
+
+/// Tables of the same columns, one after the other (an empty table when there are none).
+fn stacked(tables: Vec<DataFrame>, context: &str) -> Result<DataFrame, PrepError> {
     let mut tables = tables.into_iter();
-    let Some(mut merged) = tables.next() else { return Ok((DataFrame::empty(), 0)) };
+    let Some(mut all) = tables.next() else { return Ok(DataFrame::empty()) };
     for table in tables {
-        merged.vstack_mut_owned(table).map_err(polars_error("stacking files"))?;
+        all.vstack_mut_owned(table).map_err(polars_error(context))?;
     }
-    let repeated = repeated_rows(&merged).map_err(polars_error("removing duplicate rows"))?;
+    Ok(all)
+}
+
+/// The rows of `table` that do not repeat an earlier row (its [`ORDER_COLUMN`], when it has
+/// one, not compared), and how many did.
+fn drop_repeated(table: DataFrame) -> Result<(DataFrame, usize), PrepError> {
+    let repeated = repeated_rows(&table).map_err(polars_error("removing duplicate rows"))?;
     let duplicates = repeated.iter().filter(|&&r| r).count();
     if duplicates == 0 {
-        return Ok((merged, 0));
+        return Ok((table, 0));
     }
     let keep: BooleanChunked = repeated.iter().map(|&r| !r).collect();
-    let unique = merged.filter(&keep).map_err(polars_error("removing duplicate rows"))?;
+    let unique = table.filter(&keep).map_err(polars_error("removing duplicate rows"))?;
     Ok((unique, duplicates))
 }
 
-/// Whether each row repeats an earlier one: every column equal, a missing value equal to a
-/// missing one. Rows are hashed in parallel blocks; rows whose hashes meet are compared.
-fn repeated_rows(table: &DataFrame) -> PolarsResult<Vec<bool>> {
+/// The columns of `table` that hold row values: all but [`ORDER_COLUMN`].
+fn value_columns(table: &DataFrame) -> Vec<&polars::prelude::Column> {
+    table.columns().iter().filter(|c| c.name().as_str() != ORDER_COLUMN).collect()
+}
+
+/// A hash of each row's values (every column but [`ORDER_COLUMN`]), the same in every process
+/// of one build: equal rows hash alike wherever they were read. Hashed in parallel blocks.
+fn row_hashes(table: &DataFrame) -> PolarsResult<Vec<u64>> {
     let height = table.height();
-    let Some((first, rest)) = table.columns().split_first() else { return Ok(vec![false; height]) };
+    let columns = value_columns(table);
+    let Some((first, rest)) = columns.split_first() else { return Ok(vec![0; height]) };
     let state = PlSeedableRandomStateQuality::seed_from_u64(0);
     let block = height.div_ceil(4 * rayon::current_num_threads()).max(1);
     let offsets: Vec<usize> = (0..height).step_by(block).collect();
-    let hashes = offsets
+    Ok(offsets
         .into_par_iter()
         .map(|offset| {
             let mut hashes = Vec::with_capacity(block);
@@ -455,12 +479,20 @@ fn repeated_rows(table: &DataFrame) -> PolarsResult<Vec<bool>> {
             Ok(hashes)
         })
         .collect::<PolarsResult<Vec<Vec<u64>>>>()?
-        .concat();
+        .concat())
+}
+
+/// Whether each row repeats an earlier one: every value equal, a missing value equal to a
+/// missing one. Rows whose hashes meet are compared.
+fn repeated_rows(table: &DataFrame) -> PolarsResult<Vec<bool>> {
+    let height = table.height();
+    let hashes = row_hashes(table)?;
     // Rows by hash, then position: equal rows meet in one run, the first of them leading. (A
     // table's height fits in u32: polars indexes rows with u32.)
     let mut by_hash: Vec<(u64, u32)> = hashes.into_iter().zip(0u32..).collect();
     by_hash.par_sort_unstable();
-    let same = |a: usize, b: usize| table.columns().iter().all(|c| c.get(a).ok() == c.get(b).ok());
+    let columns = value_columns(table);
+    let same = |a: usize, b: usize| columns.iter().all(|c| c.get(a).ok() == c.get(b).ok());
     let mut repeated = vec![false; height];
     for run in by_hash.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
         // Distinct rows of the run so far: more than one only when different rows share a hash.
@@ -475,6 +507,49 @@ fn repeated_rows(table: &DataFrame) -> PolarsResult<Vec<bool>> {
         }
     }
     Ok(repeated)
+}
+
+/// Cuts the valid rows of shard number `shard` into `buckets` tables by row hash, so that equal
+/// rows of any shards meet in one bucket. Each row keeps its place in the batch in
+/// [`ORDER_COLUMN`]; a bucket without rows is an empty table of the same columns.
+pub fn into_buckets(mut table: DataFrame, shard: u32, buckets: usize) -> Result<Vec<DataFrame>, PrepError> {
+    let context = || format!("cutting the rows of shard {shard} into buckets");
+    let buckets = buckets.max(1);
+    let base = u64::from(shard) << 32;
+    let order: UInt64Chunked = (0..table.height() as u64).map(|row| base | row).collect_ca(ORDER_COLUMN.into());
+    let hashes = if buckets > 1 { row_hashes(&table).map_err(polars_error(context()))? } else { Vec::new() };
+    table.with_column(order.into_series().into()).map_err(polars_error(context()))?;
+    if buckets == 1 {
+        return Ok(vec![table]);
+    }
+    let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); buckets];
+    for (row, hash) in hashes.into_iter().enumerate() {
+        rows[(hash % buckets as u64) as usize].push(row as IdxSize);
+    }
+    rows.into_par_iter().map(|rows| table.take(&IdxCa::from_vec("rows".into(), rows)).map_err(polars_error(context()))).collect()
+}
+
+/// The parts of a processed batch as one table in the batch's order (by [`ORDER_COLUMN`],
+/// which is then dropped). Columns are put in order one at a time, so the table is held about
+/// once.
+pub fn in_order(parts: Vec<DataFrame>) -> Result<DataFrame, PrepError> {
+    let context = || "putting a processed batch's parts in order".to_string();
+    let mut table = stacked(parts, &context())?;
+    let Some(order) = table.drop_in_place(ORDER_COLUMN).ok() else { return Ok(table) };
+    let order = order.u64().map_err(polars_error(context()))?;
+    let mut positions: Vec<IdxSize> = (0..order.len() as IdxSize).collect();
+    let values: Vec<u64> = order.into_no_null_iter().collect();
+    positions.par_sort_unstable_by_key(|&row| values[row as usize]);
+    if positions.iter().enumerate().all(|(at, &row)| at == row as usize) {
+        return Ok(table);
+    }
+    let positions = IdxCa::from_vec("rows".into(), positions);
+    let height = table.height();
+    let mut columns = Vec::with_capacity(table.width());
+    for column in table.into_columns() {
+        columns.push(column.take(&positions).map_err(polars_error(context()))?);
+    }
+    DataFrame::new(height, columns).map_err(polars_error(context()))
 }
 
 /// Stacks tables whose columns may differ (quarantined rows of several files): the union of

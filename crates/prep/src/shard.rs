@@ -187,28 +187,33 @@ pub fn cuts_outside_quotes(quotes: &[u64]) -> bool {
 pub fn combine(file: &str, parts: Vec<Parsed>) -> Result<Parsed, Rejection> {
     let reject = |error: PrepError| Rejection { file: file.to_string(), reason: error.to_string() };
     let notes = parts.first().map(|p| p.notes.clone()).unwrap_or_default();
-    let (mut valid, mut quarantined, mut rows) = (Vec::with_capacity(parts.len()), Vec::with_capacity(parts.len()), 0usize);
-    for mut part in parts {
-        if rows > 0 && part.quarantined.height() > 0 {
+    let (valid, quarantined): (Vec<DataFrame>, Vec<(usize, DataFrame)>) =
+        parts.into_iter().map(|part| (part.valid, (part.rows, part.quarantined))).unzip();
+    let (rows, quarantined) = number_quarantined(file, quarantined)?;
+    let valid = stack(valid).map_err(reject)?;
+    Ok(Parsed { file: file.to_string(), rows, valid, quarantined, notes })
+}
+
+/// The quarantined rows of one file's shards (each with the rows it read, in order), numbered
+/// in the file: the rows of a shard after those of the shards before it. Returns the file's
+/// rows too; a file without a data row is refused.
+pub fn number_quarantined(file: &str, parts: Vec<(usize, DataFrame)>) -> Result<(usize, DataFrame), Rejection> {
+    let reject = |error: PrepError| Rejection { file: file.to_string(), reason: error.to_string() };
+    let (mut quarantined, mut rows) = (Vec::with_capacity(parts.len()), 0usize);
+    for (part_rows, mut part) in parts {
+        if rows > 0 && part.height() > 0 {
             let context = || format!("numbering the quarantined rows of {file}");
-            let numbers = part
-                .quarantined
-                .column(ROW_COLUMN)
-                .and_then(|c| c.cast(&DataType::UInt32))
-                .map_err(polars_error(context()))
-                .map_err(reject)?;
+            let numbers =
+                part.column(ROW_COLUMN).and_then(|c| c.cast(&DataType::UInt32)).map_err(polars_error(context())).map_err(reject)?;
             let shifted = numbers.u32().map_err(polars_error(context())).map_err(reject)? + rows as u32;
             let shifted = shifted.into_series().with_name(ROW_COLUMN.into());
-            part.quarantined.with_column(shifted.into()).map_err(polars_error(context())).map_err(reject)?;
+            part.with_column(shifted.into()).map_err(polars_error(context())).map_err(reject)?;
         }
-        rows += part.rows;
-        valid.push(part.valid);
-        quarantined.push(part.quarantined);
+        rows += part_rows;
+        quarantined.push(part);
     }
     if rows == 0 {
         return Err(Rejection { file: file.to_string(), reason: "the file has a header but no data rows".into() });
     }
-    let valid = stack(valid).map_err(reject)?;
-    let quarantined = stack(quarantined).and_then(quarantine_order).map_err(reject)?;
-    Ok(Parsed { file: file.to_string(), rows, valid, quarantined, notes })
+    Ok((rows, stack(quarantined).and_then(quarantine_order).map_err(reject)?))
 }

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use mlops_core::contracts::{DriftItem, DriftPartOutput, DriftPlanned};
 use mlops_core::drift::{Labelled, Observed, Reference};
@@ -109,6 +110,11 @@ impl LogPlan {
         (round * self.items_per_round).min(self.items())..((round + 1) * self.items_per_round).min(self.items())
     }
 
+    /// A summary of no rows, to which the items' summaries are added.
+    pub fn nothing_observed(&self) -> Observed {
+        Observed::empty(&self.reference, self.target.n_classes())
+    }
+
     /// The log files of item `item`, newest first.
     fn files_of(&self, item: usize) -> &[String] {
         let start = (item * self.files_per_item).min(self.files.len());
@@ -116,23 +122,34 @@ impl LogPlan {
     }
 }
 
-/// Summarises log files for a plan: the model's schema and the delayed labels, read once.
+/// Summarises log files for a plan: the model's schema, and the delayed labels, read once when
+/// a file is first summarised (a reduce that summarises no file never reads them).
 pub struct Summarizer<'a> {
     plan: &'a LogPlan,
+    spec: Spec,
     schema: RowSchema,
-    labels: HashMap<String, String>,
+    labels: OnceLock<HashMap<String, String>>,
 }
 
 impl<'a> Summarizer<'a> {
-    pub fn new(store: &dyn Store, plan: &'a LogPlan) -> Result<Summarizer<'a>, PipelineError> {
+    pub fn new(plan: &'a LogPlan) -> Result<Summarizer<'a>, PipelineError> {
         let spec = Spec::parse(&plan.spec_toml, "the checked model's spec")?;
-        let labels = read_feedback(store, &Keys { dataset: &spec.name }, &spec)?;
-        Ok(Summarizer { plan, schema: RowSchema::new(&spec), labels })
+        Ok(Summarizer { plan, schema: RowSchema::new(&spec), spec, labels: OnceLock::new() })
+    }
+
+    /// The delayed labels by prediction id.
+    fn labels(&self, store: &dyn Store) -> Result<&HashMap<String, String>, PipelineError> {
+        if let Some(labels) = self.labels.get() {
+            return Ok(labels);
+        }
+        let labels = read_feedback(store, &Keys { dataset: &self.spec.name }, &self.spec)?;
+        Ok(self.labels.get_or_init(|| labels))
     }
 
     /// The summary of the newest `limit` predictions of the plan's version in log file `key`.
     pub fn file(&self, store: &dyn Store, key: &str, limit: usize) -> Result<Observed, PipelineError> {
         let plan = self.plan;
+        let labels = self.labels(store)?;
         let bytes = store.get(key)?.unwrap_or_default();
         let lines = read_log_file(&bytes, &plan.version, &self.schema, limit);
         drop(bytes);
@@ -147,7 +164,7 @@ impl<'a> Summarizer<'a> {
         };
         let mut labelled = Labelled::new(plan.target.n_classes());
         for line in &kept {
-            let Some(label) = self.labels.get(&line.prediction_id) else { continue };
+            let Some(label) = labels.get(&line.prediction_id) else { continue };
             let encoded = match task {
                 Task::Regression => label.parse::<f64>().ok(),
                 _ => plan.target.labels().iter().position(|l| l == label).map(|i| i as f64),
@@ -195,8 +212,10 @@ impl<'a> Summarizer<'a> {
 /// The summary of the newest `window` predictions in the plan, its rounds' items run on the
 /// thread pool.
 pub fn observe(store: &dyn Store, plan: &LogPlan) -> Result<Observed, PipelineError> {
-    let summarizer = Summarizer::new(store, plan)?;
-    let mut running = Observed::empty(&plan.reference, plan.target.n_classes());
+    let summarizer = Summarizer::new(plan)?;
+    // Read before the items run side by side, so that they do not each read them.
+    summarizer.labels(store)?;
+    let mut running = plan.nothing_observed();
     for round in 0..plan.rounds() {
         let items = plan.round_items(round);
         let parts = items.clone().into_par_iter().map(|item| summarizer.item(store, item)).collect::<Result<Vec<_>, _>>()?;
@@ -210,29 +229,23 @@ pub fn observe(store: &dyn Store, plan: &LogPlan) -> Result<Observed, PipelineEr
 }
 
 /// Writes the plan and its first round's items; answers the round by reference.
-pub fn save_plan(store: &dyn Store, dataset: &str, plan: &LogPlan, max_concurrency: u32) -> Result<DriftPlanned, PipelineError> {
-    let keys = Keys { dataset };
+pub fn save_plan(store: &dyn Store, plan: &LogPlan, max_concurrency: u32) -> Result<DriftPlanned, PipelineError> {
+    let keys = Keys { dataset: &plan.dataset };
     store.put(&keys.drift_plan(&plan.check), &postcard::to_stdvec(plan).expect("a drift plan serialises"))?;
-    planned_round(store, dataset, plan, 0, max_concurrency)
+    planned_round(store, plan, 0, max_concurrency)
 }
 
 /// Writes the items of round `round` as the JSON array the Distributed Map reads.
-pub fn planned_round(
-    store: &dyn Store,
-    dataset: &str,
-    plan: &LogPlan,
-    round: usize,
-    max_concurrency: u32,
-) -> Result<DriftPlanned, PipelineError> {
+pub fn planned_round(store: &dyn Store, plan: &LogPlan, round: usize, max_concurrency: u32) -> Result<DriftPlanned, PipelineError> {
     #[derive(Serialize)]
     struct Item {
         item: usize,
     }
-    let keys = Keys { dataset };
+    let keys = Keys { dataset: &plan.dataset };
     let items: Vec<Item> = plan.round_items(round).map(|item| Item { item }).collect();
     let items_key = keys.drift_items(&plan.check, round);
     store.write_json(&items_key, &items)?;
-    Ok(DriftPlanned { dataset: dataset.to_string(), check: plan.check.clone(), round, items: items.len(), items_key, max_concurrency })
+    Ok(DriftPlanned { dataset: plan.dataset.clone(), check: plan.check.clone(), round, items: items.len(), items_key, max_concurrency })
 }
 
 /// The plan of check `check`, as its plan step wrote it.
@@ -247,7 +260,7 @@ pub fn summarize_item(store: &dyn Store, item: &DriftItem) -> Result<DriftPartOu
     if item.item >= plan.items() {
         return Err(PipelineError::bad_input(format!("drift check {} has {} items, not item {}", item.check, plan.items(), item.item)));
     }
-    let parts = Summarizer::new(store, &plan)?.item(store, item.item)?;
+    let parts = Summarizer::new(&plan)?.item(store, item.item)?;
     let output = DriftPartOutput { item: item.item, files: parts.len(), lines: parts.iter().map(Observed::lines).sum() };
     let key = Keys { dataset: &item.dataset }.drift_part(&item.check, item.item);
     store.put(&key, &postcard::to_stdvec(&parts).expect("summaries serialise"))?;
@@ -259,8 +272,8 @@ pub fn summarize_item(store: &dyn Store, item: &DriftItem) -> Result<DriftPartOu
 /// another round remains.
 pub fn reduce(store: &dyn Store, plan: &LogPlan, planned: &DriftPlanned) -> Result<Option<Observed>, PipelineError> {
     let keys = Keys { dataset: &planned.dataset };
-    let summarizer = Summarizer::new(store, plan)?;
-    let mut running = Observed::empty(&plan.reference, plan.target.n_classes());
+    let summarizer = Summarizer::new(plan)?;
+    let mut running = plan.nothing_observed();
     for round in 0..=planned.round {
         for item in plan.round_items(round) {
             let key = keys.drift_part(&plan.check, item);

@@ -4,14 +4,16 @@
 //! [`Plan::new`] cuts each raw file by size into shards (see `mlops_prep`'s shard rules) and
 //! groups them into map items of a few shards each: the plan batches, since LocalStack's
 //! Distributed Map has no `ItemBatcher`. [`read_shard`] parses the records that start in one
-//! shard. Locally the shards run on a thread pool and stay in memory; on AWS each item's shards
-//! are written to fixed keys ([`save`]) and the merge step reads every one back ([`load`]),
-//! failing on any that is missing: a failed map item can come back as a success with a null
-//! result. [`assemble`] puts a file's shards back together.
+//! shard and cuts its valid rows into the plan's buckets by row hash, so that equal rows of any
+//! shards meet in one bucket. Locally the shards run on a thread pool and stay in memory; on AWS
+//! each item's shards are written to fixed keys ([`save`]) and the merge step reads every meta
+//! back ([`load`]), failing on any that is missing: a failed map item can come back as a success
+//! with a null result. [`assemble`] puts a file's shards back together; each bucket step reads
+//! its bucket of every shard ([`load_bucket`]).
 
 use mlops_core::contracts::RunRequest;
 use mlops_core::{JsonStore, Keys, Spec, Store, chunk_hashes, content_hash};
-use mlops_prep::{Head, Parsed, Rejection, Shard, ShardProblem};
+use mlops_prep::{Head, Parsed, Rejection, Shard, ShardProblem, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
@@ -22,18 +24,31 @@ pub const SHARD_BYTES: u64 = 64 << 20;
 pub const SHARDS_PER_ITEM: usize = 4;
 /// Map items run at once, unless the deployment says otherwise.
 pub const MAP_CONCURRENCY: u32 = 40;
+/// Raw bytes per bucket of rows that duplicates are removed from, unless the deployment says
+/// otherwise: a plan has one bucket per this many bytes of raw files. 256 MiB of CSV like the
+/// benchmark's is about 4M rows, well within a 3 GB function.
+pub const BUCKET_BYTES: u64 = 256 << 20;
 
-/// How a plan cuts files and groups their shards.
+/// How a plan cuts files, groups their shards and buckets their rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizing {
     pub shard_bytes: u64,
     pub shards_per_item: usize,
     pub max_concurrency: u32,
+    pub bucket_bytes: u64,
 }
 
 impl Default for Sizing {
     fn default() -> Self {
-        Sizing { shard_bytes: SHARD_BYTES, shards_per_item: SHARDS_PER_ITEM, max_concurrency: MAP_CONCURRENCY }
+        Sizing { shard_bytes: SHARD_BYTES, shards_per_item: SHARDS_PER_ITEM, max_concurrency: MAP_CONCURRENCY, bucket_bytes: BUCKET_BYTES }
+    }
+}
+
+impl Sizing {
+    /// Prep in one process: the default shards, and one bucket, since every row is in memory
+    /// anyway (buckets bound what one invocation holds); the batch is then one part, in order.
+    pub fn in_one_process() -> Sizing {
+        Sizing { bucket_bytes: u64::MAX, ..Sizing::default() }
     }
 }
 
@@ -56,6 +71,8 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Each map item's shards, in file order.
     pub items: Vec<Vec<ShardAt>>,
+    /// Buckets the valid rows are cut into by row hash, each deduplicated apart.
+    pub buckets: usize,
 }
 
 impl Plan {
@@ -82,7 +99,16 @@ impl Plan {
             .flat_map(|(at, file)| (0..mlops_prep::cut_file(&file.key, file.size, sizing.shard_bytes).len()).map(move |index| (at, index)))
             .collect();
         let items = shards.chunks(sizing.shards_per_item.max(1)).map(<[ShardAt]>::to_vec).collect();
-        Ok(Plan { id, request, shard_bytes: sizing.shard_bytes, files, items })
+        let bytes: u64 = files.iter().map(|f| f.size).sum();
+        let buckets = usize::try_from(bytes.div_ceil(sizing.bucket_bytes.max(1))).unwrap_or(usize::MAX).max(1);
+        Ok(Plan { id, request, shard_bytes: sizing.shard_bytes, files, items, buckets })
+    }
+
+    /// Shard `at`'s number in the plan, counted over every file's shards in order: its rows'
+    /// place in the batch comes first from it.
+    pub fn number(&self, (file, index): ShardAt) -> u32 {
+        let before: usize = (0..file).map(|f| self.shards_of(f).len()).sum();
+        u32::try_from(before + index).unwrap_or(u32::MAX)
     }
 
     /// The shards of file number `file`.
@@ -105,8 +131,8 @@ pub enum Outcome {
     HeadRejected(Rejection),
     /// The records cannot be used: the file is rejected, at the problem's line.
     Unusable(ShardProblem),
-    /// The records were parsed (their rows are in the shard's tables).
-    Parsed { rows: usize, notes: Vec<String> },
+    /// The records were parsed: `rows` read, `valid` of them valid (in the shard's buckets).
+    Parsed { rows: usize, valid: usize, notes: Vec<String> },
 }
 
 /// What a shard read, beside its rows: written to the shard's `meta.json` last, so its presence
@@ -126,10 +152,33 @@ pub struct ShardMeta {
     pub outcome: Outcome,
 }
 
-/// One shard read: what it is, and its parsed rows when it parsed.
+/// One shard read: what it is, and its tables when it parsed.
 pub struct ShardOutput {
     pub meta: ShardMeta,
-    pub parsed: Option<Parsed>,
+    /// The shard's quarantined rows, when it parsed.
+    pub quarantined: Option<Table>,
+    /// The shard's valid rows by bucket when held in memory; empty when its meta is read back
+    /// from the store (each bucket step reads its own).
+    pub buckets: Vec<Table>,
+}
+
+impl ShardOutput {
+    /// Shard `meta`, with the tables of its parse (the valid rows cut into `plan`'s buckets).
+    fn parsed(plan: &Plan, mut meta: ShardMeta, parsed: Result<Parsed, ShardProblem>) -> Result<ShardOutput, PipelineError> {
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            Err(problem) => {
+                meta.outcome = Outcome::Unusable(problem);
+                return Ok(ShardOutput { meta, quarantined: None, buckets: Vec::new() });
+            }
+        };
+        meta.outcome = Outcome::Parsed { rows: parsed.rows, valid: parsed.valid.height(), notes: parsed.notes };
+        // A file read whole again (its index past the planned shards) takes its first shard's place.
+        let index = if meta.index < plan.shards_of(meta.file).len() { meta.index } else { 0 };
+        let number = plan.number((meta.file, index));
+        let buckets = mlops_prep::into_buckets(parsed.valid, number, plan.buckets)?;
+        Ok(ShardOutput { meta, quarantined: Some(parsed.quarantined), buckets })
+    }
 }
 
 /// Reads and parses shard `at` of `plan`.
@@ -144,14 +193,10 @@ pub fn read_shard(store: &dyn Store, spec: &Spec, plan: &Plan, at: ShardAt) -> R
             let chunk_hashes = chunk_hashes(&range(store, key, shard.start..shard.end)?);
             let meta =
                 ShardMeta { file, index, chunk_hashes, header_lines: 0, lines: 0, quotes: 0, outcome: Outcome::HeadRejected(rejection) };
-            return Ok(ShardOutput { meta, parsed: None });
+            return Ok(ShardOutput { meta, quarantined: None, buckets: Vec::new() });
         }
     };
     let records = read_records(store, spec, &head, &shard)?;
-    let (outcome, parsed) = match records.parsed {
-        Ok(parsed) => (Outcome::Parsed { rows: parsed.rows, notes: parsed.notes.clone() }, Some(parsed)),
-        Err(problem) => (Outcome::Unusable(problem), None),
-    };
     let meta = ShardMeta {
         file,
         index,
@@ -159,9 +204,9 @@ pub fn read_shard(store: &dyn Store, spec: &Spec, plan: &Plan, at: ShardAt) -> R
         header_lines: head.lines,
         lines: records.lines,
         quotes: records.quotes,
-        outcome,
+        outcome: Outcome::Parsed { rows: 0, valid: 0, notes: Vec::new() },
     };
-    Ok(ShardOutput { meta, parsed })
+    ShardOutput::parsed(plan, meta, records.parsed)
 }
 
 /// The header of the raw file `key` of `size` bytes, or why the file cannot be used.
@@ -221,27 +266,32 @@ fn read_records(store: &dyn Store, spec: &Spec, head: &Head, shard: &Shard) -> R
 }
 
 const META: &str = "meta.json";
-const VALID: &str = "valid.parquet";
 const QUARANTINED: &str = "quarantined.parquet";
+
+/// The key part of a shard's rows in bucket `bucket`.
+fn bucket_part(bucket: usize) -> String {
+    format!("bucket-{bucket}.parquet")
+}
 
 /// Writes a shard's tables, then its meta, to the shard's fixed keys; returns its rows.
 pub fn save(store: &dyn Store, keys: Keys, plan: &str, output: ShardOutput) -> Result<usize, PipelineError> {
-    let ShardOutput { meta, parsed } = output;
+    let ShardOutput { meta, quarantined, buckets } = output;
     let key = |part: &str| keys.prep_shard(plan, meta.file, meta.index, part);
-    let mut rows = 0;
-    if let Some(mut parsed) = parsed {
-        rows = parsed.rows;
-        store.put(&key(VALID), &mlops_prep::to_parquet(&mut parsed.valid)?)?;
-        if parsed.quarantined.height() > 0 {
-            store.put(&key(QUARANTINED), &mlops_prep::to_parquet(&mut parsed.quarantined)?)?;
-        }
+    if let Some(mut quarantined) = quarantined.filter(|q| q.height() > 0) {
+        store.put(&key(QUARANTINED), &mlops_prep::to_parquet(&mut quarantined)?)?;
+    }
+    for (bucket, mut rows) in buckets.into_iter().enumerate() {
+        store.put(&key(&bucket_part(bucket)), &mlops_prep::to_parquet(&mut rows)?)?;
     }
     store.write_json(&key(META), &meta)?;
-    Ok(rows)
+    Ok(match meta.outcome {
+        Outcome::Parsed { rows, .. } => rows,
+        _ => 0,
+    })
 }
 
-/// Reads back shard `at` of `plan` as [`save`] wrote it. A shard without output fails the merge:
-/// its map item failed, or never ran.
+/// Reads back the meta and quarantined rows of shard `at` of `plan` as [`save`] wrote them. A
+/// shard without output fails the merge: its map item failed, or never ran.
 pub fn load(store: &dyn Store, keys: Keys, plan: &Plan, at: ShardAt) -> Result<ShardOutput, PipelineError> {
     let (file, index) = at;
     let key = |part: &str| keys.prep_shard(&plan.id, file, index, part);
@@ -251,32 +301,67 @@ pub fn load(store: &dyn Store, keys: Keys, plan: &Plan, at: ShardAt) -> Result<S
             format!("shard {index} of {} has no output: its map item failed or has not run", plan.files[file].key),
         )
     })?;
-    let parsed = match &meta.outcome {
-        Outcome::Parsed { rows, notes } => {
-            let table = |part: &str| -> Result<Option<_>, PipelineError> {
-                let key = key(part);
-                store.get(&key)?.map(|bytes| mlops_prep::read_parquet(bytes, &key).map_err(|e| PipelineError::corrupt(&key, e))).transpose()
-            };
-            let valid = table(VALID)?.ok_or_else(|| PipelineError::corrupt(&key(VALID), "missing although the shard's meta is written"))?;
-            let quarantined = table(QUARANTINED)?.unwrap_or_default();
-            Some(Parsed { file: plan.files[file].key.clone(), rows: *rows, valid, quarantined, notes: notes.clone() })
-        }
+    let quarantined = match &meta.outcome {
+        Outcome::Parsed { .. } => Some(match store.get(&key(QUARANTINED))? {
+            Some(bytes) => read_table(bytes, &key(QUARANTINED))?,
+            None => Table::default(),
+        }),
         _ => None,
     };
-    Ok(ShardOutput { meta, parsed })
+    Ok(ShardOutput { meta, quarantined, buckets: Vec::new() })
 }
 
-/// A raw file read shard by shard: its content hash, and its parse or why it cannot be used.
+/// The rows in bucket `bucket` of shard `at` of `plan`, as [`save`] wrote them.
+pub fn load_bucket(store: &dyn Store, keys: Keys, plan: &str, at: ShardAt, bucket: usize) -> Result<Table, PipelineError> {
+    let key = keys.prep_shard(plan, at.0, at.1, &bucket_part(bucket));
+    let bytes = store.get(&key)?.ok_or_else(|| PipelineError::corrupt(&key, "missing although the shard's meta is written"))?;
+    read_table(bytes, &key)
+}
+
+fn read_table(bytes: Vec<u8>, key: &str) -> Result<Table, PipelineError> {
+    mlops_prep::read_parquet(bytes, key).map_err(|e| PipelineError::corrupt(key, e))
+}
+
+/// A raw file read shard by shard: its content hash, and its rows or why it cannot be used.
 pub struct FileRead {
     pub content_hash: String,
     /// The shards read: one when a quoted field spans a cut and the file was read whole.
     pub shards: usize,
-    pub parsed: Result<Parsed, Rejection>,
+    pub rows: Result<FileRows, Rejection>,
+}
+
+/// A file's rows, as its shards read them.
+pub struct FileRows {
+    /// Data rows read.
+    pub rows: usize,
+    /// Valid rows, in the shards' buckets.
+    pub valid: usize,
+    /// Quarantined rows, numbered in the file.
+    pub quarantined: Table,
+    /// Remarks that do not stop the file.
+    pub notes: Vec<String>,
+    /// The shards whose rows make the file, in order, each with its buckets when held.
+    pub shards: Vec<(ShardAt, Vec<Table>)>,
+}
+
+/// Where the shards of a prep keep their bucketed rows: in memory, or at their fixed keys.
+#[derive(Clone, Copy)]
+pub enum Holding<'k> {
+    Memory,
+    Store(Keys<'k>),
 }
 
 /// Puts the shards of file number `file` back together (`outputs` in shard order). When a cut
-/// fell inside a quoted field that holds a line break, the file is read again as one shard.
-pub fn assemble(store: &dyn Store, spec: &Spec, plan: &Plan, file: usize, outputs: Vec<ShardOutput>) -> Result<FileRead, PipelineError> {
+/// fell inside a quoted field that holds a line break, the file is read again as one shard,
+/// numbered past the planned ones, whose tables are kept as `holding` says.
+pub fn assemble(
+    store: &dyn Store,
+    spec: &Spec,
+    plan: &Plan,
+    file: usize,
+    outputs: Vec<ShardOutput>,
+    holding: Holding,
+) -> Result<FileRead, PipelineError> {
     let key = plan.files[file].key.as_str();
     let content_hash = content_hash(&outputs.iter().flat_map(|o| o.meta.chunk_hashes.iter().cloned()).collect::<Vec<_>>());
     let shards = outputs.len();
@@ -284,41 +369,56 @@ pub fn assemble(store: &dyn Store, spec: &Spec, plan: &Plan, file: usize, output
         Outcome::HeadRejected(rejection) => Some(rejection.clone()),
         _ => None,
     }) {
-        return Ok(FileRead { content_hash, shards, parsed: Err(rejection) });
+        return Ok(FileRead { content_hash, shards, rows: Err(rejection) });
     }
     let quotes: Vec<u64> = outputs.iter().map(|o| o.meta.quotes).collect();
-    let header_lines = outputs.first().map_or(0, |o| o.meta.header_lines);
     if !mlops_prep::cuts_outside_quotes(&quotes) {
         tracing::info!(file = %key, "a quoted field spans a shard boundary: reading the file as one shard");
         drop(outputs);
         let size = plan.files[file].size;
         let head = read_head(store, spec, key, size)?.map_err(|r| PipelineError::bad_input(format!("{key}: {}", r.reason)))?;
-        let whole = Shard { file: key.to_string(), index: 0, of: 1, start: 0, end: size, file_size: size };
+        let index = plan.shards_of(file).len();
+        let whole = Shard { file: key.to_string(), index, of: index + 1, start: 0, end: size, file_size: size };
         let records = read_records(store, spec, &head, &whole)?;
-        return Ok(FileRead { content_hash, shards: 1, parsed: finish(key, head.lines, vec![(records.lines, records.parsed)]) });
+        let meta = ShardMeta {
+            file,
+            index,
+            chunk_hashes: Vec::new(),
+            header_lines: head.lines,
+            lines: records.lines,
+            quotes: records.quotes,
+            outcome: Outcome::Parsed { rows: 0, valid: 0, notes: Vec::new() },
+        };
+        let mut output = ShardOutput::parsed(plan, meta, records.parsed)?;
+        if let Holding::Store(keys) = holding {
+            let buckets = std::mem::take(&mut output.buckets);
+            save(store, keys, &plan.id, ShardOutput { meta: output.meta.clone(), quarantined: None, buckets })?;
+        }
+        return Ok(FileRead { content_hash, shards: 1, rows: join(key, vec![output]) });
     }
-    let parts = outputs
-        .into_iter()
-        .map(|output| {
-            let parsed = match (output.parsed, output.meta.outcome) {
-                (Some(parsed), _) => Ok(parsed),
-                (None, Outcome::Unusable(problem)) => Err(problem),
-                (None, _) => Err(ShardProblem::Unreadable("the shard's rows are missing".into())),
-            };
-            (output.meta.lines, parsed)
-        })
-        .collect();
-    Ok(FileRead { content_hash, shards, parsed: finish(key, header_lines, parts) })
+    Ok(FileRead { content_hash, shards, rows: join(key, outputs) })
 }
 
-/// Puts a file's shards (each with its line ends) back together, or names the first shard's
-/// problem at its line in the file, after the header's `header_lines` line ends.
-fn finish(key: &str, header_lines: u64, shards: Vec<(u64, Result<Parsed, ShardProblem>)>) -> Result<Parsed, Rejection> {
-    let mut parts = Vec::with_capacity(shards.len());
-    let mut lines = header_lines;
-    for (shard_lines, parsed) in shards {
-        parts.push(parsed.map_err(|problem| problem.rejection(key, lines))?);
-        lines += shard_lines;
+/// Puts a file's shards (in order) back together, or names the first shard's problem at its
+/// line in the file.
+fn join(key: &str, outputs: Vec<ShardOutput>) -> Result<FileRows, Rejection> {
+    let mut lines = outputs.first().map_or(0, |o| o.meta.header_lines);
+    let (mut valid, mut notes) = (0, Vec::new());
+    let mut quarantined = Vec::with_capacity(outputs.len());
+    let mut shards = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        match output.meta.outcome {
+            Outcome::Parsed { rows, valid: shard_valid, notes: shard_notes } => {
+                valid += shard_valid;
+                notes = shard_notes;
+                quarantined.push((rows, output.quarantined.unwrap_or_default()));
+                shards.push(((output.meta.file, output.meta.index), output.buckets));
+            }
+            Outcome::Unusable(problem) => return Err(problem.rejection(key, lines)),
+            Outcome::HeadRejected(rejection) => return Err(rejection),
+        }
+        lines += output.meta.lines;
     }
-    mlops_prep::combine(key, parts)
+    let (rows, quarantined) = mlops_prep::number_quarantined(key, quarantined)?;
+    Ok(FileRows { rows, valid, quarantined, notes, shards })
 }

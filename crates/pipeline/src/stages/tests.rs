@@ -45,7 +45,10 @@ fn prep_writes_a_closed_batch_and_quarantines_bad_rows() {
     let keys = Keys { dataset: "toy" };
     let marker: SuccessMarker = serde_json::from_slice(&store.get(&keys.processed_success(&batch)).unwrap().unwrap()).unwrap();
     assert_eq!((marker.rows_in, marker.rows_out, marker.quarantined), (102, 100, 2));
-    assert_eq!(marker.content_sha256, sha256_hex(&store.get(&keys.processed_data(&batch)).unwrap().unwrap()));
+    assert_eq!(marker.parts.len(), 1);
+    for part in &marker.parts {
+        assert_eq!(part.sha256, sha256_hex(&store.get(&part.key).unwrap().unwrap()));
+    }
     let quarantine = String::from_utf8(store.get(&keys.quarantine_rows(&batch)).unwrap().unwrap()).unwrap();
     assert!(
         quarantine.contains("x: 'oops' is not a finite number") && quarantine.contains("group: 'z' is not one of the categories"),
@@ -86,7 +89,7 @@ fn train_refuses_processed_batches_that_changed_after_the_features_were_fitted()
     let featured = features(&store, &spec, prepped).unwrap();
     let keys = Keys { dataset: "toy" };
     let mut other = mlops_prep::parse_csv("other.csv", csv(60, 1.0).as_bytes(), &spec).unwrap();
-    store.put(&keys.processed_data(&batch), &mlops_prep::to_parquet(&mut other.valid).unwrap()).unwrap();
+    store.put(&keys.processed_part(&batch, 0), &mlops_prep::to_parquet(&mut other.valid).unwrap()).unwrap();
     let error = train(&store, &spec, featured.clone(), &quiet).unwrap_err();
     assert!(matches!(error, PipelineError::Core(CoreError::Corrupt { .. })), "{error:?}");
     assert!(error.to_string().contains(&format!("no longer hash to {}", featured.data_hash)), "{error}");
@@ -206,10 +209,11 @@ fn large_csv(rows: usize) -> String {
     lines.join("\n") + "\n"
 }
 
-/// Reads the raw file `key` as a plan cut in shards of `shard_bytes` does: in memory, or
-/// (`staged`) through each shard's saved output, as the Distributed Map's merge step reads it.
-fn read_file(store: &FsStore, spec: &Spec, key: &str, shard_bytes: u64, staged: bool) -> shards::FileRead {
-    let sizing = Sizing { shard_bytes, shards_per_item: 3, ..Sizing::default() };
+/// Reads the raw file `key` as a plan cut in shards of `shard_bytes` (and buckets of 1 MiB)
+/// does: in memory, or (`staged`) through each shard's saved output, as the Distributed Map's
+/// steps read it. Returns the file's rows, with its valid rows in order.
+fn read_file(store: &FsStore, spec: &Spec, key: &str, shard_bytes: u64, staged: bool) -> (shards::FileRead, Option<Table>) {
+    let sizing = Sizing { shard_bytes, shards_per_item: 3, bucket_bytes: 1 << 20, ..Sizing::default() };
     let plan = Plan::new(store, "raw/toy/", "plan".into(), request(), vec![key.to_string()], sizing).unwrap();
     let keys = Keys { dataset: &spec.name };
     let outputs = plan
@@ -224,7 +228,22 @@ fn read_file(store: &FsStore, spec: &Spec, key: &str, shard_bytes: u64, staged: 
             shards::load(store, keys, &plan, at).unwrap()
         })
         .collect();
-    shards::assemble(store, spec, &plan, 0, outputs).unwrap()
+    let holding = if staged { Holding::Store(keys) } else { Holding::Memory };
+    let mut read = shards::assemble(store, spec, &plan, 0, outputs, holding).unwrap();
+    let valid = read.rows.as_mut().ok().map(|rows| {
+        let mut pieces = Vec::new();
+        for (at, held) in std::mem::take(&mut rows.shards) {
+            if staged {
+                assert!(held.is_empty(), "a staged shard's rows are read by each bucket");
+                pieces.extend((0..plan.buckets).map(|bucket| shards::load_bucket(store, keys, &plan.id, at, bucket).unwrap()));
+            } else {
+                assert_eq!(held.len(), plan.buckets);
+                pieces.extend(held);
+            }
+        }
+        mlops_prep::in_order(pieces).unwrap()
+    });
+    (read, valid)
 }
 
 #[test]
@@ -237,21 +256,20 @@ fn a_file_read_in_shards_gives_the_rows_quarantine_and_hash_of_one_shard() {
     let quoted = format!("{}1,\"{}\",2\n{}", &plain[..at], "a\n".repeat(1500), &plain[at..]);
     for (text, shards_used) in [(&plain, plain.len().div_ceil(1 << 20)), (&quoted, 1)] {
         let (_dir, store) = store_with(&[("a.csv", text)]);
-        let whole = read_file(&store, &spec, "raw/toy/a.csv", u64::MAX, false);
-        let whole_parsed = whole.parsed.unwrap();
-        for staged in [false, true] {
-            let sharded = read_file(&store, &spec, "raw/toy/a.csv", 1, staged);
-            assert_eq!((whole.shards, sharded.shards), (1, shards_used));
-            assert_eq!(sharded.content_hash, whole.content_hash, "the content hash does not depend on the cut");
-            let sharded = sharded.parsed.unwrap();
-            let quoted_rows = usize::from(shards_used == 1);
-            assert_eq!((sharded.rows, whole_parsed.rows), (400_000 + quoted_rows, 400_000 + quoted_rows));
-            assert!(sharded.valid.equals_missing(&whole_parsed.valid), "staged: {staged}");
-            assert!(sharded.quarantined.equals_missing(&whole_parsed.quarantined), "staged: {staged}");
-            assert_eq!(whole_parsed.quarantined.height(), 400 + quoted_rows);
-        }
         let direct = mlops_prep::parse_csv("raw/toy/a.csv", text.as_bytes(), &spec).unwrap();
-        assert!(direct.valid.equals_missing(&whole_parsed.valid) && direct.quarantined.equals_missing(&whole_parsed.quarantined));
+        for staged in [false, true] {
+            let (sharded, valid) = read_file(&store, &spec, "raw/toy/a.csv", 1, staged);
+            assert_eq!(sharded.shards, shards_used);
+            let (whole, _) = read_file(&store, &spec, "raw/toy/a.csv", u64::MAX, false);
+            assert_eq!((whole.shards, sharded.content_hash), (1, whole.content_hash), "the content hash does not depend on the cut");
+            let sharded = sharded.rows.unwrap();
+            let quoted_rows = usize::from(shards_used == 1);
+            assert_eq!((sharded.rows, direct.rows), (400_000 + quoted_rows, 400_000 + quoted_rows));
+            assert_eq!(sharded.valid, direct.valid.height());
+            assert!(valid.unwrap().equals_missing(&direct.valid), "staged: {staged}");
+            assert!(sharded.quarantined.equals_missing(&direct.quarantined), "staged: {staged}");
+            assert_eq!(direct.quarantined.height(), 400 + quoted_rows);
+        }
     }
 }
 
@@ -266,7 +284,8 @@ fn a_bad_byte_in_a_later_shard_is_named_at_its_line_in_the_file() {
     let store = FsStore::new(dir.path());
     store.put("raw/toy/a.csv", &text).unwrap();
     for staged in [false, true] {
-        let reason = read_file(&store, &spec(), "raw/toy/a.csv", 1, staged).parsed.unwrap_err().reason;
+        let Err(rejection) = read_file(&store, &spec(), "raw/toy/a.csv", 1, staged).0.rows else { panic!("the file was read") };
+        let reason = rejection.reason;
         assert!(reason.starts_with(&format!("not UTF-8 text: invalid byte 0xff at line {line}, column ")), "{reason}");
     }
 }
@@ -279,20 +298,37 @@ fn sharded_files() -> Vec<(&'static str, String)> {
     vec![("a.csv", big), ("b.csv", format!("x,group,y\n{repeats}1.5,b,2\n")), ("c.csv", "nothing,here\n1,2\n".to_string())]
 }
 
-/// Runs prep as the state machine does: the plan step, the shard step on each map item (all
-/// but `skipped`), and the merge step.
-fn prep_on_map(store: &FsStore, sizing: Sizing, skipped: Option<usize>) -> Result<PrepOutput, PipelineError> {
+/// Which map item of a prep on the Distributed Map fails without output.
+#[derive(Clone, Copy, PartialEq)]
+enum Lost {
+    None,
+    Shards(usize),
+    Bucket(usize),
+}
+
+/// Runs prep as the state machine does: the plan step, the shard step on each map item, the
+/// merge step, the bucket step on each bucket and the finish step; the item `lost` is not run.
+fn prep_on_map(store: &FsStore, sizing: Sizing, lost: Lost) -> Result<PrepOutput, PipelineError> {
     let spec = spec();
     let planned = prep_plan(store, &spec, &request(), sizing)?;
     let items: Vec<serde_json::Value> = store.read_json(&planned.items_key)?.unwrap();
     assert_eq!(items.len(), planned.items);
     for item in items {
         let item: usize = serde_json::from_value(item["item"].clone()).unwrap();
-        if Some(item) != skipped {
+        if lost != Lost::Shards(item) {
             prep_shard(store, &spec, &ShardItem { dataset: "toy".into(), plan: planned.plan.clone(), item })?;
         }
     }
-    prep_merge(store, &spec, &planned)
+    let merged = prep_merge(store, &spec, &planned)?;
+    let buckets: Vec<serde_json::Value> = store.read_json(&merged.items_key)?.unwrap();
+    assert_eq!(buckets.len(), merged.buckets);
+    for bucket in buckets {
+        let bucket: usize = serde_json::from_value(bucket["bucket"].clone()).unwrap();
+        if lost != Lost::Bucket(bucket) {
+            prep_bucket(store, &spec, &BucketItem { dataset: "toy".into(), plan: merged.plan.clone(), bucket })?;
+        }
+    }
+    prep_finish(store, &spec, &merged)
 }
 
 #[test]
@@ -302,10 +338,10 @@ fn prep_on_a_distributed_map_gives_the_rows_quarantine_and_hash_of_prep_in_one_p
     let (_one_dir, one) = store_with(&files);
     let (_map_dir, map) = store_with(&files);
     let local = prep(&one, &spec(), &request()).unwrap();
-    let sizing = Sizing { shard_bytes: 1, shards_per_item: 2, max_concurrency: 3 };
+    let sizing = Sizing { shard_bytes: 1, shards_per_item: 2, max_concurrency: 3, bucket_bytes: 1 << 20 };
     let planned = prep_plan(&map, &spec(), &request(), sizing).unwrap();
     assert!(planned.shards >= 4 && planned.items == planned.shards.div_ceil(2), "{planned:?}");
-    let mapped = prep_on_map(&map, sizing, None).unwrap();
+    let mapped = prep_on_map(&map, sizing, Lost::None).unwrap();
     assert_eq!(
         (mapped.rows_in, mapped.rows_out, mapped.quarantined, mapped.duplicates),
         (local.rows_in, local.rows_out, local.quarantined, local.duplicates)
@@ -315,25 +351,45 @@ fn prep_on_a_distributed_map_gives_the_rows_quarantine_and_hash_of_prep_in_one_p
     let keys = Keys { dataset: "toy" };
     let (a, b) = (local.batch.unwrap(), mapped.batch.unwrap());
     let marker = |store: &FsStore, batch: &str| -> SuccessMarker { store.read_json(&keys.processed_success(batch)).unwrap().unwrap() };
-    assert_eq!(marker(&one, &a).content_sha256, marker(&map, &b).content_sha256, "the same processed bytes");
+    let (one_parts, map_parts) = (marker(&one, &a).parts, marker(&map, &b).parts);
+    assert_eq!((one_parts.len(), map_parts.len()), (1, 4), "one bucket per MiB of raw files");
+    assert!(map_parts.iter().all(|part| part.rows > 0 && part.rows < mapped.rows_out), "rows spread over the buckets: {map_parts:?}");
     assert_eq!(one.get(&keys.quarantine_rows(&a)).unwrap(), map.get(&keys.quarantine_rows(&b)).unwrap());
     assert_eq!(one.get(&keys.quarantine_report(&a)).unwrap(), map.get(&keys.quarantine_report(&b)).unwrap());
+    // The same rows in the same order as parsing each file whole and merging them in one table.
+    let parsed: Vec<_> = files[..2]
+        .iter()
+        .map(|(name, text)| mlops_prep::parse_csv(&format!("raw/toy/{name}"), text.as_bytes(), &spec()).unwrap().valid)
+        .collect();
+    let (reference, duplicates) = mlops_prep::merge(parsed).unwrap();
+    assert_eq!(duplicates, local.duplicates);
+    for (store, batch) in [(&one, &a), (&map, &b)] {
+        assert!(read_batch(store, keys, batch).unwrap().equals_missing(&reference));
+    }
     let (set_one, _) = training_set(&one, &spec(), &[a]).unwrap();
     let (set_map, _) = training_set(&map, &spec(), &[b]).unwrap();
-    assert_eq!(set_one.data_hash, set_map.data_hash);
+    let set_reference = TrainingSet::new(&spec(), mlops_prep::to_frame(reference, &spec()).unwrap()).unwrap();
+    assert_eq!((&set_one.data_hash, &set_map.data_hash), (&set_reference.data_hash, &set_reference.data_hash));
 }
 
 #[test]
-fn a_map_item_without_output_fails_the_merge_and_writes_nothing() {
+fn a_map_item_without_output_fails_the_step_after_it_and_writes_no_batch() {
     let files = sharded_files();
     let (_dir, store) = store_with(&[("a.csv", &files[0].1)]);
-    let sizing = Sizing { shard_bytes: 1, shards_per_item: 1, max_concurrency: 3 };
+    let sizing = Sizing { shard_bytes: 1, shards_per_item: 1, max_concurrency: 3, bucket_bytes: 1 << 20 };
     // LocalStack's Distributed Map reports success when an item fails: the merge must notice.
-    let error = prep_on_map(&store, sizing, Some(1)).unwrap_err().to_string();
+    let error = prep_on_map(&store, sizing, Lost::Shards(1)).unwrap_err().to_string();
     assert!(error.contains("shard 1 of raw/toy/a.csv has no output"), "{error}");
     let keys = Keys { dataset: "toy" };
     assert!(store.list(&keys.processed_prefix()).unwrap().is_empty(), "no batch and no manifest");
     assert!(store.list("quarantine/").unwrap().is_empty());
+    // And the finish step notices a bucket without its part.
+    let error = prep_on_map(&store, sizing, Lost::Bucket(2)).unwrap_err().to_string();
+    assert!(error.contains("bucket 2 of plan") && error.contains("has no part"), "{error}");
+    assert!(store.list("quarantine/").unwrap().is_empty(), "quarantined rows wait for the batch to close");
+    let closed = store.list(&keys.processed_prefix()).unwrap().into_iter().filter(|key| key.ends_with("_SUCCESS")).count();
+    assert_eq!(closed, 0, "no batch is closed, and the manifest does not hold the file");
+    assert_eq!(unprocessed(&store, "toy").unwrap(), ["raw/toy/a.csv"]);
 }
 
 #[test]
