@@ -132,10 +132,11 @@ pub fn prep_plan(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: S
     })
 }
 
-/// One map item as a Distributed Map reads it; what it names stays in the plan.
+/// One map item as a Distributed Map reads it (prep's shards, drift's log files); what it
+/// names stays in the plan.
 #[derive(Serialize)]
-struct MapItem {
-    item: usize,
+pub(crate) struct MapItem {
+    pub(crate) item: usize,
 }
 
 /// One bucket as the bucket map reads it.
@@ -247,8 +248,6 @@ struct Merged {
     batch: String,
     files: Vec<FileOutcome>,
     entries: BTreeMap<String, ManifestEntry>,
-    rows_in: usize,
-    quarantined: usize,
     /// The shards whose valid rows make the batch, in plan order (a file read whole again is
     /// one shard, numbered past its planned ones).
     admitted: Vec<ShardAt>,
@@ -272,7 +271,6 @@ fn merge_shards(
     let mut entries = BTreeMap::new();
     let (mut admitted, mut held) = (Vec::new(), Vec::new());
     let mut quarantine_tables = Vec::new();
-    let (mut rows_in, mut quarantined) = (0, 0);
     let mut seen_now: BTreeMap<String, String> = BTreeMap::new();
     let mut by_file: Vec<Vec<ShardOutput>> = plan.files.iter().map(|_| Vec::new()).collect();
     for output in outputs {
@@ -304,7 +302,6 @@ fn merge_shards(
                     reason: Some(reason.clone()),
                 });
                 entries.insert(key, entry(FileStatus::Rejected, Some(reason)));
-                (rows_in, quarantined) = (rows_in + file.rows, quarantined + file.rows);
                 quarantine_tables.push(file.quarantined);
             }
             Ok(file) => {
@@ -319,7 +316,6 @@ fn merge_shards(
                     reason: (!file.notes.is_empty()).then(|| file.notes.join("; ")),
                 });
                 entries.insert(key, entry(FileStatus::Processed, None));
-                (rows_in, quarantined) = (rows_in + file.rows, quarantined + file.quarantined.height());
                 if file.quarantined.height() > 0 {
                     quarantine_tables.push(file.quarantined);
                 }
@@ -346,7 +342,7 @@ fn merge_shards(
         let mut rows = mlops_prep::stack(quarantine_tables)?;
         store.put(&keys.prep_quarantine(&plan.id), &mlops_prep::to_csv(&mut rows)?)?;
     }
-    Ok((Merged { plan: plan.id.clone(), batch: stamped_id(), files: outcomes, entries, rows_in, quarantined, admitted }, held))
+    Ok((Merged { plan: plan.id.clone(), batch: stamped_id(), files: outcomes, entries, admitted }, held))
 }
 
 /// Removes the rows of one bucket (`pieces`: its rows in each admitted shard, in order) that
@@ -371,7 +367,10 @@ fn finish_batch(
     started: Instant,
 ) -> Result<PrepOutput, PipelineError> {
     let keys = Keys { dataset: &spec.name };
-    let Merged { plan, batch, files, mut entries, rows_in, quarantined, .. } = merged;
+    let Merged { plan, batch, files, mut entries, .. } = merged;
+    // Every row read is counted in its file's outcome, and so is every row quarantined.
+    let rows_in: usize = files.iter().map(|f| f.rows).sum();
+    let quarantined: usize = files.iter().map(|f| f.quarantined).sum();
     if quarantined > 0 {
         let staged = keys.prep_quarantine(&plan);
         let rows = store.get(&staged)?.ok_or_else(|| PipelineError::corrupt(&staged, "the plan's quarantined rows are missing"))?;

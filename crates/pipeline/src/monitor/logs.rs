@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
 use crate::feedback::read_feedback;
-use crate::stages::read_postcard;
+use crate::stages::{MapItem, read_postcard};
 
 /// Log files summarised by one map item, unless the deployment says otherwise.
 pub const LOG_FILES_PER_ITEM: usize = 16;
@@ -237,12 +237,8 @@ pub fn save_plan(store: &dyn Store, plan: &LogPlan, max_concurrency: u32) -> Res
 
 /// Writes the items of round `round` as the JSON array the Distributed Map reads.
 pub fn planned_round(store: &dyn Store, plan: &LogPlan, round: usize, max_concurrency: u32) -> Result<DriftPlanned, PipelineError> {
-    #[derive(Serialize)]
-    struct Item {
-        item: usize,
-    }
     let keys = Keys { dataset: &plan.dataset };
-    let items: Vec<Item> = plan.round_items(round).map(|item| Item { item }).collect();
+    let items: Vec<MapItem> = plan.round_items(round).map(|item| MapItem { item }).collect();
     let items_key = keys.drift_items(&plan.check, round);
     store.write_json(&items_key, &items)?;
     Ok(DriftPlanned { dataset: plan.dataset.clone(), check: plan.check.clone(), round, items: items.len(), items_key, max_concurrency })
