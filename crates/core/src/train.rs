@@ -63,7 +63,7 @@ impl TrainingSet {
                 let time_spec = spec.time.as_ref().expect("a time split has a time (checked with the spec)");
                 let times =
                     time::TimeSource::new(time_spec).and_then(|t| t.row_times(&frame)).map_err(|e| CoreError::BadInput(e.to_string()))?;
-                split::by_time(&times, spec.split.holdout)
+                split::by_time(&times, spec.split.holdout).map_err(|e| CoreError::BadInput(e.to_string()))?
             }
             SplitMethod::Random => {
                 split::random(y.len(), spec.split.holdout, spec.split.seed, spec.target.task.is_classification().then_some(&y[..]))

@@ -112,6 +112,114 @@ impl QuantileSketch {
     }
 }
 
+/// Quantiles of a stream of finite numbers, exact while it holds at most `exact_limit` values
+/// (they are kept), then within [`RANK_ERROR`] (they go into a [`QuantileSketch`]). Parts of a
+/// stream summarised apart merge; the same values merged in the same order give the same
+/// answers, so a feature fitted from merged parts does not depend on the machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quantiles {
+    exact_limit: usize,
+    /// The values, while there are at most `exact_limit` of them.
+    exact: Vec<f64>,
+    sketch: Option<QuantileSketch>,
+}
+
+impl Quantiles {
+    /// Empty quantiles, exact up to `exact_limit` values.
+    pub fn new(exact_limit: usize) -> Quantiles {
+        Quantiles { exact_limit, exact: Vec::new(), sketch: None }
+    }
+
+    /// The quantiles of the finite `values` (the others are the caller's to count as missing).
+    pub fn of(values: impl IntoIterator<Item = f64>, exact_limit: usize) -> Quantiles {
+        let mut quantiles = Quantiles::new(exact_limit);
+        values.into_iter().filter(|v| v.is_finite()).for_each(|v| quantiles.insert(v));
+        quantiles
+    }
+
+    /// The values summarised.
+    pub fn count(&self) -> u64 {
+        self.sketch.as_ref().map_or(self.exact.len() as u64, QuantileSketch::count)
+    }
+
+    /// Whether the answers are exact.
+    pub fn is_exact(&self) -> bool {
+        self.sketch.is_none()
+    }
+
+    fn insert(&mut self, value: f64) {
+        match &mut self.sketch {
+            Some(sketch) => sketch.insert(value),
+            None if self.exact.len() < self.exact_limit => self.exact.push(value),
+            None => {
+                self.spill();
+                self.insert(value);
+            }
+        }
+    }
+
+    /// Moves the kept values into a sketch, past the exact limit.
+    fn spill(&mut self) {
+        let mut sketch = QuantileSketch::default();
+        std::mem::take(&mut self.exact).into_iter().for_each(|v| sketch.insert(v));
+        self.sketch = Some(sketch);
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Quantiles) {
+        if self.sketch.is_none() && other.sketch.is_none() && self.exact.len() + other.exact.len() <= self.exact_limit {
+            self.exact.extend_from_slice(&other.exact);
+            return;
+        }
+        if self.sketch.is_none() {
+            self.spill();
+        }
+        let sketch = self.sketch.as_mut().expect("made a sketch above");
+        match &other.sketch {
+            Some(theirs) => sketch.merge(theirs),
+            None => other.exact.iter().for_each(|&v| sketch.insert(v)),
+        }
+    }
+
+    /// The value with `rank` values below it in sorted order (0 is the least); `None` when
+    /// there are no more than `rank` values.
+    pub fn at_rank(&self, rank: u64) -> Option<f64> {
+        if rank >= self.count() {
+            return None;
+        }
+        match &self.sketch {
+            None => {
+                let mut values = self.exact.clone();
+                Some(*values.select_nth_unstable_by(rank as usize, f64::total_cmp).1)
+            }
+            Some(sketch) => {
+                let (items, weights) = sketch.items();
+                let mut below = 0.0;
+                items.into_iter().zip(weights).find_map(|(value, weight)| {
+                    below += weight;
+                    (below > rank as f64).then_some(value)
+                })
+            }
+        }
+    }
+
+    /// How many values are below `value`, and how many at or below it.
+    pub fn ranks(&self, value: f64) -> (u64, u64) {
+        match &self.sketch {
+            None => {
+                let below = self.exact.iter().filter(|&&v| v < value).count() as u64;
+                (below, below + self.exact.iter().filter(|&&v| v == value).count() as u64)
+            }
+            Some(sketch) => {
+                let (items, weights) = sketch.items();
+                let sum =
+                    |keep: &dyn Fn(f64) -> bool| items.iter().zip(&weights).filter(|(v, _)| keep(**v)).map(|(_, w)| w).sum::<f64>() as u64;
+                (sum(&|v| v < value), sum(&|v| v <= value))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::stats::{ks_two_sample, ks_weighted, wasserstein, wasserstein_weighted};

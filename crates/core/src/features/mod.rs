@@ -8,12 +8,12 @@
 //! and imputed numbers, sine/cosine of cyclical parts). A categorical with more levels in
 //! training than `features.max_levels` is target-encoded instead (see [`FitTarget`]), in both.
 
+mod stats;
 mod target_encoding;
 
 use std::collections::{BTreeMap, HashMap};
 
 use ndarray::{Array2, ArrayViewMut2};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::design::{Design, SparseRows};
@@ -21,8 +21,10 @@ use crate::frame::{Column, Frame, MISSING_CODE};
 use crate::spec::{ColumnType, NumericTransform, Spec, TimePart};
 use crate::time::{self, TimeSource};
 
+pub use stats::FeatureStats;
+use stats::{InputStats, NumberStats};
 pub use target_encoding::FitTarget;
-use target_encoding::TargetEncoding;
+use target_encoding::{Tallies, TargetEncoding};
 
 /// Why features cannot be fitted on, or computed for, a frame.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -113,18 +115,12 @@ struct Cross {
 }
 
 impl Levels {
-    /// Levels ordered by mean target (then name), the rarest folded into "other" beyond `max`.
-    fn fit<'a>(keys: impl Iterator<Item = Option<&'a str>>, target: Option<&[f64]>, max: usize) -> Levels {
-        let mut stats: HashMap<&str, (usize, f64)> = HashMap::new();
-        for (row, key) in keys.enumerate() {
-            if let Some(key) = key {
-                let entry = stats.entry(key).or_default();
-                entry.0 += 1;
-                entry.1 += target.map_or(0.0, |t| t[row]);
-            }
-        }
-        let mut by_count: Vec<(&str, usize, f64)> = stats.into_iter().map(|(k, (n, sum))| (k, n, sum / n as f64)).collect();
-        by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    /// Levels ordered by mean target (then name) when `ordered`, else by name; the rarest
+    /// folded into "other" beyond `max`.
+    fn fit(tallies: &Tallies, ordered: bool, max: usize) -> Levels {
+        let mean = |tally: &target_encoding::Tally| if ordered { tally.sums[0] / tally.count } else { 0.0 };
+        let mut by_count: Vec<(&str, f64, f64)> = tallies.iter().map(|(k, tally)| (k.as_str(), tally.count, mean(tally))).collect();
+        by_count.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
         let other = by_count.len() > max;
         by_count.truncate(if other { max - 1 } else { max });
         by_count.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(b.0)));
@@ -158,17 +154,14 @@ impl Levels {
 }
 
 impl Scale {
-    fn fit(values: &[f64]) -> Scale {
-        let mut present: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        if present.is_empty() {
+    /// The median of the finite values, their mean and their deviation (1 when they do not vary).
+    fn fit(stats: &NumberStats) -> Scale {
+        let moments = &stats.moments;
+        let Some(median) = stats.quantiles.at_rank(moments.count / 2) else {
             return Scale { median: 0.0, mean: 0.0, std: 1.0 };
-        }
-        let n = present.len() as f64;
-        let mean = present.iter().sum::<f64>() / n;
-        let std = (present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let middle = present.len() / 2;
-        let median = *present.select_nth_unstable_by(middle, f64::total_cmp).1;
-        Scale { median, mean, std: if std > 1e-12 { std } else { 1.0 } }
+        };
+        let std = (moments.m2 / moments.count as f64).sqrt();
+        Scale { median, mean: moments.mean, std: if std > 1e-12 { std } else { 1.0 } }
     }
 
     fn standardise(&self, value: f64) -> f64 {
@@ -246,10 +239,6 @@ impl LevelKeys {
             .collect();
         LevelKeys { codes, texts }
     }
-
-    fn iter(&self) -> impl Iterator<Item = Option<&str>> {
-        self.codes.iter().map(|code| code.map(|c| self.texts[c as usize].as_str()))
-    }
 }
 
 impl FeatureParams {
@@ -268,73 +257,55 @@ impl FeatureParams {
     /// Fits on training rows and their targets: numeric targets order categorical levels, and
     /// categoricals of many levels are encoded by their target.
     pub fn fit(&self, frame: &Frame, target: FitTarget) -> Result<FittedFeatures, FeatureError> {
-        let ordering = target.ordering();
-        let times = self.time.as_ref().map(|t| t.row_times(frame)).transpose()?;
-        // Level keys per row, only of the inputs that crosses read.
-        let crossed = |name: &str| self.crosses.iter().flatten().any(|c| c == name);
-        let columns = self.columns.par_iter().map(|(name, kind, declared)| {
-            let column = frame.column(name).ok_or_else(|| FeatureError::MissingColumn { column: name.clone(), kind: "feature" })?;
-            Ok(match column {
-                Column::Numeric(raw) => {
-                    let transforms = self.transforms.get(name).cloned().unwrap_or_default();
-                    let values: Vec<f64> = raw.iter().map(|&v| apply_transforms(v, &transforms)).collect();
-                    let discrete = matches!(kind, ColumnType::Integer | ColumnType::Boolean);
-                    let keys = if crossed(name) { LevelKeys::numbers(raw) } else { LevelKeys::default() };
-                    let input = Input::Numeric {
-                        column: name.clone(),
-                        scale: Scale::fit(&values),
-                        missing_indicator: values.iter().any(|v| !v.is_finite()),
-                        transforms,
-                        discrete,
-                    };
-                    (input, keys)
+        self.fit_stats(&self.stats(frame, target)?)
+    }
+
+    /// Fits on the statistics of the training rows (see [`FeatureParams::stats`]).
+    pub fn fit_stats(&self, stats: &FeatureStats) -> Result<FittedFeatures, FeatureError> {
+        let (columns, parts) = stats.inputs().split_at(self.columns.len());
+        let of_columns = self.columns.iter().zip(columns).map(|((name, kind, declared), input)| match input {
+            InputStats::Number(number) => {
+                let transforms = self.transforms.get(name).cloned().unwrap_or_default();
+                let discrete = matches!(kind, ColumnType::Integer | ColumnType::Boolean);
+                Input::Numeric {
+                    column: name.clone(),
+                    scale: Scale::fit(number),
+                    missing_indicator: number.missing > 0,
+                    transforms,
+                    discrete,
                 }
-                Column::Categorical { levels: texts, codes } => {
-                    let keys = if crossed(name) { LevelKeys::categories(texts, codes) } else { LevelKeys::default() };
-                    let input = match declared {
-                        Some(categories) if categories.len() <= self.max_levels => {
-                            Input::Categorical { column: name.clone(), levels: Levels::declared(categories) }
-                        }
-                        _ if used_levels(codes, texts.len()) > self.max_levels => {
-                            Input::TargetEncoded { column: name.clone(), encoding: TargetEncoding::fit(texts, codes, target) }
-                        }
-                        _ => Input::Categorical {
-                            column: name.clone(),
-                            levels: Levels::fit((0..frame.n_rows()).map(|r| column.text(r)), ordering, self.max_levels),
-                        },
-                    };
-                    (input, keys)
+            }
+            InputStats::Categorical(tallies) => match declared {
+                Some(categories) if categories.len() <= self.max_levels => {
+                    Input::Categorical { column: name.clone(), levels: Levels::declared(categories) }
                 }
-            })
+                _ if tallies.len() > self.max_levels => {
+                    Input::TargetEncoded { column: name.clone(), encoding: TargetEncoding::fit(tallies, stats.all()) }
+                }
+                _ => Input::Categorical { column: name.clone(), levels: Levels::fit(tallies, stats.ordered(), self.max_levels) },
+            },
         });
-        let parts = self.time_parts.par_iter().map(|&part| {
-            let times = times.as_ref().expect("time parts need a time (checked with the spec)");
-            let values: Vec<f64> = times.iter().map(|&t| time::part(t, part)).collect();
-            let keys = if crossed(part.name()) { LevelKeys::numbers(&values) } else { LevelKeys::default() };
-            Ok((Input::Time { part, cyclical: self.cyclical.contains(&part), scale: Scale::fit(&values) }, keys))
+        let of_parts = self.time_parts.iter().zip(parts).map(|(&part, input)| {
+            let InputStats::Number(number) = input else { unreachable!("time parts are numbers") };
+            Input::Time { part, cyclical: self.cyclical.contains(&part), scale: Scale::fit(number) }
         });
-        let (inputs, keys): (Vec<Input>, Vec<LevelKeys>) =
-            columns.chain(parts).collect::<Result<Vec<_>, FeatureError>>()?.into_iter().unzip();
-        let names: Vec<String> = inputs.iter().map(Input::name).collect();
+        let inputs = of_columns.chain(of_parts).collect();
         let crosses = self
-            .crosses
-            .iter()
-            .map(|[a, b]| {
-                let position = |name: &String| names.iter().position(|n| n == name).ok_or_else(|| FeatureError::CrossInput(name.clone()));
-                let (a, b) = (position(a)?, position(b)?);
-                let cross_keys = LevelKeys::crossed(&keys[a], &keys[b]);
-                Ok(Cross { inputs: [a, b], levels: Levels::fit(cross_keys.iter(), ordering, self.max_levels) })
-            })
-            .collect::<Result<_, FeatureError>>()?;
+            .cross_positions()?
+            .into_iter()
+            .zip(stats.crosses())
+            .map(|(inputs, tallies)| Cross { inputs, levels: Levels::fit(tallies, stats.ordered(), self.max_levels) })
+            .collect();
         Ok(FittedFeatures { time: self.time.clone(), inputs, crosses })
     }
-}
 
-/// How many of a categorical column's `n_levels` codes occur in `codes`.
-fn used_levels(codes: &[u32], n_levels: usize) -> usize {
-    let mut seen = vec![false; n_levels];
-    codes.iter().filter(|&&c| c != MISSING_CODE).for_each(|&c| seen[c as usize] = true);
-    seen.into_iter().filter(|&s| s).count()
+    /// The inputs of each cross, as positions among the feature columns then the time parts.
+    fn cross_positions(&self) -> Result<Vec<[usize; 2]>, FeatureError> {
+        let names: Vec<&str> =
+            self.columns.iter().map(|(name, ..)| name.as_str()).chain(self.time_parts.iter().map(|p| p.name())).collect();
+        let position = |name: &String| names.iter().position(|n| n == name).ok_or_else(|| FeatureError::CrossInput(name.clone()));
+        self.crosses.iter().map(|[a, b]| Ok([position(a)?, position(b)?])).collect()
+    }
 }
 
 impl Input {
@@ -651,6 +622,7 @@ fn target_encoded(encoding: &TargetEncoding, column: &Column, training: Option<(
 
 #[cfg(test)]
 mod tests {
+    use super::stats::EXACT_VALUES;
     use super::*;
 
     fn spec() -> Spec {
@@ -769,6 +741,70 @@ kind = "linear"
         };
         let dense = fitted.encode(&train, Encoding::OneHot, Some((FitTarget::Values(&target), 3))).unwrap();
         assert_eq!(sparse, SparseRows::from_dense(dense.view()));
+    }
+
+    /// Rows with missing sizes, a cross, and a colour of many levels (target-encoded) beside
+    /// one of few.
+    fn mixed_rows(n: usize) -> (Frame, Vec<f64>) {
+        let colours = ["red", "blue", "green", "pink"];
+        let size: Vec<f64> = (0..n).map(|i| if i % 97 == 0 { f64::NAN } else { ((i * 7919) % 1013) as f64 }).collect();
+        let hours: Vec<f64> = (0..n).map(|i| ((i * 31) % 5000) as f64).collect();
+        let colour: Vec<Option<&str>> = (0..n).map(|i| if i % 50 == 0 { None } else { Some(colours[(i / 3) % 4]) }).collect();
+        let target: Vec<f64> = (0..n).map(|i| ((i / 3) % 4) as f64 * 10.0 + (i % 7) as f64).collect();
+        (frame(&hours, &size, &colour), target)
+    }
+
+    /// Statistics of `frame` summarised in parts cut at `cuts`, merged in order.
+    fn merged_stats(params: &FeatureParams, frame: &Frame, target: &[f64], cuts: &[usize]) -> FeatureStats {
+        let bounds: Vec<usize> = std::iter::once(0).chain(cuts.iter().copied()).chain([frame.n_rows()]).collect();
+        let mut parts = bounds.windows(2).map(|w| {
+            let rows: Vec<usize> = (w[0]..w[1]).collect();
+            params.stats(&frame.take(&rows), FitTarget::Values(&target[w[0]..w[1]])).unwrap()
+        });
+        let mut merged = parts.next().unwrap();
+        parts.for_each(|part| merged.merge(&part));
+        merged
+    }
+
+    #[test]
+    fn features_fitted_from_merged_parts_encode_as_those_fitted_on_all_rows() {
+        let (rows, target) = mixed_rows(5000);
+        let params = FeatureParams::new(&spec());
+        let whole = params.fit(&rows, FitTarget::Values(&target)).unwrap();
+        let merged = params.fit_stats(&merged_stats(&params, &rows, &target, &[1, 1700, 4100])).unwrap();
+        // The same levels, order and target encodings: only sums added in another order differ.
+        for encoding in [Encoding::Ordinal, Encoding::OneHot] {
+            assert_eq!(merged.names(encoding), whole.names(encoding));
+            let (a, b) = (merged.transform(&rows, encoding).unwrap(), whole.transform(&rows, encoding).unwrap());
+            for (x, y) in a.iter().zip(&b) {
+                assert!(x.to_bits() == y.to_bits() || (x - y).abs() <= 1e-9 * y.abs().max(1.0), "{encoding:?}: {x} against {y}");
+            }
+        }
+        // Medians are exact below EXACT_VALUES values.
+        let median = |fitted: &FittedFeatures| match &fitted.inputs[0] {
+            Input::Numeric { scale, .. } => scale.median,
+            _ => unreachable!("size is the first input"),
+        };
+        assert_eq!(median(&merged), median(&whole));
+    }
+
+    #[test]
+    fn past_the_exact_limit_a_merged_median_is_within_the_rank_error() {
+        let n = 3 * EXACT_VALUES;
+        let (rows, target) = mixed_rows(n);
+        let params = FeatureParams::new(&spec());
+        let stats = merged_stats(&params, &rows, &target, &[EXACT_VALUES / 2, 2 * EXACT_VALUES]);
+        let InputStats::Number(size) = &stats.inputs()[0] else { unreachable!("size is a number") };
+        assert!(!size.quantiles.is_exact());
+        let median = params.fit_stats(&stats).unwrap();
+        let Input::Numeric { scale, .. } = &median.inputs[0] else { unreachable!("size is the first input") };
+        let sizes: Vec<f64> = match rows.column("size") {
+            Some(Column::Numeric(values)) => values.iter().map(|v| v.ln_1p()).filter(|v| v.is_finite()).collect(),
+            _ => unreachable!("size is numeric"),
+        };
+        let below = sizes.iter().filter(|&&v| v < scale.median).count() as f64 / sizes.len() as f64;
+        let at_or_below = sizes.iter().filter(|&&v| v <= scale.median).count() as f64 / sizes.len() as f64;
+        assert!(below - crate::drift::RANK_ERROR <= 0.5 && 0.5 <= at_or_below + crate::drift::RANK_ERROR, "{below}..{at_or_below}");
     }
 
     #[test]

@@ -38,6 +38,14 @@ impl FitTarget<'_> {
         }
     }
 
+    /// The targets of rows `rows` alone.
+    pub(super) fn rows(&self, rows: std::ops::Range<usize>) -> FitTarget<'_> {
+        match *self {
+            FitTarget::Values(y) => FitTarget::Values(&y[rows]),
+            FitTarget::Classes { y, n_classes } => FitTarget::Classes { y: &y[rows], n_classes },
+        }
+    }
+
     fn add(&self, row: usize, sums: &mut [f64]) {
         match self {
             FitTarget::Values(y) => sums[0] += y[row],
@@ -54,15 +62,30 @@ pub(super) struct TargetEncoding {
 }
 
 /// Row count and target sums of one level (or of all rows).
-#[derive(Clone)]
-struct Tally {
-    count: f64,
-    sums: Vec<f64>,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Tally {
+    pub count: f64,
+    pub sums: Vec<f64>,
 }
 
+/// Tallies of the levels that occur, by level text.
+pub(super) type Tallies = BTreeMap<String, Tally>;
+
 impl Tally {
-    fn new(width: usize) -> Tally {
+    pub fn new(width: usize) -> Tally {
         Tally { count: 0.0, sums: vec![0.0; width] }
+    }
+
+    /// Counts row `row` of `target`.
+    pub fn add_row(&mut self, target: FitTarget, row: usize) {
+        target.add(row, &mut self.sums);
+        self.count += 1.0;
+    }
+
+    /// Adds the rows of `other`.
+    pub fn merge(&mut self, other: &Tally) {
+        self.count += other.count;
+        self.sums.iter_mut().zip(&other.sums).for_each(|(a, b)| *a += b);
     }
 
     fn minus(&self, other: &Tally) -> Tally {
@@ -105,11 +128,36 @@ fn tallies(
 
 fn sum(tallies: &[Tally]) -> Tally {
     let mut out = Tally::new(tallies[0].sums.len());
-    for tally in tallies {
-        out.count += tally.count;
-        out.sums.iter_mut().zip(&tally.sums).for_each(|(o, s)| *o += s);
-    }
+    tallies.iter().for_each(|tally| out.merge(tally));
     out
+}
+
+/// Tallies of the rows of each level: `codes` index `texts`, one per row of `target`
+/// (`None` when missing). Levels of equal text are one level.
+pub(super) fn level_tallies(texts: &[String], codes: impl Iterator<Item = Option<u32>>, target: FitTarget) -> Tallies {
+    let mut by_code: Vec<Option<Tally>> = vec![None; texts.len()];
+    for (row, code) in codes.enumerate() {
+        if let Some(code) = code {
+            by_code[code as usize].get_or_insert_with(|| Tally::new(target.width())).add_row(target, row);
+        }
+    }
+    let mut tallies = Tallies::new();
+    for (text, tally) in texts.iter().zip(by_code) {
+        if let Some(tally) = tally {
+            merge_into(&mut tallies, text, &tally);
+        }
+    }
+    tallies
+}
+
+/// Adds `tally` to the tally of `text` in `tallies`.
+pub(super) fn merge_into(tallies: &mut Tallies, text: &str, tally: &Tally) {
+    match tallies.get_mut(text) {
+        Some(mine) => mine.merge(tally),
+        None => {
+            tallies.insert(text.to_string(), tally.clone());
+        }
+    }
 }
 
 /// The fold of a training row: a hash of its position and the seed.
@@ -121,16 +169,10 @@ fn fold_of(row: usize, seed: u64) -> usize {
 }
 
 impl TargetEncoding {
-    /// Fits on a categorical column's `levels` and row `codes` against the training target.
-    pub fn fit(levels: &[String], codes: &[u32], target: FitTarget) -> TargetEncoding {
-        let (per_level, total) = tallies(codes, levels.len(), target, |_| 0, 1);
-        let prior = total[0].mean();
-        let levels = levels
-            .iter()
-            .zip(&per_level)
-            .filter(|(_, tally)| tally[0].count > 0.0)
-            .map(|(level, tally)| (level.clone(), tally[0].smoothed(&prior)))
-            .collect();
+    /// Fits on the tallies of a categorical's levels in the training rows and of all of them.
+    pub fn fit(levels: &Tallies, all: &Tally) -> TargetEncoding {
+        let prior = all.mean();
+        let levels = levels.iter().map(|(level, tally)| (level.clone(), tally.smoothed(&prior))).collect();
         TargetEncoding { prior, levels }
     }
 
@@ -173,12 +215,21 @@ impl TargetEncoding {
 mod tests {
     use super::*;
 
+    fn fitted(levels: &[String], codes: &[u32], target: FitTarget) -> TargetEncoding {
+        let tallies = level_tallies(levels, codes.iter().map(|&c| (c != MISSING_CODE).then_some(c)), target);
+        let all = (0..codes.len()).fold(Tally::new(target.width()), |mut all, row| {
+            all.add_row(target, row);
+            all
+        });
+        TargetEncoding::fit(&tallies, &all)
+    }
+
     #[test]
     fn levels_get_their_smoothed_mean_and_unseen_ones_the_prior() {
         let levels: Vec<String> = ["a", "b", "never"].map(String::from).to_vec();
         let codes = [0, 0, 0, 0, 1, MISSING_CODE];
         let y = [1.0, 1.0, 1.0, 1.0, 0.0, 0.0];
-        let encoding = TargetEncoding::fit(&levels, &codes, FitTarget::Values(&y));
+        let encoding = fitted(&levels, &codes, FitTarget::Values(&y));
         let prior = 4.0 / 6.0;
         assert_eq!(encoding.prior(), [prior]);
         assert_eq!(encoding.encode(Some("a")).unwrap(), [(4.0 + SMOOTHING * prior) / (4.0 + SMOOTHING)]);
@@ -194,7 +245,7 @@ mod tests {
         // 40 rows of "x" (classes 0 and 2), 40 of "y" (class 1).
         let codes: Vec<u32> = (0..80).map(|i| u32::from(i >= 40)).collect();
         let y: Vec<f64> = (0..80).map(|i| if i >= 40 { 1.0 } else { f64::from(i % 2 * 2) }).collect();
-        let encoding = TargetEncoding::fit(&levels, &codes, FitTarget::Classes { y: &y, n_classes: 3 });
+        let encoding = fitted(&levels, &codes, FitTarget::Classes { y: &y, n_classes: 3 });
         assert_eq!(encoding.width(), 3);
         let x = encoding.encode(Some("x")).unwrap();
         assert!((x.iter().sum::<f64>() - 1.0).abs() < 1e-12 && x[0] > x[1] && x[2] > x[1], "{x:?}");
