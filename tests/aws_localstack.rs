@@ -434,6 +434,9 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let buckets = plan["buckets"].as_u64().unwrap() as usize;
         assert!(buckets >= 2, "{plan}");
         assert_eq!(staged.iter().filter(|k| k.contains("/buckets/") && k.ends_with(".json")).count(), buckets, "{staged:#?}");
+        // Each prep item wrote one file per bucket for all its shards.
+        let items = plan["items"].as_array().unwrap().len();
+        assert_eq!(staged.iter().filter(|k| k.contains("/items/") && k.ends_with(".parquet")).count(), items * buckets, "{staged:#?}");
         let parts = clients.list(bucket, "processed/bikeshare/").await;
         assert_eq!(parts.iter().filter(|k| k.ends_with(".parquet")).count(), buckets, "{parts:#?}");
         let history = clients.sfn.get_execution_history().execution_arn(&first_arn).max_results(1000).send().await.unwrap();

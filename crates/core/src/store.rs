@@ -279,10 +279,14 @@ impl Keys<'_> {
     pub fn prep_bucket_part(&self, plan: &str, bucket: usize) -> String {
         format!("staging/{}/{plan}/buckets/{bucket}.json", self.dataset)
     }
-    /// One output (`meta.json`, `quarantined.parquet`, `bucket-B.parquet`) of shard `index`
-    /// of the plan's file number `file`.
+    /// One output (`meta.json`, `quarantined.parquet`, or `bucket-B.parquet` of a file read
+    /// whole again) of shard `index` of the plan's file number `file`.
     pub fn prep_shard(&self, plan: &str, file: usize, index: usize, part: &str) -> String {
         format!("staging/{}/{plan}/shards/{file}-{index}/{part}", self.dataset)
+    }
+    /// The valid rows in bucket `bucket` of every shard of map item `item` of a prep plan.
+    pub fn prep_item_bucket(&self, plan: &str, item: usize, bucket: usize) -> String {
+        format!("staging/{}/{plan}/items/{item}/bucket-{bucket}.parquet", self.dataset)
     }
     /// A drift check over the inference log: its log files, newest first, and what summarising
     /// them needs of the model.

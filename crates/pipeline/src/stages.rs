@@ -145,7 +145,8 @@ struct BucketEntry {
     bucket: usize,
 }
 
-/// Prep's shard step: reads the shards of one map item and writes each to its fixed keys.
+/// Prep's shard step: reads the shards of one map item and writes them to fixed keys: each
+/// bucket's rows of all of them as one file, and each shard's meta.
 pub fn prep_shard(store: &dyn Store, spec: &Spec, item: &ShardItem) -> Result<ShardItemOutput, PipelineError> {
     let started = Instant::now();
     let keys = Keys { dataset: &spec.name };
@@ -154,12 +155,8 @@ pub fn prep_shard(store: &dyn Store, spec: &Spec, item: &ShardItem) -> Result<Sh
         .items
         .get(item.item)
         .ok_or_else(|| PipelineError::bad_input(format!("plan {} has {} items, not item {}", plan.id, plan.items.len(), item.item)))?;
-    let rows = shard_list
-        .par_iter()
-        .map(|&at| shards::save(store, keys, &plan.id, shards::read_shard(store, spec, &plan, at)?))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .sum();
+    let outputs = shard_list.par_iter().map(|&at| shards::read_shard(store, spec, &plan, at)).collect::<Result<Vec<_>, _>>()?;
+    let rows = shards::save_item(store, keys, &plan, item.item, outputs)?;
     Ok(ShardItemOutput { item: item.item, shards: shard_list.len(), rows, seconds: started.elapsed().as_secs_f64() })
 }
 
@@ -196,8 +193,7 @@ pub fn prep_bucket(store: &dyn Store, spec: &Spec, item: &BucketItem) -> Result<
         return Err(PipelineError::bad_input(format!("plan {} has {} buckets, not bucket {}", plan.id, plan.buckets, item.bucket)));
     }
     let merged = read_merged(store, keys, &plan.id)?;
-    let pieces =
-        merged.admitted.par_iter().map(|&at| shards::load_bucket(store, keys, &plan.id, at, item.bucket)).collect::<Result<Vec<_>, _>>()?;
+    let pieces = shards::load_bucket(store, keys, &plan, &merged.admitted, item.bucket)?;
     let part = write_bucket(store, keys, &merged.batch, item.bucket, pieces)?;
     store.write_json(&keys.prep_bucket_part(&plan.id, item.bucket), &part)?;
     Ok(part)

@@ -428,9 +428,17 @@ fn coerce(table: DataFrame, spec: &Spec, header: &[String], row_numbers: Option<
 }
 
 /// Stacks typed tables (files, or one bucket's rows from every shard) and removes duplicate
-/// rows (the first of equal rows stays, in place); returns the table and the duplicates removed.
+/// rows: the first of equal rows stays, first in the batch's order when the rows carry their
+/// [`ORDER_COLUMN`] (the rows are put in that order), else in the tables' order. Returns the
+/// table and the duplicates removed.
 pub fn merge(tables: Vec<DataFrame>) -> Result<(DataFrame, usize), PrepError> {
-    drop_repeated(stacked(tables, "stacking tables")?)
+    let context = "stacking tables";
+    let mut table = stacked(tables, context)?;
+    if let Ok(order) = table.column(ORDER_COLUMN) {
+        let order = order.clone();
+        table = by_order(table, &order, context)?;
+    }
+    drop_repeated(table)
 }
 
 /// Tables of the same columns, one after the other (an empty table when there are none).
@@ -532,26 +540,41 @@ pub fn into_buckets(mut table: DataFrame, shard: u32, buckets: usize) -> Result<
 }
 
 /// The parts of a processed batch as one table in the batch's order (by [`ORDER_COLUMN`],
-/// which is then dropped). Columns are put in order one at a time, so the table is held about
-/// once.
+/// which is then dropped).
 pub fn in_order(parts: Vec<DataFrame>) -> Result<DataFrame, PrepError> {
-    let context = || "putting a processed batch's parts in order".to_string();
-    let mut table = stacked(parts, &context())?;
+    let context = "putting a processed batch's parts in order";
+    let mut table = stacked(parts, context)?;
     let Some(order) = table.drop_in_place(ORDER_COLUMN).ok() else { return Ok(table) };
-    let order = order.u64().map_err(polars_error(context()))?;
-    let mut positions: Vec<IdxSize> = (0..order.len() as IdxSize).collect();
-    let values: Vec<u64> = order.into_no_null_iter().collect();
-    positions.par_sort_unstable_by_key(|&row| values[row as usize]);
-    if positions.iter().enumerate().all(|(at, &row)| at == row as usize) {
+    by_order(table, &order, context)
+}
+
+/// The rows of `table` sorted by `order` (one value per row), left as they are when already in
+/// order. Columns are put in order one at a time, so the table is held about once.
+fn by_order(table: DataFrame, order: &polars::prelude::Column, context: &str) -> Result<DataFrame, PrepError> {
+    let values: Vec<u64> = order.u64().map_err(polars_error(context))?.into_no_null_iter().collect();
+    if values.is_sorted() {
         return Ok(table);
     }
+    let mut positions: Vec<IdxSize> = (0..values.len() as IdxSize).collect();
+    positions.par_sort_unstable_by_key(|&row| values[row as usize]);
     let positions = IdxCa::from_vec("rows".into(), positions);
     let height = table.height();
     let mut columns = Vec::with_capacity(table.width());
     for column in table.into_columns() {
-        columns.push(column.take(&positions).map_err(polars_error(context()))?);
+        columns.push(column.take(&positions).map_err(polars_error(context))?);
     }
-    DataFrame::new(height, columns).map_err(polars_error(context()))
+    DataFrame::new(height, columns).map_err(polars_error(context))
+}
+
+/// The rows of `table` from the shards numbered `shards` (the high half of [`ORDER_COLUMN`]).
+pub fn rows_of_shards(table: DataFrame, shards: &BTreeSet<u32>) -> Result<DataFrame, PrepError> {
+    let context = "keeping the rows of the merged shards";
+    let order = table.column(ORDER_COLUMN).map_err(polars_error(context))?.u64().map_err(polars_error(context))?;
+    let keep: BooleanChunked = order.into_no_null_iter().map(|at| shards.contains(&((at >> 32) as u32))).collect();
+    if keep.all() {
+        return Ok(table);
+    }
+    table.filter(&keep).map_err(polars_error(context))
 }
 
 /// Stacks tables whose columns may differ (quarantined rows of several files): the union of

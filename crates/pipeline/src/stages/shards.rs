@@ -6,14 +6,18 @@
 //! Distributed Map has no `ItemBatcher`. [`read_shard`] parses the records that start in one
 //! shard and cuts its valid rows into the plan's buckets by row hash, so that equal rows of any
 //! shards meet in one bucket. Locally the shards run on a thread pool and stay in memory; on AWS
-//! each item's shards are written to fixed keys ([`save`]) and the merge step reads every meta
-//! back ([`load`]), failing on any that is missing: a failed map item can come back as a success
-//! with a null result. [`assemble`] puts a file's shards back together; each bucket step reads
-//! its bucket of every shard ([`load_bucket`]).
+//! each item writes its shards' rows as one file per bucket and each shard's meta to fixed keys
+//! ([`save_item`]), and the merge step reads every meta back ([`load`]), failing on any that is
+//! missing: a failed map item can come back as a success with a null result. [`assemble`] puts
+//! a file's shards back together; each bucket step reads its bucket of every item
+//! ([`load_bucket`]).
+
+use std::collections::BTreeSet;
 
 use mlops_core::contracts::RunRequest;
 use mlops_core::{JsonStore, Keys, Spec, Store, chunk_hashes, content_hash};
 use mlops_prep::{Head, Parsed, Rejection, Shard, ShardProblem, Table};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
@@ -106,15 +110,20 @@ impl Plan {
 
     /// Shard `at`'s number in the plan, counted over every file's shards in order: its rows'
     /// place in the batch comes first from it.
-    pub fn number(&self, (file, index): ShardAt) -> u32 {
-        let before: usize = (0..file).map(|f| self.shards_of(f).len()).sum();
-        u32::try_from(before + index).unwrap_or(u32::MAX)
+    pub fn number(&self, at: ShardAt) -> u32 {
+        let position = self.items.iter().flatten().position(|&shard| shard == at).unwrap_or(usize::MAX);
+        u32::try_from(position).unwrap_or(u32::MAX)
     }
 
     /// The shards of file number `file`.
     pub fn shards_of(&self, file: usize) -> Vec<Shard> {
         let planned = &self.files[file];
         mlops_prep::cut_file(&planned.key, planned.size, self.shard_bytes)
+    }
+
+    /// The map item that reads shard `at`; none for a file read whole again.
+    pub fn item_of(&self, at: ShardAt) -> Option<usize> {
+        self.items.iter().position(|shards| shards.contains(&at))
     }
 
     /// Every shard of the plan, in file order.
@@ -273,7 +282,32 @@ fn bucket_part(bucket: usize) -> String {
     format!("bucket-{bucket}.parquet")
 }
 
-/// Writes a shard's tables, then its meta, to the shard's fixed keys; returns its rows.
+/// Writes the shards of map item `item` of `plan`: each bucket's rows of all of them as one
+/// file (a PUT per bucket and item, not per bucket and shard), then each shard's quarantined
+/// rows and meta ([`save`]). Returns the rows read.
+pub fn save_item(store: &dyn Store, keys: Keys, plan: &Plan, item: usize, outputs: Vec<ShardOutput>) -> Result<usize, PipelineError> {
+    let mut by_bucket: Vec<Vec<Table>> = vec![Vec::new(); plan.buckets];
+    let mut metas = Vec::with_capacity(outputs.len());
+    for mut output in outputs {
+        for (bucket, rows) in std::mem::take(&mut output.buckets).into_iter().enumerate() {
+            by_bucket[bucket].push(rows);
+        }
+        metas.push(output);
+    }
+    // No file when no shard of the item parsed: no bucket step reads it.
+    if by_bucket.iter().any(|tables| !tables.is_empty()) {
+        by_bucket.into_par_iter().enumerate().try_for_each(|(bucket, tables)| {
+            let mut rows = mlops_prep::stack(tables)?;
+            store.put(&keys.prep_item_bucket(&plan.id, item, bucket), &mlops_prep::to_parquet(&mut rows)?)?;
+            Ok::<_, PipelineError>(())
+        })?;
+    }
+    let rows = metas.into_par_iter().map(|output| save(store, keys, &plan.id, output)).collect::<Result<Vec<usize>, _>>()?;
+    Ok(rows.into_iter().sum())
+}
+
+/// Writes a shard's tables (its buckets' rows only when it is a file read whole again), then
+/// its meta, to the shard's fixed keys; returns its rows.
 pub fn save(store: &dyn Store, keys: Keys, plan: &str, output: ShardOutput) -> Result<usize, PipelineError> {
     let ShardOutput { meta, quarantined, buckets } = output;
     let key = |part: &str| keys.prep_shard(plan, meta.file, meta.index, part);
@@ -311,11 +345,31 @@ pub fn load(store: &dyn Store, keys: Keys, plan: &Plan, at: ShardAt) -> Result<S
     Ok(ShardOutput { meta, quarantined, buckets: Vec::new() })
 }
 
-/// The rows in bucket `bucket` of shard `at` of `plan`, as [`save`] wrote them.
-pub fn load_bucket(store: &dyn Store, keys: Keys, plan: &str, at: ShardAt, bucket: usize) -> Result<Table, PipelineError> {
-    let key = keys.prep_shard(plan, at.0, at.1, &bucket_part(bucket));
-    let bytes = store.get(&key)?.ok_or_else(|| PipelineError::corrupt(&key, "missing although the shard's meta is written"))?;
-    read_table(bytes, &key)
+/// Bucket `bucket`'s rows of the shards `admitted` (in plan order), as [`save_item`] and
+/// [`save`] wrote them: each file is read once, and only the admitted shards' rows are kept.
+pub fn load_bucket(store: &dyn Store, keys: Keys, plan: &Plan, admitted: &[ShardAt], bucket: usize) -> Result<Vec<Table>, PipelineError> {
+    // Each file, with the numbers of the admitted shards whose rows it holds.
+    let mut sources: Vec<(String, BTreeSet<u32>)> = Vec::new();
+    for &at in admitted {
+        let (key, number) = match plan.item_of(at) {
+            Some(item) => (keys.prep_item_bucket(&plan.id, item, bucket), plan.number(at)),
+            // A file read whole again has its own files, and its first shard's number.
+            None => (keys.prep_shard(&plan.id, at.0, at.1, &bucket_part(bucket)), plan.number((at.0, 0))),
+        };
+        match sources.iter_mut().find(|(source, _)| *source == key) {
+            Some((_, numbers)) => {
+                numbers.insert(number);
+            }
+            None => sources.push((key, BTreeSet::from([number]))),
+        }
+    }
+    sources
+        .into_par_iter()
+        .map(|(key, numbers)| {
+            let bytes = store.get(&key)?.ok_or_else(|| PipelineError::corrupt(&key, "missing although its shards' metas are written"))?;
+            Ok(mlops_prep::rows_of_shards(read_table(bytes, &key)?, &numbers)?)
+        })
+        .collect()
 }
 
 fn read_table(bytes: Vec<u8>, key: &str) -> Result<Table, PipelineError> {

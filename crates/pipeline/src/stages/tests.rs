@@ -216,31 +216,26 @@ fn read_file(store: &FsStore, spec: &Spec, key: &str, shard_bytes: u64, staged: 
     let sizing = Sizing { shard_bytes, shards_per_item: 3, bucket_bytes: 1 << 20, ..Sizing::default() };
     let plan = Plan::new(store, "raw/toy/", "plan".into(), request(), vec![key.to_string()], sizing).unwrap();
     let keys = Keys { dataset: &spec.name };
-    let outputs = plan
-        .shards()
-        .into_iter()
-        .map(|at| {
-            let output = shards::read_shard(store, spec, &plan, at).unwrap();
-            if !staged {
-                return output;
-            }
-            shards::save(store, keys, &plan.id, output).unwrap();
-            shards::load(store, keys, &plan, at).unwrap()
-        })
-        .collect();
+    let read_shard = |at| shards::read_shard(store, spec, &plan, at).unwrap();
+    let outputs = if staged {
+        for (item, ats) in plan.items.iter().enumerate() {
+            shards::save_item(store, keys, &plan, item, ats.iter().map(|&at| read_shard(at)).collect()).unwrap();
+        }
+        plan.shards().into_iter().map(|at| shards::load(store, keys, &plan, at).unwrap()).collect()
+    } else {
+        plan.shards().into_iter().map(read_shard).collect()
+    };
     let holding = if staged { Holding::Store(keys) } else { Holding::Memory };
     let mut read = shards::assemble(store, spec, &plan, 0, outputs, holding).unwrap();
     let valid = read.rows.as_mut().ok().map(|rows| {
-        let mut pieces = Vec::new();
-        for (at, held) in std::mem::take(&mut rows.shards) {
-            if staged {
-                assert!(held.is_empty(), "a staged shard's rows are read by each bucket");
-                pieces.extend((0..plan.buckets).map(|bucket| shards::load_bucket(store, keys, &plan.id, at, bucket).unwrap()));
-            } else {
-                assert_eq!(held.len(), plan.buckets);
-                pieces.extend(held);
-            }
-        }
+        let (admitted, held): (Vec<ShardAt>, Vec<Vec<Table>>) = std::mem::take(&mut rows.shards).into_iter().unzip();
+        let pieces: Vec<Table> = if staged {
+            assert!(held.iter().all(Vec::is_empty), "a staged shard's rows are read by each bucket");
+            (0..plan.buckets).flat_map(|bucket| shards::load_bucket(store, keys, &plan, &admitted, bucket).unwrap()).collect()
+        } else {
+            assert!(held.iter().all(|buckets| buckets.len() == plan.buckets));
+            held.concat()
+        };
         mlops_prep::in_order(pieces).unwrap()
     });
     (read, valid)
@@ -370,6 +365,33 @@ fn prep_on_a_distributed_map_gives_the_rows_quarantine_and_hash_of_prep_in_one_p
     let (set_map, _) = training_set(&map, &spec(), &[b]).unwrap();
     let set_reference = TrainingSet::new(&spec(), mlops_prep::to_frame(reference, &spec()).unwrap()).unwrap();
     assert_eq!((&set_one.data_hash, &set_map.data_hash), (&set_reference.data_hash, &set_reference.data_hash));
+}
+
+#[test]
+fn a_file_read_whole_again_between_the_shards_of_one_map_item_keeps_the_first_of_equal_rows() {
+    // A small file, then one whose quoted line breaks span its cut (it is read whole again, its
+    // rows apart from the item file of its shards), then a small one repeating some of its rows:
+    // one map item holds a shard of each, so the bucket step reads the item's file before the
+    // re-read file, whose rows still come first in the batch.
+    let plain = large_csv(60_000);
+    let at = plain[..1 << 20].rfind('\n').unwrap() + 1;
+    let quoted = format!("{}1,\"{}\",2\n{}", &plain[..at], "a\n".repeat(50), &plain[at..]);
+    let repeats: String = plain.lines().skip(1).take(300).map(|l| format!("{l}\n")).collect();
+    let files = [("a.csv", csv(200, 1000.25)), ("b.csv", quoted), ("c.csv", format!("x,group,y\n{repeats}"))];
+    let files: Vec<(&str, &str)> = files.iter().map(|(name, text)| (*name, text.as_str())).collect();
+    let (_dir, store) = store_with(&files);
+    let sizing = Sizing { shard_bytes: 1, shards_per_item: 4, max_concurrency: 3, bucket_bytes: 1 << 20 };
+    let planned = prep_plan(&store, &spec(), &request(), sizing).unwrap();
+    assert_eq!((planned.shards, planned.items), (4, 1), "{planned:?}");
+    let mapped = prep_on_map(&store, sizing, Lost::None).unwrap();
+    let parsed: Vec<_> = files
+        .iter()
+        .map(|(name, text)| mlops_prep::parse_csv(&format!("raw/toy/{name}"), text.as_bytes(), &spec()).unwrap().valid)
+        .collect();
+    let (reference, duplicates) = mlops_prep::merge(parsed).unwrap();
+    assert_eq!(mapped.duplicates, duplicates);
+    let keys = Keys { dataset: "toy" };
+    assert!(read_batch(&store, keys, &mapped.batch.unwrap()).unwrap().equals_missing(&reference));
 }
 
 #[test]
