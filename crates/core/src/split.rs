@@ -17,8 +17,8 @@ fn holdout_size(n: usize, share: f64) -> usize {
     ((n as f64 * share).ceil() as usize).clamp(1, n.saturating_sub(1))
 }
 
-/// Times kept exactly for a time split: past this many rows with a time, the cutoff is found
-/// in a sketch, within [`RANK_ERROR`] of the share.
+/// Distinct times counted exactly for a time split: past this many, the cutoff is found in a
+/// sketch, within [`RANK_ERROR`] of the share.
 pub const EXACT_TIMES: usize = 1 << 20;
 
 /// Why rows cannot be split by time.

@@ -10,6 +10,7 @@
 //! bound the tests hold the sketch to. Which half moves up alternates by a counter, so the same
 //! values inserted and merged in the same order give the same sketch.
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::stats::Sorted;
@@ -59,6 +60,20 @@ impl QuantileSketch {
         }
     }
 
+    /// Adds `count` observations of one value: an item at each level whose weight is a bit of
+    /// `count`.
+    pub fn insert_many(&mut self, value: f64, count: u64) {
+        debug_assert!(value.is_finite());
+        for h in (0..64).filter(|h| count >> h & 1 == 1) {
+            while self.levels.len() <= h {
+                self.levels.push(Vec::new());
+            }
+            self.levels[h].push(value);
+        }
+        self.count += count;
+        self.compress();
+    }
+
     /// Adds every observation of `other`.
     pub fn merge(&mut self, other: &QuantileSketch) {
         while self.levels.len() < other.levels.len() {
@@ -92,54 +107,66 @@ impl QuantileSketch {
         ((self.k as f64 * (2.0f64 / 3.0).powi(depth)).ceil() as usize).max(2)
     }
 
-    /// Compacts the lowest full level until every level is within its capacity.
+    /// Compacts the lowest full level until every level is within its capacity. In place: a
+    /// level keeps its allocation, which matters at one compaction every few inserts.
     fn compress(&mut self) {
         while let Some(h) = (0..self.levels.len()).find(|&h| self.levels[h].len() >= self.capacity(h)) {
             if h + 1 == self.levels.len() {
                 self.levels.push(Vec::new());
             }
-            let mut items = std::mem::take(&mut self.levels[h]);
-            items.sort_unstable_by(f64::total_cmp);
-            // An odd item out stays where it is.
-            if items.len() % 2 == 1 {
-                self.levels[h].extend(items.pop());
-            }
             let offset = (self.compactions % 2) as usize;
             self.compactions += 1;
-            let promoted: Vec<f64> = items.into_iter().skip(offset).step_by(2).collect();
-            self.levels[h + 1].extend(promoted);
+            let (lower, upper) = self.levels.split_at_mut(h + 1);
+            let items = &mut lower[h];
+            items.sort_unstable_by(f64::total_cmp);
+            // An odd item out (the largest) stays where it is.
+            let odd = if items.len() % 2 == 1 { items.pop() } else { None };
+            upper[0].extend(items.iter().skip(offset).step_by(2));
+            items.clear();
+            items.extend(odd);
         }
     }
 }
 
-/// Quantiles of a stream of finite numbers, exact while it holds at most `exact_limit` values
-/// (they are kept), then within [`RANK_ERROR`] (they go into a [`QuantileSketch`]). Parts of a
-/// stream summarised apart merge; the same values merged in the same order give the same
-/// answers, so a feature fitted from merged parts does not depend on the machine.
+/// Quantiles of a stream of finite numbers, exact while it holds at most `exact_limit`
+/// distinct values (each is kept with its count), then within [`RANK_ERROR`] (they go into a
+/// [`QuantileSketch`]). Parts of a stream summarised apart merge; the same values merged in the
+/// same order give the same answers, so a feature fitted from merged parts does not depend on
+/// the machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quantiles {
     exact_limit: usize,
-    /// The values, while there are at most `exact_limit` of them.
-    exact: Vec<f64>,
+    /// Each distinct value and its count, by value, while there are at most `exact_limit`.
+    counts: Vec<(f64, u64)>,
     sketch: Option<QuantileSketch>,
 }
 
 impl Quantiles {
-    /// Empty quantiles, exact up to `exact_limit` values.
-    pub fn new(exact_limit: usize) -> Quantiles {
-        Quantiles { exact_limit, exact: Vec::new(), sketch: None }
-    }
-
     /// The quantiles of the finite `values` (the others are the caller's to count as missing).
     pub fn of(values: impl IntoIterator<Item = f64>, exact_limit: usize) -> Quantiles {
-        let mut quantiles = Quantiles::new(exact_limit);
-        values.into_iter().filter(|v| v.is_finite()).for_each(|v| quantiles.insert(v));
+        let mut counts: FxHashMap<u64, u64> = FxHashMap::default();
+        let mut values = values.into_iter().filter(|v| v.is_finite());
+        for value in values.by_ref() {
+            // 0 and -0 are one value.
+            *counts.entry((value + 0.0).to_bits()).or_default() += 1;
+            if counts.len() > exact_limit {
+                break;
+            }
+        }
+        let mut counts: Vec<(f64, u64)> = counts.into_iter().map(|(bits, count)| (f64::from_bits(bits), count)).collect();
+        counts.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut quantiles = Quantiles { exact_limit, counts, sketch: None };
+        if quantiles.counts.len() > exact_limit {
+            quantiles.spill();
+            let sketch = quantiles.sketch.as_mut().expect("spilled into a sketch");
+            values.for_each(|value| sketch.insert(value));
+        }
         quantiles
     }
 
     /// The values summarised.
     pub fn count(&self) -> u64 {
-        self.sketch.as_ref().map_or(self.exact.len() as u64, QuantileSketch::count)
+        self.sketch.as_ref().map_or_else(|| self.counts.iter().map(|&(_, count)| count).sum(), QuantileSketch::count)
     }
 
     /// Whether the answers are exact.
@@ -147,28 +174,21 @@ impl Quantiles {
         self.sketch.is_none()
     }
 
-    fn insert(&mut self, value: f64) {
-        match &mut self.sketch {
-            Some(sketch) => sketch.insert(value),
-            None if self.exact.len() < self.exact_limit => self.exact.push(value),
-            None => {
-                self.spill();
-                self.insert(value);
-            }
-        }
-    }
-
-    /// Moves the kept values into a sketch, past the exact limit.
+    /// Moves the counted values into a sketch, in order of value, past the exact limit.
     fn spill(&mut self) {
         let mut sketch = QuantileSketch::default();
-        std::mem::take(&mut self.exact).into_iter().for_each(|v| sketch.insert(v));
+        std::mem::take(&mut self.counts).into_iter().for_each(|(value, count)| sketch.insert_many(value, count));
         self.sketch = Some(sketch);
     }
 
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &Quantiles) {
-        if self.sketch.is_none() && other.sketch.is_none() && self.exact.len() + other.exact.len() <= self.exact_limit {
-            self.exact.extend_from_slice(&other.exact);
+        if self.sketch.is_none() && other.sketch.is_none() {
+            let mine = std::mem::take(&mut self.counts);
+            self.counts = merge_counts(mine, &other.counts);
+            if self.counts.len() > self.exact_limit {
+                self.spill();
+            }
             return;
         }
         if self.sketch.is_none() {
@@ -177,47 +197,63 @@ impl Quantiles {
         let sketch = self.sketch.as_mut().expect("made a sketch above");
         match &other.sketch {
             Some(theirs) => sketch.merge(theirs),
-            None => other.exact.iter().for_each(|&v| sketch.insert(v)),
+            None => other.counts.iter().for_each(|&(value, count)| sketch.insert_many(value, count)),
         }
     }
 
     /// The value with `rank` values below it in sorted order (0 is the least); `None` when
     /// there are no more than `rank` values.
     pub fn at_rank(&self, rank: u64) -> Option<f64> {
-        if rank >= self.count() {
-            return None;
-        }
+        let mut below = 0.0;
+        let mut find = |(value, weight): (f64, f64)| {
+            below += weight;
+            (below > rank as f64).then_some(value)
+        };
         match &self.sketch {
-            None => {
-                let mut values = self.exact.clone();
-                Some(*values.select_nth_unstable_by(rank as usize, f64::total_cmp).1)
-            }
+            None => self.counts.iter().find_map(|&(value, count)| find((value, count as f64))),
             Some(sketch) => {
                 let (items, weights) = sketch.items();
-                let mut below = 0.0;
-                items.into_iter().zip(weights).find_map(|(value, weight)| {
-                    below += weight;
-                    (below > rank as f64).then_some(value)
-                })
+                items.into_iter().zip(weights).find_map(find)
             }
         }
     }
 
     /// How many values are below `value`, and how many at or below it.
     pub fn ranks(&self, value: f64) -> (u64, u64) {
-        match &self.sketch {
-            None => {
-                let below = self.exact.iter().filter(|&&v| v < value).count() as u64;
-                (below, below + self.exact.iter().filter(|&&v| v == value).count() as u64)
+        let sum = |keep: &dyn Fn(f64) -> bool| -> u64 {
+            match &self.sketch {
+                None => self.counts.iter().filter(|(v, _)| keep(*v)).map(|&(_, count)| count).sum(),
+                Some(sketch) => {
+                    let (items, weights) = sketch.items();
+                    items.iter().zip(&weights).filter(|(v, _)| keep(**v)).map(|(_, w)| w).sum::<f64>() as u64
+                }
             }
-            Some(sketch) => {
-                let (items, weights) = sketch.items();
-                let sum =
-                    |keep: &dyn Fn(f64) -> bool| items.iter().zip(&weights).filter(|(v, _)| keep(**v)).map(|(_, w)| w).sum::<f64>() as u64;
-                (sum(&|v| v < value), sum(&|v| v <= value))
-            }
-        }
+        };
+        (sum(&|v| v < value), sum(&|v| v <= value))
     }
+}
+
+/// Two lists of counts by value, as one.
+fn merge_counts(a: Vec<(f64, u64)>, b: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.iter().copied().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match x.0.total_cmp(&y.0) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let (x, y) = (a.next().expect("peeked"), b.next().expect("peeked"));
+                    Some((x.0, x.1 + y.1))
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        merged.extend(next);
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -291,6 +327,22 @@ mod tests {
     fn the_same_values_in_the_same_order_give_the_same_sketch() {
         let values = stream(50_000, 3, 0.0);
         assert_eq!(sketch_in_parts(&values, 4), sketch_in_parts(&values, 4));
+    }
+
+    #[test]
+    fn quantiles_count_each_value_up_to_the_limit_then_sketch_them() {
+        let values: Vec<f64> = (0..10_000).map(|i| f64::from(i % 100)).collect();
+        let counted = Quantiles::of(values.iter().copied(), 100);
+        assert!(counted.is_exact() && counted.count() == 10_000);
+        assert_eq!((counted.at_rank(0), counted.at_rank(9_999), counted.at_rank(10_000)), (Some(0.0), Some(99.0), None));
+        assert_eq!(counted.ranks(50.0), (5_000, 5_100));
+        // A part with one more distinct value (0 and -0 are one) spills the merge into a sketch.
+        let mut merged = counted.clone();
+        merged.merge(&Quantiles::of([100.5, -0.0, 0.0, f64::NAN], 100));
+        assert!(!merged.is_exact());
+        assert_eq!(merged.count(), 10_003);
+        let median = merged.at_rank(5_001).unwrap();
+        assert!((median - 50.0).abs() <= 1.0, "{median}");
     }
 
     fn sorted(values: &[f64]) -> Vec<f64> {

@@ -747,7 +747,7 @@ kind = "linear"
     /// one of few.
     fn mixed_rows(n: usize) -> (Frame, Vec<f64>) {
         let colours = ["red", "blue", "green", "pink"];
-        let size: Vec<f64> = (0..n).map(|i| if i % 97 == 0 { f64::NAN } else { ((i * 7919) % 1013) as f64 }).collect();
+        let size: Vec<f64> = (0..n).map(|i| if i % 97 == 0 { f64::NAN } else { ((i * 7919) % 100_003) as f64 }).collect();
         let hours: Vec<f64> = (0..n).map(|i| ((i * 31) % 5000) as f64).collect();
         let colour: Vec<Option<&str>> = (0..n).map(|i| if i % 50 == 0 { None } else { Some(colours[(i / 3) % 4]) }).collect();
         let target: Vec<f64> = (0..n).map(|i| ((i / 3) % 4) as f64 * 10.0 + (i % 7) as f64).collect();
@@ -780,7 +780,7 @@ kind = "linear"
                 assert!(x.to_bits() == y.to_bits() || (x - y).abs() <= 1e-9 * y.abs().max(1.0), "{encoding:?}: {x} against {y}");
             }
         }
-        // Medians are exact below EXACT_VALUES values.
+        // Medians are exact below EXACT_VALUES distinct values.
         let median = |fitted: &FittedFeatures| match &fitted.inputs[0] {
             Input::Numeric { scale, .. } => scale.median,
             _ => unreachable!("size is the first input"),

@@ -3,8 +3,8 @@
 //! apart and merged, and [`FeatureParams::fit_stats`] fits on the merged statistics alone.
 //!
 //! Counts and target sums per level are exact, so are the moments of numbers (merged as Chan,
-//! Golub and LeVeque do); medians are exact up to [`EXACT_VALUES`] values of a number and within
-//! [`RANK_ERROR`](crate::drift::RANK_ERROR) of the middle rank beyond.
+//! Golub and LeVeque do); medians are exact up to [`EXACT_VALUES`] distinct values of a number
+//! and within [`RANK_ERROR`](crate::drift::RANK_ERROR) of the middle rank beyond.
 
 use std::ops::Range;
 
@@ -20,7 +20,8 @@ use crate::time;
 /// Rows of one frame summarised apart, side by side, then merged.
 const BLOCK_ROWS: usize = 1 << 20;
 
-/// Values of a number kept exactly for its median; past this many it comes from a sketch.
+/// Distinct values of a number counted exactly for its median; past this many it comes from a
+/// sketch.
 pub(super) const EXACT_VALUES: usize = 1 << 16;
 
 /// Statistics of some training rows for every input and cross of [`FeatureParams`], in their

@@ -172,21 +172,21 @@ pub struct ShardOutput {
 }
 
 impl ShardOutput {
-    /// Shard `meta`, with the tables of its parse (the valid rows cut into `plan`'s buckets).
-    fn parsed(plan: &Plan, mut meta: ShardMeta, parsed: Result<Parsed, ShardProblem>) -> Result<ShardOutput, PipelineError> {
+    /// Shard `at` of `plan` as its `records` read (after a header of `header_lines` lines): its
+    /// meta, and the tables of its parse, the valid rows cut into the plan's buckets.
+    fn parsed(plan: &Plan, (file, index): ShardAt, header_lines: u64, records: Records) -> Result<ShardOutput, PipelineError> {
+        let Records { lines, quotes, chunk_hashes, parsed } = records;
+        let meta = |outcome| ShardMeta { file, index, chunk_hashes, header_lines, lines, quotes, outcome };
         let parsed = match parsed {
             Ok(parsed) => parsed,
-            Err(problem) => {
-                meta.outcome = Outcome::Unusable(problem);
-                return Ok(ShardOutput { meta, quarantined: None, buckets: Vec::new() });
-            }
+            Err(problem) => return Ok(ShardOutput { meta: meta(Outcome::Unusable(problem)), quarantined: None, buckets: Vec::new() }),
         };
-        meta.outcome = Outcome::Parsed { rows: parsed.rows, valid: parsed.valid.height(), notes: parsed.notes };
         // A file read whole again (its index past the planned shards) takes its first shard's place.
-        let index = if meta.index < plan.shards_of(meta.file).len() { meta.index } else { 0 };
-        let number = plan.number((meta.file, index));
+        let number = plan.number((file, if index < plan.shards_of(file).len() { index } else { 0 }));
+        let valid = parsed.valid.height();
         let buckets = mlops_prep::into_buckets(parsed.valid, number, plan.buckets)?;
-        Ok(ShardOutput { meta, quarantined: Some(parsed.quarantined), buckets })
+        let outcome = Outcome::Parsed { rows: parsed.rows, valid, notes: parsed.notes };
+        Ok(ShardOutput { meta: meta(outcome), quarantined: Some(parsed.quarantined), buckets })
     }
 }
 
@@ -206,16 +206,7 @@ pub fn read_shard(store: &dyn Store, spec: &Spec, plan: &Plan, at: ShardAt) -> R
         }
     };
     let records = read_records(store, spec, &head, &shard)?;
-    let meta = ShardMeta {
-        file,
-        index,
-        chunk_hashes: records.chunk_hashes,
-        header_lines: head.lines,
-        lines: records.lines,
-        quotes: records.quotes,
-        outcome: Outcome::Parsed { rows: 0, valid: 0, notes: Vec::new() },
-    };
-    ShardOutput::parsed(plan, meta, records.parsed)
+    ShardOutput::parsed(plan, at, head.lines, records)
 }
 
 /// The header of the raw file `key` of `size` bytes, or why the file cannot be used.
@@ -433,17 +424,9 @@ pub fn assemble(
         let head = read_head(store, spec, key, size)?.map_err(|r| PipelineError::bad_input(format!("{key}: {}", r.reason)))?;
         let index = plan.shards_of(file).len();
         let whole = Shard { file: key.to_string(), index, of: index + 1, start: 0, end: size, file_size: size };
-        let records = read_records(store, spec, &head, &whole)?;
-        let meta = ShardMeta {
-            file,
-            index,
-            chunk_hashes: Vec::new(),
-            header_lines: head.lines,
-            lines: records.lines,
-            quotes: records.quotes,
-            outcome: Outcome::Parsed { rows: 0, valid: 0, notes: Vec::new() },
-        };
-        let mut output = ShardOutput::parsed(plan, meta, records.parsed)?;
+        // The file's content hash is its planned shards'.
+        let records = Records { chunk_hashes: Vec::new(), ..read_records(store, spec, &head, &whole)? };
+        let mut output = ShardOutput::parsed(plan, (file, index), head.lines, records)?;
         if let Holding::Store(keys) = holding {
             let buckets = std::mem::take(&mut output.buckets);
             save(store, keys, &plan.id, ShardOutput { meta: output.meta.clone(), quarantined: None, buckets })?;
