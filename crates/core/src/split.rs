@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::drift::Quantiles;
+use crate::drift::{AtRank, Quantiles};
 
 /// Row indices of the training and holdout sets.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,8 +52,7 @@ impl TimeCutoff {
         let Some(rank) = with_time.checked_sub(wanted.saturating_sub(missing).max(1)) else {
             return Err(SplitError::NoTimes);
         };
-        let at = times.at_rank(rank).expect("the rank is below the count");
-        let (below, at_or_below) = times.ranks(at);
+        let AtRank { value: at, below, at_or_below } = times.at_rank(rank).expect("the rank is below the count");
         // Held out with the ties, and without them; each must leave rows on both sides.
         let options = [(true, with_time - below + missing), (false, with_time - at_or_below + missing)];
         options

@@ -55,6 +55,14 @@ pub trait Store: Send + Sync {
     fn etag(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes an object, replacing any previous one.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Writes an object as `write` produces its bytes, calling `write` once: a store that can
+    /// (a local file) takes them as they come, so the object is never held whole in memory;
+    /// by default they are gathered and [`Store::put`].
+    fn put_written(&self, key: &str, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>) -> Result<(), StoreError> {
+        let mut bytes = Vec::new();
+        write(&mut bytes).map_err(|e| StoreError::io(key, e))?;
+        self.put(key, &bytes)
+    }
     /// Writes an object only if `condition` holds; returns the new etag.
     fn put_if(&self, key: &str, bytes: &[u8], condition: Condition) -> Result<String, StoreError>;
     /// The size of an object in bytes; `None` when absent.
@@ -92,20 +100,22 @@ impl FsStore {
         Ok(self.root.join(key))
     }
 
-    /// Writes a temporary file, syncs it, renames it over the key's file and syncs the
-    /// directory: after a crash the key holds the old bytes or the new ones, never a torn file.
-    fn write_atomically(key: &str, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Writes a temporary file with `write`, syncs it, renames it over the key's file and syncs
+    /// the directory: after a crash the key holds the old bytes or the new ones, never a torn
+    /// file.
+    fn write_atomically(key: &str, path: &Path, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>) -> Result<(), StoreError> {
         let parent = path.parent().expect("a key's file has a directory");
         fs::create_dir_all(parent).map_err(|e| StoreError::io(key, e))?;
         let temporary = parent.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), uuid::Uuid::new_v4()));
-        let write = || -> std::io::Result<()> {
-            let mut file = fs::File::create(&temporary)?;
-            file.write_all(bytes)?;
+        let mut attempt = || -> std::io::Result<()> {
+            let mut file = std::io::BufWriter::new(fs::File::create(&temporary)?);
+            write(&mut file)?;
+            let file = file.into_inner().map_err(std::io::IntoInnerError::into_error)?;
             file.sync_all()?;
             fs::rename(&temporary, path)?;
             fs::File::open(parent)?.sync_all()
         };
-        write().map_err(|e| {
+        attempt().map_err(|e| {
             let _ = fs::remove_file(&temporary);
             StoreError::io(key, e)
         })
@@ -130,7 +140,11 @@ impl Store for FsStore {
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        Self::write_atomically(key, &self.path(key)?, bytes)
+        Self::write_atomically(key, &self.path(key)?, &mut |file| file.write_all(bytes))
+    }
+
+    fn put_written(&self, key: &str, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>) -> Result<(), StoreError> {
+        Self::write_atomically(key, &self.path(key)?, write)
     }
 
     fn put_if(&self, key: &str, bytes: &[u8], condition: Condition) -> Result<String, StoreError> {
@@ -153,7 +167,7 @@ impl Store for FsStore {
         if !holds {
             return Err(StoreError::PreconditionFailed { key: key.to_string() });
         }
-        Self::write_atomically(key, &path, bytes)?;
+        Self::write_atomically(key, &path, &mut |file| file.write_all(bytes))?;
         Ok(sha256_hex(bytes))
     }
 
@@ -379,6 +393,30 @@ mod tests {
         assert_eq!(store.list("raw/a/").unwrap(), ["raw/a/sub/y.csv", "raw/a/x.csv"]);
         assert_eq!(store.list("raw/a").unwrap().len(), 3);
         assert!(store.put("../escape", b"x").is_err());
+    }
+
+    #[test]
+    fn an_object_written_as_it_is_produced_is_whole_or_not_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        let pieces = || (0..1000u32).map(u32::to_le_bytes);
+        store
+            .put_written("processed/a/part", &mut |out| {
+                let mut out = crate::HashingWriter::new(out);
+                pieces().try_for_each(|piece| out.write_all(&piece))?;
+                assert_eq!(out.sha256_hex(), sha256_hex(&pieces().flatten().collect::<Vec<u8>>()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.get("processed/a/part").unwrap(), Some(pieces().flatten().collect()));
+        // A writer that fails half way leaves the old object, and no temporary file.
+        let failed = store.put_written("processed/a/part", &mut |out| {
+            out.write_all(b"half")?;
+            Err(std::io::Error::other("the encoder failed"))
+        });
+        assert!(failed.unwrap_err().to_string().contains("processed/a/part: the encoder failed"));
+        assert_eq!(store.get("processed/a/part").unwrap(), Some(pieces().flatten().collect()));
+        assert_eq!(fs::read_dir(dir.path().join("processed/a")).unwrap().count(), 1);
     }
 
     #[test]

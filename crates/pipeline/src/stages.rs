@@ -7,12 +7,12 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use mlops_core::Metrics;
-use mlops_core::sha256_hex;
 use mlops_core::{Action, Event, Registry, decide};
 use mlops_core::{BoostingCheckpoint, Resumable, boost_candidate, finish_boosting, is_resumable, prepare_boosting};
 use mlops_core::{CONDITIONAL_ATTEMPTS, JsonStore};
 use mlops_core::{CoreError, Trained, TrainingSet, evaluate_on_holdout, train_candidate};
 use mlops_core::{Encoding, FittedFeatures};
+use mlops_core::{HashingWriter, sha256_hex};
 use mlops_core::{Keys, ModelSpec, Spec, Store};
 use mlops_core::{ModelArtifact, ModelCard};
 use serde::de::DeserializeOwned;
@@ -345,10 +345,22 @@ fn merge_shards(
 /// repeat an earlier one and writes the bucket as part `bucket` of `batch`.
 fn write_bucket(store: &dyn Store, keys: Keys, batch: &str, bucket: usize, pieces: Vec<Table>) -> Result<BatchPart, PipelineError> {
     let (mut rows, duplicates) = mlops_prep::merge(pieces)?;
-    let data = mlops_prep::to_parquet(&mut rows)?;
     let key = keys.processed_part(batch, bucket);
-    store.put(&key, &data)?;
-    Ok(BatchPart { bucket, key, rows: rows.height(), duplicates, sha256: sha256_hex(&data) })
+    // Written as it is encoded (to a local file a row group at a time): the part's bytes are
+    // not held beside its rows. An encoding failure keeps its own error.
+    let (mut sha256, mut encoding) = (None, None);
+    store
+        .put_written(&key, &mut |out| {
+            let mut out = HashingWriter::new(out);
+            if let Err(error) = mlops_prep::write_parquet(&mut rows, &mut out) {
+                return Err(std::io::Error::other(encoding.insert(error).to_string()));
+            }
+            sha256 = Some(out.sha256_hex());
+            Ok(())
+        })
+        .map_err(|error| encoding.take().map_or_else(|| PipelineError::from(error), PipelineError::from))?;
+    let sha256 = sha256.ok_or_else(|| PipelineError::corrupt(&key, "the store wrote the part without encoding it"))?;
+    Ok(BatchPart { bucket, key, rows: rows.height(), duplicates, sha256 })
 }
 
 /// Closes the batch of a prep (`parts`: its buckets' parts) with its `_SUCCESS` marker, writes

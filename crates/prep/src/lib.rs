@@ -7,6 +7,7 @@
 //! [`infer`] drafts a spec from a CSV file for `mlops init`.
 
 pub mod infer;
+mod row_hash;
 mod shard;
 
 pub use shard::{
@@ -441,8 +442,9 @@ pub fn merge(tables: Vec<DataFrame>) -> Result<(DataFrame, usize), PrepError> {
     drop_repeated(table)
 }
 
-/// Tables of the same columns, one after the other (an empty table when there are none).
-fn stacked(tables: Vec<DataFrame>, context: &str) -> Result<DataFrame, PrepError> {
+/// Tables of the same columns, one after the other (an empty table when there are none);
+/// `context` names them in an error. For tables whose columns may differ, see [`stack`].
+pub fn stacked(tables: Vec<DataFrame>, context: &str) -> Result<DataFrame, PrepError> {
     let mut tables = tables.into_iter();
     let Some(mut all) = tables.next() else { return Ok(DataFrame::empty()) };
     for table in tables {
@@ -469,27 +471,10 @@ fn value_columns(table: &DataFrame) -> Vec<&polars::prelude::Column> {
     table.columns().iter().filter(|c| c.name().as_str() != ORDER_COLUMN).collect()
 }
 
-/// A hash of each row's values (every column but [`ORDER_COLUMN`]), the same in every process
-/// of one build: equal rows hash alike wherever they were read. Hashed in parallel blocks.
+/// The stable hash of each row's values (every column but [`ORDER_COLUMN`]): equal rows hash
+/// alike wherever, and by whichever build, they were read.
 fn row_hashes(table: &DataFrame) -> PolarsResult<Vec<u64>> {
-    let height = table.height();
-    let columns = value_columns(table);
-    let Some((first, rest)) = columns.split_first() else { return Ok(vec![0; height]) };
-    let state = PlSeedableRandomStateQuality::seed_from_u64(0);
-    let block = height.div_ceil(4 * rayon::current_num_threads()).max(1);
-    let offsets: Vec<usize> = (0..height).step_by(block).collect();
-    Ok(offsets
-        .into_par_iter()
-        .map(|offset| {
-            let mut hashes = Vec::with_capacity(block);
-            first.slice(offset as i64, block).vec_hash(state.clone(), &mut hashes)?;
-            for column in rest {
-                column.slice(offset as i64, block).vec_hash_combine(state.clone(), &mut hashes)?;
-            }
-            Ok(hashes)
-        })
-        .collect::<PolarsResult<Vec<Vec<u64>>>>()?
-        .concat())
+    row_hash::stable_row_hashes(&value_columns(table), table.height())
 }
 
 /// Whether each row repeats an earlier one: every value equal, a missing value equal to a
@@ -519,8 +504,8 @@ fn repeated_rows(table: &DataFrame) -> PolarsResult<Vec<bool>> {
     Ok(repeated)
 }
 
-/// Cuts the valid rows of shard number `shard` into `buckets` tables by row hash, so that equal
-/// rows of any shards meet in one bucket. Each row keeps its place in the batch in
+/// Cuts the valid rows of shard number `shard` into `buckets` tables by ranges of the rows'
+/// stable hash, so that equal rows of any shards meet in one bucket. Each row keeps its place in the batch in
 /// [`ORDER_COLUMN`]; a bucket without rows is an empty table of the same columns.
 pub fn into_buckets(mut table: DataFrame, shard: u32, buckets: usize) -> Result<Vec<DataFrame>, PrepError> {
     let context = || format!("cutting the rows of shard {shard} into buckets");
@@ -534,7 +519,7 @@ pub fn into_buckets(mut table: DataFrame, shard: u32, buckets: usize) -> Result<
     }
     let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); buckets];
     for (row, hash) in hashes.into_iter().enumerate() {
-        rows[(hash % buckets as u64) as usize].push(row as IdxSize);
+        rows[row_hash::bucket_of(hash, buckets)].push(row as IdxSize);
     }
     rows.into_par_iter().map(|rows| table.take(&IdxCa::from_vec("rows".into(), rows)).map_err(polars_error(context()))).collect()
 }
@@ -605,8 +590,14 @@ pub fn stack(tables: Vec<DataFrame>) -> Result<DataFrame, PrepError> {
 /// times faster to write than zstd, for files somewhat larger.
 pub fn to_parquet(table: &mut DataFrame) -> Result<Vec<u8>, PrepError> {
     let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes).with_compression(ParquetCompression::Snappy).finish(table).map_err(polars_error("writing parquet"))?;
+    write_parquet(table, &mut bytes)?;
     Ok(bytes)
+}
+
+/// Writes a table as parquet to `out`, a row group at a time.
+pub fn write_parquet(table: &mut DataFrame, out: impl std::io::Write) -> Result<(), PrepError> {
+    ParquetWriter::new(out).with_compression(ParquetCompression::Snappy).finish(table).map_err(polars_error("writing parquet"))?;
+    Ok(())
 }
 
 /// Reads parquet bytes; `key` names them in errors.

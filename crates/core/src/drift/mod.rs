@@ -7,7 +7,7 @@ mod sketch;
 pub mod stats;
 
 pub use observed::{Labelled, Observed};
-pub use sketch::{QuantileSketch, Quantiles, RANK_ERROR, SKETCH_K};
+pub use sketch::{AtRank, QuantileSketch, Quantiles, RANK_ERROR, SKETCH_K};
 
 use rand::SeedableRng;
 use rand::seq::index::sample;

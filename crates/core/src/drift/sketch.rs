@@ -201,36 +201,50 @@ impl Quantiles {
         }
     }
 
-    /// The value with `rank` values below it in sorted order (0 is the least); `None` when
-    /// there are no more than `rank` values.
-    pub fn at_rank(&self, rank: u64) -> Option<f64> {
-        let mut below = 0.0;
-        let mut find = |(value, weight): (f64, f64)| {
-            below += weight;
-            (below > rank as f64).then_some(value)
-        };
+    /// The value with `rank` values below it in sorted order (0 is the least), with how many
+    /// values lie below it and how many at or below it; `None` when there are no more than
+    /// `rank` values. One pass over the kept values.
+    pub fn at_rank(&self, rank: u64) -> Option<AtRank> {
         match &self.sketch {
-            None => self.counts.iter().find_map(|&(value, count)| find((value, count as f64))),
+            None => at_rank_of(self.counts.iter().copied(), rank),
             Some(sketch) => {
                 let (items, weights) = sketch.items();
-                items.into_iter().zip(weights).find_map(find)
+                at_rank_of(items.into_iter().zip(weights.into_iter().map(|weight| weight as u64)), rank)
             }
         }
     }
+}
 
-    /// How many values are below `value`, and how many at or below it.
-    pub fn ranks(&self, value: f64) -> (u64, u64) {
-        let sum = |keep: &dyn Fn(f64) -> bool| -> u64 {
-            match &self.sketch {
-                None => self.counts.iter().filter(|(v, _)| keep(*v)).map(|&(_, count)| count).sum(),
-                Some(sketch) => {
-                    let (items, weights) = sketch.items();
-                    items.iter().zip(&weights).filter(|(v, _)| keep(**v)).map(|(_, w)| w).sum::<f64>() as u64
-                }
+/// A value found by rank in [`Quantiles`], with the values below it and at or below it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AtRank {
+    pub value: f64,
+    pub below: u64,
+    pub at_or_below: u64,
+}
+
+/// [`Quantiles::at_rank`] over values sorted by value, each with its count (a value may come
+/// more than once, as a sketch's levels hold it).
+fn at_rank_of(sorted: impl Iterator<Item = (f64, u64)>, rank: u64) -> Option<AtRank> {
+    let mut found: Option<AtRank> = None;
+    let (mut seen, mut before_value, mut last) = (0u64, 0u64, f64::NAN);
+    for (value, count) in sorted {
+        if let Some(at) = found.as_mut() {
+            if value != at.value {
+                break;
             }
-        };
-        (sum(&|v| v < value), sum(&|v| v <= value))
+            at.at_or_below += count;
+            continue;
+        }
+        if value != last {
+            (before_value, last) = (seen, value);
+        }
+        seen += count;
+        if seen > rank {
+            found = Some(AtRank { value, below: before_value, at_or_below: seen });
+        }
     }
+    found
 }
 
 /// Two lists of counts by value, as one.
@@ -334,14 +348,15 @@ mod tests {
         let values: Vec<f64> = (0..10_000).map(|i| f64::from(i % 100)).collect();
         let counted = Quantiles::of(values.iter().copied(), 100);
         assert!(counted.is_exact() && counted.count() == 10_000);
-        assert_eq!((counted.at_rank(0), counted.at_rank(9_999), counted.at_rank(10_000)), (Some(0.0), Some(99.0), None));
-        assert_eq!(counted.ranks(50.0), (5_000, 5_100));
+        let value = |rank| counted.at_rank(rank).map(|at| at.value);
+        assert_eq!((value(0), value(9_999), value(10_000)), (Some(0.0), Some(99.0), None));
+        assert_eq!(counted.at_rank(5_050), Some(AtRank { value: 50.0, below: 5_000, at_or_below: 5_100 }));
         // A part with one more distinct value (0 and -0 are one) spills the merge into a sketch.
         let mut merged = counted.clone();
         merged.merge(&Quantiles::of([100.5, -0.0, 0.0, f64::NAN], 100));
         assert!(!merged.is_exact());
         assert_eq!(merged.count(), 10_003);
-        let median = merged.at_rank(5_001).unwrap();
+        let median = merged.at_rank(5_001).unwrap().value;
         assert!((median - 50.0).abs() <= 1.0, "{median}");
     }
 

@@ -157,7 +157,7 @@ impl Scale {
     /// The median of the finite values, their mean and their deviation (1 when they do not vary).
     fn fit(stats: &NumberStats) -> Scale {
         let moments = &stats.moments;
-        let Some(median) = stats.quantiles.at_rank(moments.count / 2) else {
+        let Some(median) = stats.quantiles.at_rank(moments.count / 2).map(|at| at.value) else {
             return Scale { median: 0.0, mean: 0.0, std: 1.0 };
         };
         let std = (moments.m2 / moments.count as f64).sqrt();

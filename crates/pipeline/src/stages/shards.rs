@@ -109,10 +109,12 @@ impl Plan {
     }
 
     /// Shard `at`'s number in the plan, counted over every file's shards in order: its rows'
-    /// place in the batch comes first from it.
-    pub fn number(&self, at: ShardAt) -> u32 {
-        let position = self.items.iter().flatten().position(|&shard| shard == at).unwrap_or(usize::MAX);
-        u32::try_from(position).unwrap_or(u32::MAX)
+    /// place in the batch comes first from it. A shard the plan does not hold is an error.
+    pub fn number(&self, at: ShardAt) -> Result<u32, PipelineError> {
+        let position = self.items.iter().flatten().position(|&shard| shard == at);
+        position
+            .and_then(|position| u32::try_from(position).ok())
+            .ok_or_else(|| PipelineError::bad_input(format!("prep plan {} has no shard {} of file {}", self.id, at.1, at.0)))
     }
 
     /// The shards of file number `file`.
@@ -182,7 +184,7 @@ impl ShardOutput {
             Err(problem) => return Ok(ShardOutput { meta: meta(Outcome::Unusable(problem)), quarantined: None, buckets: Vec::new() }),
         };
         // A file read whole again (its index past the planned shards) takes its first shard's place.
-        let number = plan.number((file, if index < plan.shards_of(file).len() { index } else { 0 }));
+        let number = plan.number((file, if index < plan.shards_of(file).len() { index } else { 0 }))?;
         let valid = parsed.valid.height();
         let buckets = mlops_prep::into_buckets(parsed.valid, number, plan.buckets)?;
         let outcome = Outcome::Parsed { rows: parsed.rows, valid, notes: parsed.notes };
@@ -288,7 +290,7 @@ pub fn save_item(store: &dyn Store, keys: Keys, plan: &Plan, item: usize, output
     // No file when no shard of the item parsed: no bucket step reads it.
     if by_bucket.iter().any(|tables| !tables.is_empty()) {
         by_bucket.into_par_iter().enumerate().try_for_each(|(bucket, tables)| {
-            let mut rows = mlops_prep::stack(tables)?;
+            let mut rows = mlops_prep::stacked(tables, "stacking a prep item's rows of one bucket")?;
             store.put(&keys.prep_item_bucket(&plan.id, item, bucket), &mlops_prep::to_parquet(&mut rows)?)?;
             Ok::<_, PipelineError>(())
         })?;
@@ -343,9 +345,9 @@ pub fn load_bucket(store: &dyn Store, keys: Keys, plan: &Plan, admitted: &[Shard
     let mut sources: Vec<(String, BTreeSet<u32>)> = Vec::new();
     for &at in admitted {
         let (key, number) = match plan.item_of(at) {
-            Some(item) => (keys.prep_item_bucket(&plan.id, item, bucket), plan.number(at)),
+            Some(item) => (keys.prep_item_bucket(&plan.id, item, bucket), plan.number(at)?),
             // A file read whole again has its own files, and its first shard's number.
-            None => (keys.prep_shard(&plan.id, at.0, at.1, &bucket_part(bucket)), plan.number((at.0, 0))),
+            None => (keys.prep_shard(&plan.id, at.0, at.1, &bucket_part(bucket)), plan.number((at.0, 0))?),
         };
         match sources.iter_mut().find(|(source, _)| *source == key) {
             Some((_, numbers)) => {

@@ -269,6 +269,21 @@ fn a_file_read_in_shards_gives_the_rows_quarantine_and_hash_of_one_shard() {
 }
 
 #[test]
+fn shards_are_numbered_in_plan_order_and_one_the_plan_does_not_hold_is_an_error() {
+    // A plan cuts by size alone: 3 MiB in shards of 1 MiB.
+    let (_dir, store) = store_with(&[("a.csv", &"1,2\n".repeat(3 << 18)), ("b.csv", &csv(10, 0.0))]);
+    let sizing = Sizing { shard_bytes: 1, shards_per_item: 2, ..Sizing::default() };
+    let files = vec!["raw/toy/a.csv".to_string(), "raw/toy/b.csv".to_string()];
+    let plan = Plan::new(&store, "raw/toy/", "plan".into(), request(), files, sizing).unwrap();
+    let a_shards = plan.shards_of(0).len();
+    assert_eq!(a_shards, 3);
+    assert_eq!(plan.number((0, 1)).unwrap(), 1);
+    assert_eq!(plan.number((1, 0)).unwrap(), a_shards as u32);
+    let error = plan.number((1, 1)).unwrap_err().to_string();
+    assert!(error.contains("no shard 1 of file 1"), "{error}");
+}
+
+#[test]
 fn a_bad_byte_in_a_later_shard_is_named_at_its_line_in_the_file() {
     let mut text = large_csv(60_000).into_bytes();
     assert!(text.len() as u64 > mlops_core::CONTENT_CHUNK_BYTES, "two shards at least");
