@@ -77,7 +77,11 @@ fn describe(record: &RunRecord) -> String {
     let metric = &record.metric;
     let best = record.candidates.iter().find(|c| c.name == record.best).expect("the best is a candidate");
     let value = best.metrics.iter().find(|(m, _)| m.name() == metric).map_or(f64::NAN, |(_, v)| *v);
-    let verdict = if record.promoted { format!("promoted {}", record.version) } else { format!("kept {}", record.production.version) };
+    let verdict = if record.promoted {
+        format!("promoted {}", record.version)
+    } else {
+        format!("kept {}", record.production.as_ref().map_or("no model", |p| p.version.as_str()))
+    };
     format!(
         "{} rows, best {} ({metric} {value:.2} on the last 20% of the hours): {verdict}",
         record.rows_train + record.rows_holdout,
@@ -173,7 +177,8 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     say!(json_output, "   retrain: {}", describe(&retrained));
 
     say!(json_output, "\n6. The server picks up the new version, no restart");
-    let wanted = retrained.production.version.clone();
+    let Some(production) = &retrained.production else { bail!("the retrained run left no production version: {}", retrained.reason) };
+    let wanted = production.version.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     let answer = loop {
         let answer = post(&agent, address, &rows[rows.len() - 1])?;
@@ -211,10 +216,10 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     say!(json_output, "Done in {:.1}s.", started.elapsed().as_secs_f64());
     let summary = json!({
         "root": root,
-        "first_model": { "version": v1.version, "metrics": v1.production.metrics },
+        "first_model": { "version": v1.version, "metrics": v1.production.as_ref().map(|p| &p.metrics) },
         "traffic": { "rows": rows.len(), "labelled": stored.matched },
         "drift": { "drifted_features": report.drifted_features, "judged_features": report.judged_features, "dataset_drift": report.dataset_drift, "concept": report.concept, "alert": report.alert, "retrain": report.retrain.requested },
-        "retrained": { "version": retrained.version, "promoted": retrained.promoted, "metrics": retrained.production.metrics },
+        "retrained": { "version": retrained.version, "promoted": retrained.promoted, "metrics": retrained.production.as_ref().map(|p| &p.metrics) },
         "answered_by": answer["model_version"],
         "second_check": { "alert": again.alert, "retrain": again.retrain.requested },
         "report": html,

@@ -138,7 +138,7 @@ fn run_once(store: &FsStore, spec: &Spec, json: bool) {
             record.best,
             record.metric,
             if record.promoted { format!("promoted {}", record.version) } else { "not promoted".into() },
-            record.production.version
+            record.production.as_ref().map_or("none", |p| p.version.as_str())
         ),
         Err(error) if json => println!("{}", serde_json::json!({ "event": "run_failed", "error": error.to_string() })),
         Err(error) => eprintln!("run failed: {error}"),

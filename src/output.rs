@@ -121,7 +121,12 @@ pub fn print_run(record: &RunRecord, metric: Metric) {
         format!("kept the champion ({} is {})", record.best, record.version)
     };
     println!("{champion}; {verdict}: {}", record.reason);
-    println!("production: {} ({} {})", record.production.version, metric.name(), format_metric(record.production.metrics.get(&metric)));
+    match &record.production {
+        Some(production) => {
+            println!("production: {} ({} {})", production.version, metric.name(), format_metric(production.metrics.get(&metric)));
+        }
+        None => println!("production: none (no version has been promoted)"),
+    }
 }
 
 pub fn print_models(spec: &Spec, cards: &[ModelCard], production: Option<&Production>) {

@@ -226,6 +226,12 @@ pub struct CandidateSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     pub artifact_key: String,
+    /// 99th percentile of the time to predict one row, in milliseconds ([`crate::Trained`]).
+    #[serde(default)]
+    pub predict_p99_ms: f64,
+    /// Size of the stored artifact.
+    #[serde(default)]
+    pub artifact_bytes: u64,
 }
 
 /// A candidate that failed to train; the others go on.
@@ -310,7 +316,9 @@ pub struct RegisterOutput {
     pub reason: String,
     /// The champion before this run, evaluated on this run's holdout.
     pub champion: Option<VersionMetrics>,
-    pub production: VersionMetrics,
+    /// The version serving after this run: none while no candidate has been promoted (the first
+    /// one was over the serving budget).
+    pub production: Option<VersionMetrics>,
 }
 
 /// Everything a run did: the run record, and the summary `mlops run --json` prints.
@@ -337,7 +345,8 @@ pub struct RunRecord {
     pub version: String,
     pub promoted: bool,
     pub reason: String,
-    pub production: VersionMetrics,
+    /// The version serving after this run, as [`RegisterOutput::production`].
+    pub production: Option<VersionMetrics>,
     /// Seconds per stage.
     pub durations: BTreeMap<String, f64>,
 }

@@ -44,13 +44,13 @@ pub use inference_log::{CheckedLine, LogLine, LoggedPrediction, Predicted, read_
 pub use metrics::{Metrics, evaluate};
 pub use mlops_trees::BoostingCheckpoint;
 pub use models::is_resumable;
-pub use registry::{Action, Event, Production, Registry, decide};
+pub use registry::{Action, Event, Production, Registry, decide, over_budget};
 pub use rows::{Cell, RowError, RowProblem, RowSchema};
 pub use serve::{Request, Response, Service, ServiceOptions};
 pub use spec::{
     ColumnSpec, ColumnType, DriftMethod, DriftSpec, EarlyStoppingSpec, FeatureSpec, Metric, ModelSpec, NumericTransform, PromotionSpec,
-    RESERVED_FIELDS, RegressionLoss, SamplingSpec, Spec, SplitMethod, SplitSpec, TargetSpec, Task, TimeOffset, TimePart, TimeSpec,
-    TimeUnit, TrainingSpec,
+    RESERVED_FIELDS, RegressionLoss, SamplingSpec, ServingBudget, Spec, SplitMethod, SplitSpec, TargetSpec, Task, TimeOffset, TimePart,
+    TimeSpec, TimeUnit, TrainingSpec,
 };
 pub use spec_store::{load_spec, save_spec};
 pub use store::{Condition, FsStore, Keys, Store, StoreError, Tagged};

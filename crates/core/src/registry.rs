@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::{ModelArtifact, ModelCard};
 use crate::error::CoreError;
 use crate::metrics::{Metrics, improves};
-use crate::spec::{Metric, PromotionSpec};
+use crate::spec::{Metric, PromotionSpec, ServingBudget};
 use crate::store::{Condition, Keys, Store, StoreError};
 use crate::store_json::JsonStore;
 
@@ -71,6 +71,20 @@ pub fn decide(metric: Metric, candidate: f64, champion: Option<(&str, f64)>, pol
         promote,
         reason: format!("candidate {name} {candidate:.4} {verdict} champion {version} ({champion:.4}) by the required {margin}"),
     }
+}
+
+/// Why a candidate that predicts one row in `predict_p99_ms` (99th percentile) from an artifact of
+/// `artifact_bytes` passes the serving budget, or `None` when it keeps it.
+pub fn over_budget(budget: &ServingBudget, predict_p99_ms: f64, artifact_bytes: u64) -> Option<String> {
+    let mut reasons = Vec::new();
+    if let Some(limit) = budget.predict_p99_ms.filter(|&limit| predict_p99_ms > limit) {
+        reasons.push(format!("one-row predict p99 {predict_p99_ms:.3} ms is over the budget's {limit} ms"));
+    }
+    let megabytes = artifact_bytes as f64 / 1e6;
+    if let Some(limit) = budget.artifact_mb.filter(|&limit| megabytes > limit) {
+        reasons.push(format!("artifact {megabytes:.3} MB is over the budget's {limit} MB"));
+    }
+    (!reasons.is_empty()).then(|| format!("not promoted: {}", reasons.join("; ")))
 }
 
 /// The registry of one dataset in a store.
@@ -258,12 +272,23 @@ mod tests {
 
     #[test]
     fn decisions_follow_the_policy() {
-        let policy = PromotionSpec { metric: None, min_improvement: 0.02, absolute: false };
+        let policy = PromotionSpec { metric: None, min_improvement: 0.02, absolute: false, budget: ServingBudget::default() };
         assert!(decide(Metric::Rmse, 50.0, None, &policy).promote);
         assert!(decide(Metric::Rmse, 50.0, Some(("v1", 55.0)), &policy).promote);
         let kept = decide(Metric::Rmse, 54.5, Some(("v1", 55.0)), &policy);
         assert!(!kept.promote && kept.reason.contains("v1") && kept.reason.contains("2%"), "{}", kept.reason);
         assert!(!decide(Metric::Auc, f64::NAN, Some(("v1", 0.7)), &policy).promote);
+    }
+
+    #[test]
+    fn a_candidate_past_either_limit_of_the_budget_is_named_with_both_figures() {
+        let budget = ServingBudget { predict_p99_ms: Some(2.0), artifact_mb: Some(1.5) };
+        assert_eq!(over_budget(&budget, 2.0, 1_500_000), None, "at the limit is within it");
+        assert_eq!(over_budget(&ServingBudget::default(), 1e9, u64::MAX), None, "no budget, no limit");
+        let slow = over_budget(&budget, 2.5, 10).unwrap();
+        assert!(slow.contains("p99 2.500 ms") && slow.contains("2 ms") && !slow.contains("MB"), "{slow}");
+        let both = over_budget(&budget, 3.0, 2_000_000).unwrap();
+        assert!(both.contains("p99 3.000 ms") && both.contains("artifact 2.000 MB is over the budget's 1.5 MB"), "{both}");
     }
 
     #[test]

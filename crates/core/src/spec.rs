@@ -444,6 +444,28 @@ pub struct PromotionSpec {
     pub min_improvement: f64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absolute: bool,
+    /// What serving may cost: a candidate past it is not promoted, however good.
+    #[serde(default, skip_serializing_if = "ServingBudget::is_empty")]
+    pub budget: ServingBudget,
+}
+
+/// The serving budget a candidate must keep to be promoted.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServingBudget {
+    /// Longest 99th-percentile time to predict one row, in milliseconds: the features' transform
+    /// and the model, in the training process (no HTTP, no JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predict_p99_ms: Option<f64>,
+    /// Largest artifact, in megabytes (10^6 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_mb: Option<f64>,
+}
+
+impl ServingBudget {
+    fn is_empty(&self) -> bool {
+        self.predict_p99_ms.is_none() && self.artifact_mb.is_none()
+    }
 }
 
 /// A holdout metric.

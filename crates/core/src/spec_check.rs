@@ -114,6 +114,12 @@ impl Spec {
         if !(self.promotion.min_improvement.is_finite() && self.promotion.min_improvement >= 0.0) {
             return Err("promotion.min_improvement must be a finite, non-negative number".into());
         }
+        for (name, limit) in [("predict_p99_ms", self.promotion.budget.predict_p99_ms), ("artifact_mb", self.promotion.budget.artifact_mb)]
+        {
+            if limit.is_some_and(|limit| !(limit.is_finite() && limit > 0.0)) {
+                return Err(format!("promotion.budget.{name} must be a finite, positive number"));
+            }
+        }
         self.check_drift()
     }
 
@@ -285,6 +291,7 @@ mod tests {
             (MINIMAL.replace("[models.lm]", "[models.\"../lm\"]"), "models.../lm: a candidate's name"),
             (MINIMAL.replace("[models.lm]", "[models.LM]"), "models.LM: a candidate's name"),
             (format!("{MINIMAL}[promotion]\nmin_improvement = nan\n"), "promotion.min_improvement must be a finite"),
+            (format!("{MINIMAL}[promotion.budget]\npredict_p99_ms = 0\n"), "promotion.budget.predict_p99_ms must be a finite, positive"),
             (format!("{MINIMAL}[drift]\npsi_threshold = inf\n"), "drift.psi_threshold must be a finite"),
             (format!("{MINIMAL}[drift]\nconcept_threshold = nan\n"), "drift.concept_threshold must be a finite"),
             (format!("{MINIMAL}[drift]\ncooldown_minutes = 1000000000000000\n"), "drift.cooldown_minutes must be at most"),

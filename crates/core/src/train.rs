@@ -119,6 +119,9 @@ pub struct Trained {
     pub fit_seconds: f64,
     /// Why the fit stopped short, when its time ran out.
     pub note: Option<String>,
+    /// 99th percentile of the time to predict one holdout row alone, in milliseconds: the
+    /// features' transform and the model, as `/predict` runs them after parsing the request.
+    pub predict_p99_ms: f64,
     pub artifact: ModelArtifact,
 }
 
@@ -206,7 +209,31 @@ fn finish_candidate(
     artifact.reference.baseline = metrics[&spec.metric()];
     artifact.reference.predictions =
         Distribution::of("prediction", &prediction_column(spec.target.task, &artifact.target, &predictions), spec.split.seed);
-    Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), fit_seconds, note, artifact })
+    let predict_p99_ms = one_row_p99_ms(&artifact, set)?;
+    Ok(Trained { name: name.to_string(), metrics, seconds: started.elapsed().as_secs_f64(), fit_seconds, note, predict_p99_ms, artifact })
+}
+
+/// Holdout rows predicted one at a time to time a model's one-row prediction.
+const LATENCY_ROWS: usize = 200;
+/// Predictions made first and not timed (caches, lazily built state).
+const LATENCY_WARMUP: usize = 5;
+
+/// The 99th percentile of the time `artifact` takes to predict one row alone, in milliseconds,
+/// over up to [`LATENCY_ROWS`] holdout rows.
+fn one_row_p99_ms(artifact: &ModelArtifact, set: &TrainingSet) -> Result<f64, CoreError> {
+    let rows = &set.split.holdout[..set.split.holdout.len().min(LATENCY_ROWS)];
+    let failed = |e: crate::features::FeatureError| CoreError::Model { name: artifact.candidate.clone(), message: e.to_string() };
+    let mut millis = Vec::with_capacity(rows.len());
+    for (i, &row) in rows.iter().cycle().take(rows.len() + LATENCY_WARMUP).enumerate() {
+        let (frame, _) = set.rows(&[row]);
+        let started = Instant::now();
+        std::hint::black_box(artifact.predict(&frame).map_err(failed)?);
+        if i >= LATENCY_WARMUP {
+            millis.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    millis.sort_by(f64::total_cmp);
+    Ok(millis.get((millis.len() * 99).div_ceil(100).saturating_sub(1)).copied().unwrap_or(0.0))
 }
 
 /// A gradient-boosting candidate's binned training rows, prepared once for a fit that runs over

@@ -7,7 +7,7 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use mlops_core::Metrics;
-use mlops_core::{Action, Event, Registry, decide};
+use mlops_core::{Action, Event, Registry, decide, over_budget};
 use mlops_core::{BoostingCheckpoint, Resumable, boost_candidate, finish_boosting, is_resumable, prepare_boosting};
 use mlops_core::{CONDITIONAL_ATTEMPTS, JsonStore};
 use mlops_core::{CoreError, Trained, TrainingSet, evaluate_on_holdout, train_candidate};
@@ -694,7 +694,8 @@ fn fit_candidate(
                 tracing::warn!(candidate = %name, "{note}");
             }
             let artifact_key = keys.candidate(&input.run_id, name);
-            store.put(&artifact_key, &trained.artifact.to_bytes())?;
+            let artifact = trained.artifact.to_bytes();
+            store.put(&artifact_key, &artifact)?;
             CandidateOutcome::Trained(CandidateSummary {
                 name: name.to_string(),
                 kind: model.kind().to_string(),
@@ -703,6 +704,8 @@ fn fit_candidate(
                 fit_seconds: trained.fit_seconds,
                 note: trained.note,
                 artifact_key,
+                predict_p99_ms: trained.predict_p99_ms,
+                artifact_bytes: artifact.len() as u64,
             })
         }
         Err(error) => {
@@ -781,9 +784,12 @@ fn best_of(spec: &Spec, input: FeaturesOutput, outcomes: Vec<CandidateOutcome>, 
             }
         }
     }
+    // The best within the serving budget; the best of all when none keeps it (not promoted then).
+    let over = |c: &CandidateSummary| over_budget(&spec.promotion.budget, c.predict_p99_ms, c.artifact_bytes).is_some();
+    let within = candidates.iter().any(|c| !over(c) && c.metrics[&metric].is_finite());
     let best = candidates
         .iter()
-        .filter(|c| c.metrics[&metric].is_finite())
+        .filter(|c| c.metrics[&metric].is_finite() && !(within && over(c)))
         .reduce(|best, c| {
             let better = if metric.higher_is_better() {
                 c.metrics[&metric] > best.metrics[&metric]
@@ -847,6 +853,9 @@ fn register_with(
             }
             None => None,
         };
+        if let Some(reason) = over_budget(&spec.promotion.budget, best.predict_p99_ms, best.artifact_bytes) {
+            break (false, reason, champion);
+        }
         if champion.as_ref().is_some_and(|c| c.version == version) {
             break (false, format!("the best candidate is identical to the production version {version}"), champion);
         }
@@ -866,7 +875,6 @@ fn register_with(
             Err(e) => return Err(e.into()),
         }
     };
-    let (production, _) = registry.production()?.expect("a run ends with a production version");
     let output = RegisterOutput {
         dataset: spec.name.clone(),
         trigger: run.trigger,
@@ -875,7 +883,7 @@ fn register_with(
         promoted,
         reason,
         champion,
-        production: VersionMetrics { version: production.version, metrics: production.metrics },
+        production: registry.production()?.map(|(p, _)| VersionMetrics { version: p.version, metrics: p.metrics }),
     };
     let mut durations = BTreeMap::from([("features".to_string(), run.seconds), ("train".to_string(), input.train_seconds)]);
     if let Some(prep) = &run.prep {

@@ -1,6 +1,6 @@
 use super::*;
-use mlops_core::Metric;
 use mlops_core::{CoreError, FsStore};
+use mlops_core::{Metric, ServingBudget};
 
 use crate::testing::TOY_SPEC as SPEC;
 
@@ -107,7 +107,7 @@ fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
     assert!(trained.candidates.iter().all(|c| c.metrics.contains_key(&Metric::Rmse) && c.metrics.contains_key(&Metric::R2)));
     let (first, record) = register(&store, &spec, trained.clone()).unwrap();
     assert!(first.promoted && first.champion.is_none());
-    assert_eq!((first.version.as_str(), first.production.version.as_str()), ("v1", "v1"));
+    assert_eq!((first.version.as_str(), first.production.as_ref().unwrap().version.as_str()), ("v1", "v1"));
     assert!(store.get(&Keys { dataset: "toy" }.run_record(&record.run_id)).unwrap().is_some());
     // The state machine retries a register whose answer was lost: it reports the same promotion.
     let (retried, _) = register(&store, &spec, trained).unwrap();
@@ -120,7 +120,7 @@ fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
     let second = run(&store, &spec, &request(), &quiet).unwrap();
     let champion = second.champion.as_ref().unwrap();
     assert_eq!(champion.version, "v1");
-    assert_ne!(champion.metrics, first.production.metrics, "the champion is scored on this run's holdout");
+    assert_ne!(champion.metrics, first.production.as_ref().unwrap().metrics, "the champion is scored on this run's holdout");
     // Ten times the rows give a candidate past the policy's 1 % margin: it must be promoted.
     let candidate_rmse = second.candidates.iter().find(|c| c.name == second.best).unwrap().metrics[&Metric::Rmse];
     assert!(candidate_rmse < 0.99 * champion.metrics[&Metric::Rmse], "{candidate_rmse} against {:?}", champion.metrics);
@@ -494,4 +494,36 @@ fn a_boosted_candidate_paused_and_resumed_gives_the_bytes_of_one_fit() {
     // Other candidates fit in one call whatever the round budget.
     let linear = train_candidate_step(&store, &spec, &featured, "lm", None, rounds).unwrap();
     assert!(matches!(linear, CandidateOutcome::Trained(_)), "{linear:?}");
+}
+
+#[test]
+fn a_candidate_over_the_serving_budget_is_not_promoted_and_the_best_within_it_is_chosen() {
+    let (_dir, store) = store_with(&[("a.csv", &csv(600, 0.0))]);
+    let mut spec = spec();
+    let featured = features(&store, &spec, prep(&store, &spec, &request()).unwrap()).unwrap();
+    let unbounded = train(&store, &spec, featured.clone(), &quiet).unwrap();
+    let size = |name: &str| unbounded.candidates.iter().find(|c| c.name == name).unwrap().artifact_bytes;
+    assert!(unbounded.candidates.iter().all(|c| c.predict_p99_ms > 0.0 && c.artifact_bytes > 0), "{:?}", unbounded.candidates);
+    assert_eq!(unbounded.best, "gbm");
+    assert!(size("lm") < size("gbm"), "lm {} bytes, gbm {}", size("lm"), size("gbm"));
+
+    // Nothing predicts a row in a picosecond: no candidate keeps this budget, and none is promoted.
+    spec.promotion.budget.predict_p99_ms = Some(1e-9);
+    let (refused, record) = register(&store, &spec, train(&store, &spec, featured.clone(), &quiet).unwrap()).unwrap();
+    assert!(!refused.promoted && refused.production.is_none(), "{}", refused.reason);
+    assert!(
+        record.reason.starts_with("not promoted: one-row predict p99") && record.reason.contains("over the budget's 0.000000001 ms"),
+        "{}",
+        record.reason
+    );
+    assert!(Registry::new(&store, "toy").production().unwrap().is_none());
+
+    // An artifact budget between the two sizes: the linear model keeps it and is promoted, though
+    // the GBM scores better.
+    spec.promotion.budget = ServingBudget { predict_p99_ms: None, artifact_mb: Some((size("lm") + size("gbm")) as f64 / 2e6) };
+    let bounded = train(&store, &spec, featured, &quiet).unwrap();
+    assert_eq!(bounded.best, "lm");
+    let (promoted, _) = register(&store, &spec, bounded).unwrap();
+    assert!(promoted.promoted, "{}", promoted.reason);
+    assert_eq!(Registry::new(&store, "toy").card(&promoted.version).unwrap().candidate, "lm");
 }
