@@ -11,6 +11,7 @@ use mlops_core::{FsStore, Spec, Store};
 use mlops_core::{Service, ServiceOptions};
 use mlops_core::{load_spec, save_spec};
 use mlops_pipeline::monitor::Current;
+use mlops_pipeline::score::{ScoreSummary, score_csv};
 use mlops_pipeline::stages::{self, Progress};
 use mlops_prep::infer::{InitOptions, infer_spec};
 use serde_json::json;
@@ -246,6 +247,26 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 println!("stored {} labels as {} ({} match logged predictions)", summary.rows, summary.key, summary.matched);
             }
         }
+        Command::Score { spec, file, output, rejects } => {
+            let spec = spec_of(store, &spec)?;
+            let rejects = rejects.unwrap_or_else(|| output.with_extension("rejects.csv"));
+            let summary = score_file(store, &spec.name, &file, &output, &rejects)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "scored {} of {} rows with {} of '{}' into {} ({} rejected into {}); batch {}",
+                    summary.scored,
+                    summary.rows,
+                    summary.version,
+                    summary.dataset,
+                    output.display(),
+                    summary.rejected,
+                    rejects.display(),
+                    summary.batch
+                );
+            }
+        }
         Command::Watch { spec, interval } => {
             let store = root.local("watch")?;
             let spec = spec_of(store, &spec)?;
@@ -254,6 +275,47 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Demo => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// Scores `file` into `output` and `rejects`, each written whole or not at all: they are filled
+/// under a `.partial` name and renamed once every row is scored. The input is never written.
+fn score_file(store: &dyn Store, dataset: &str, file: &Path, output: &Path, rejects: &Path) -> Result<ScoreSummary> {
+    let input = std::fs::File::open(file).with_context(|| format!("{}: cannot read", file.display()))?;
+    let same = |a: &Path, b: &Path| a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a));
+    for out in [output, rejects] {
+        if same(out, file) {
+            bail!("{}: the output would overwrite the input {}", out.display(), file.display());
+        }
+    }
+    if same(output, rejects) || output == rejects {
+        bail!("{}: the scores and the rejects need two files", output.display());
+    }
+    let partial = |path: &Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".partial");
+        PathBuf::from(name)
+    };
+    let (scores_partial, rejects_partial) = (partial(output), partial(rejects));
+    let create = |path: &Path| std::fs::File::create(path).with_context(|| format!("{}: cannot write", path.display()));
+    let scored = (|| -> Result<ScoreSummary> {
+        let summary = score_csv(
+            store,
+            dataset,
+            &file.display().to_string(),
+            std::io::BufReader::with_capacity(1 << 20, input),
+            std::io::BufWriter::new(create(&scores_partial)?),
+            std::io::BufWriter::new(create(&rejects_partial)?),
+        )?;
+        std::fs::rename(&scores_partial, output).with_context(|| format!("{}: cannot write", output.display()))?;
+        std::fs::rename(&rejects_partial, rejects).with_context(|| format!("{}: cannot write", rejects.display()))?;
+        Ok(summary)
+    })();
+    if scored.is_err() {
+        for path in [&scores_partial, &rejects_partial] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    scored
 }
 
 fn report_pointer(json: bool, production: &mlops_core::Production) {

@@ -132,6 +132,21 @@ enum Command {
         spec: String,
         file: PathBuf,
     },
+    /// Score a CSV file with the production model: predictions go to OUTPUT, rows that break the
+    /// schema to the rejects file with their line and reason; each prediction is logged, so drift
+    /// monitoring sees it and `mlops feedback` can label it by its prediction_id.
+    Score {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
+        #[arg(long)]
+        spec: String,
+        file: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Where rejected rows go (default: OUTPUT with the extension `.rejects.csv`).
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+    },
     /// Run the pipeline on each new raw file and the drift check on an interval, until stopped.
     Watch {
         /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose

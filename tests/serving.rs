@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Served, Workspace, call, client, toy_csv, toy_spec};
+use crate::harness::{Served, Workspace, call, client, sha256_file, toy_csv, toy_spec};
 
 fn trained(workspace: &Workspace) -> std::path::PathBuf {
     let spec = toy_spec(workspace);
@@ -276,4 +276,38 @@ fn many_level_categoricals_and_rfc3339_times_go_from_init_to_predict_and_unseen_
     let (status, body) = call(&agent, "POST", &server.url("/predict"), Some(&row.to_string()));
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("stamp") && body.to_string().contains("RFC 3339"), "{body}");
+}
+
+#[test]
+fn score_writes_predictions_and_rejects_whole_and_never_touches_its_input() {
+    let workspace = Workspace::new();
+    let spec = trained(&workspace);
+    let mut text = toy_csv(20, 1000);
+    text.push_str("9999,1.5,purple,2024-02-01 00:00:00,\n9998,2.5,red,not a time,\n");
+    let input = workspace.write("batch.csv", &text);
+    let before = sha256_file(&input);
+    let output = workspace.path("scores.csv");
+    let summary = workspace.json(&["score", "--spec", spec.to_str().unwrap(), input.to_str().unwrap(), "-o", output.to_str().unwrap()]);
+    assert_eq!((summary["rows"].as_u64(), summary["scored"].as_u64(), summary["rejected"].as_u64()), (Some(22), Some(20), Some(2)));
+    assert_eq!(sha256_file(&input), before);
+    let scores = std::fs::read_to_string(&output).unwrap();
+    assert!(scores.starts_with("id,x,group,when,y,prediction_id,prediction,model_version\n1000,"), "{scores}");
+    // The spec's id column keys each prediction, as it does for /predict.
+    let first: Vec<&str> = scores.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((first[0], first[5], first[7]), ("1000", "1000", "v1"));
+    let rejects = std::fs::read_to_string(workspace.path("scores.rejects.csv")).unwrap();
+    let rejects: Vec<&str> = rejects.lines().collect();
+    assert_eq!(rejects.len(), 3, "{rejects:?}");
+    assert!(rejects[1].starts_with("22,\"field 'group': 'purple' is not one of the categories"), "{}", rejects[1]);
+    assert!(rejects[2].starts_with("23,field 'when': "), "{}", rejects[2]);
+    assert!(!workspace.path("scores.csv.partial").exists());
+
+    let error = workspace.fails(&["score", "--spec", "toy", input.to_str().unwrap(), "-o", input.to_str().unwrap()]);
+    assert!(error.contains("the output would overwrite the input"), "{error}");
+    let bad = workspace.write("bad.csv", "x,colour\n1,red\n");
+    let error =
+        workspace.fails(&["score", "--spec", "toy", bad.to_str().unwrap(), "-o", workspace.path("bad-scores.csv").to_str().unwrap()]);
+    assert!(error.contains("bad.csv: the column 'colour' is not in the model's schema"), "{error}");
+    assert!(!workspace.path("bad-scores.csv").exists() && !workspace.path("bad-scores.csv.partial").exists());
+    assert_eq!(sha256_file(&input), before);
 }

@@ -21,6 +21,7 @@ mod metrics;
 mod models;
 mod registry;
 mod rows;
+mod scoring;
 mod serve;
 mod shown;
 mod spec;
@@ -45,7 +46,8 @@ pub use metrics::{Metrics, evaluate};
 pub use mlops_trees::BoostingCheckpoint;
 pub use models::is_resumable;
 pub use registry::{Action, Event, Production, Registry, decide, over_budget};
-pub use rows::{Cell, RowError, RowProblem, RowSchema};
+pub use rows::{Cell, RawRow, RowError, RowProblem, RowSchema};
+pub use scoring::{LogContext, Scored, score};
 pub use serve::{Request, Response, Service, ServiceOptions};
 pub use spec::{
     ColumnSpec, ColumnType, DriftMethod, DriftSpec, EarlyStoppingSpec, FeatureSpec, Metric, ModelSpec, NumericTransform, PromotionSpec,

@@ -167,6 +167,11 @@ impl RowSchema {
         self.inputs.iter().map(|i| (i.rule.column(), i.required))
     }
 
+    /// Whether a row may carry the field `name`: an input, the target or an ignored column.
+    pub fn accepts(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+
     /// Checks one row; the error names the row and the field.
     pub fn check(&self, row: &RawRow, index: usize) -> Result<Vec<Cell>, RowError> {
         let fail = |problem: RowProblem| RowError { row: index, problem };

@@ -6,7 +6,6 @@
 //! registry cannot be read, the last good model keeps serving. Every prediction is logged, in
 //! batches, under `inference/DATASET/DATE/`.
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,9 +16,9 @@ use serde_json::{Value, json};
 
 use crate::artifact::{ModelArtifact, ModelCard};
 use crate::error::CoreError;
-use crate::inference_log::{LogLine, Predicted};
 use crate::registry::Registry;
 use crate::rows::{RawRow, RowSchema};
+use crate::scoring::{self, LogContext, Scored};
 use crate::spec::Spec;
 use crate::store::{Keys, Store};
 
@@ -263,52 +262,36 @@ impl Service {
             Ok(checked) => checked,
             Err(error) => return Response::error(422, &error.to_string(), request_id),
         };
-        let frame = model.schema.frame(&checked);
-        let predictions = match model.artifact.predict(&frame) {
-            Ok(predictions) => predictions,
+        let scored = match scoring::score(&model.artifact, &model.schema, &checked) {
+            Ok(scored) => scored,
             Err(error) => return Response::error(422, &error.to_string(), request_id),
         };
-        if let Some((row, _)) = predictions.rows().into_iter().enumerate().find(|(_, p)| p.iter().any(|v| !v.is_finite())) {
-            tracing::error!(version = %model.version, row, "the model produced a non-finite prediction");
-            return Response::error(500, &format!("row {row}: model {} produced no finite prediction", model.version), request_id);
-        }
+        let scored: Vec<Scored> = match scored.into_iter().enumerate().map(|(row, s)| s.ok_or(row)).collect() {
+            Ok(scored) => scored,
+            Err(row) => {
+                tracing::error!(version = %model.version, row, "the model produced a non-finite prediction");
+                return Response::error(500, &format!("row {row}: model {} produced no finite prediction", model.version), request_id);
+            }
+        };
         let labels = model.artifact.target.labels();
         let ids: Vec<String> =
             rows.iter().enumerate().map(|(i, row)| model.schema.id_of(row).unwrap_or_else(|| format!("{request_id}-{i}"))).collect();
         let at = jiff::Timestamp::now().to_string();
+        let context = LogContext { request_id, time: &at, model_version: &model.version, labels };
+        let lines: Vec<String> =
+            rows.iter().zip(&ids).zip(&scored).map(|((row, id), s)| context.line(id, &model.schema.logged(row), s)).collect();
         let mut body = json!({ "model_version": model.version, "request_id": request_id, "prediction_ids": ids });
-        let line = |row: &RawRow, id: &str, prediction: Predicted, probabilities: Option<&[f64]>| {
-            let features = model.schema.logged(row);
-            let line = LogLine {
-                request_id: Cow::Borrowed(request_id),
-                prediction_id: Cow::Borrowed(id),
-                time: Cow::Borrowed(&at),
-                model_version: Cow::Borrowed(&model.version),
-                features: &features,
-                prediction,
-                probabilities: probabilities.map(Cow::Borrowed),
-            };
-            serde_json::to_string(&line).expect("log lines serialise")
-        };
-        let mut lines = Vec::with_capacity(rows.len());
         if labels.is_empty() {
-            let values: Vec<f64> = predictions.column(0).to_vec();
-            for ((row, id), value) in rows.iter().zip(&ids).zip(&values) {
-                lines.push(line(row, id, Predicted::Number(*value), None));
-            }
-            body["predictions"] = json!(values);
+            body["predictions"] = scored.iter().map(|s| json!(s.predicted(labels).number())).collect();
         } else {
-            let mut predicted = Vec::with_capacity(rows.len());
-            let mut probabilities = Vec::with_capacity(rows.len());
-            for ((row, id), p) in rows.iter().zip(&ids).zip(predictions.rows()) {
-                let best = (0..p.len()).fold(0, |best, c| if p[c] > p[best] { c } else { best });
-                let by_label: serde_json::Map<String, Value> = labels.iter().zip(p.iter()).map(|(l, v)| (l.clone(), json!(v))).collect();
-                lines.push(line(row, id, Predicted::Label(Cow::Borrowed(&labels[best])), Some(&p.to_vec())));
-                predicted.push(json!(labels[best]));
-                probabilities.push(Value::Object(by_label));
-            }
-            body["predictions"] = Value::Array(predicted);
-            body["probabilities"] = Value::Array(probabilities);
+            body["predictions"] = scored.iter().map(|s| json!(s.predicted(labels).label())).collect();
+            body["probabilities"] = scored
+                .iter()
+                .map(|s| {
+                    let p = s.probabilities().unwrap_or_default();
+                    Value::Object(labels.iter().zip(p).map(|(l, v)| (l.clone(), json!(v))).collect())
+                })
+                .collect();
         }
         self.record(lines);
         Response::json(200, &body, request_id, Some(&model.version))

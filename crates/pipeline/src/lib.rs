@@ -5,6 +5,7 @@ pub mod feedback;
 pub mod html;
 pub mod ingest;
 pub mod monitor;
+pub mod score;
 pub mod stages;
 #[cfg(test)]
 mod testing;

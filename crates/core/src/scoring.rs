@@ -1,0 +1,86 @@
+//! Predictions for checked rows and the log lines that record them: what `/predict` answers and
+//! what batch scoring writes come from this one piece of code.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+use crate::artifact::ModelArtifact;
+use crate::features::FeatureError;
+use crate::inference_log::{LogLine, Predicted};
+use crate::rows::{Cell, RowSchema};
+
+/// One row's prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scored {
+    /// A regression's value.
+    Number(f64),
+    /// A classifier's most probable class (an index into the model's labels) and every class's
+    /// probability.
+    Class { best: usize, probabilities: Vec<f64> },
+}
+
+impl Scored {
+    /// The prediction as it is logged: the value, or the label of the best class.
+    pub fn predicted<'a>(&self, labels: &'a [String]) -> Predicted<'a> {
+        match self {
+            Scored::Number(value) => Predicted::Number(*value),
+            Scored::Class { best, .. } => Predicted::Label(Cow::Borrowed(&labels[*best])),
+        }
+    }
+
+    /// The class probabilities of a classifier, in the order of its labels.
+    pub fn probabilities(&self) -> Option<&[f64]> {
+        match self {
+            Scored::Number(_) => None,
+            Scored::Class { probabilities, .. } => Some(probabilities),
+        }
+    }
+}
+
+/// The model's prediction for each checked row, `None` where it produced no finite value (a
+/// model fault the caller reports, never a number it passes on).
+pub fn score(artifact: &ModelArtifact, schema: &RowSchema, rows: &[Vec<Cell>]) -> Result<Vec<Option<Scored>>, FeatureError> {
+    let predictions = artifact.predict(&schema.frame(rows))?;
+    let classifier = !artifact.target.labels().is_empty();
+    Ok(predictions
+        .rows()
+        .into_iter()
+        .map(|p| {
+            if p.iter().any(|v| !v.is_finite()) {
+                None
+            } else if classifier {
+                let best = (0..p.len()).fold(0, |best, c| if p[c] > p[best] { c } else { best });
+                Some(Scored::Class { best, probabilities: p.to_vec() })
+            } else {
+                Some(Scored::Number(p[0]))
+            }
+        })
+        .collect())
+}
+
+/// Where and when a batch of predictions was made, for their log lines.
+pub struct LogContext<'a> {
+    pub request_id: &'a str,
+    /// RFC 3339.
+    pub time: &'a str,
+    pub model_version: &'a str,
+    pub labels: &'a [String],
+}
+
+impl LogContext<'_> {
+    /// The inference log line of one prediction; `features` is the row as
+    /// [`RowSchema::logged`] keeps it.
+    pub fn line(&self, prediction_id: &str, features: &RawValue, scored: &Scored) -> String {
+        let line = LogLine {
+            request_id: Cow::Borrowed(self.request_id),
+            prediction_id: Cow::Borrowed(prediction_id),
+            time: Cow::Borrowed(self.time),
+            model_version: Cow::Borrowed(self.model_version),
+            features,
+            prediction: scored.predicted(self.labels),
+            probabilities: scored.probabilities().map(Cow::Borrowed),
+        };
+        serde_json::to_string(&line).expect("log lines serialise")
+    }
+}
