@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of POST /predict on loopback: trains the shipped Bikeshare model, serves it with the
-# release build, and loads it with one-row and 100-row bodies. A benchmark, not a test.
-#   bench/predict.sh [SECONDS] [CONNECTIONS]
+# release build, and loads it with one-row and 100-row bodies, plain and with explanations
+# (?explain=true). A benchmark, not a test. SPEC picks another spec of the same data (for example
+# one with a single candidate, to time its explanations).
+#   [SPEC=FILE] bench/predict.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
@@ -12,8 +14,9 @@ bin="$CARGO_TARGET_DIR/release"
 work="$(mktemp -d)"
 trap 'kill -INT "${server:-0}" 2>/dev/null && wait "${server:-0}" 2>/dev/null; rm -rf "$work"' EXIT
 
-"$bin/mlops" --root "$work/store" ingest --spec specs/bikeshare.toml data/bikeshare/Bikeshare.csv >/dev/null
-"$bin/mlops" --root "$work/store" run --spec specs/bikeshare.toml --json >/dev/null
+spec="${SPEC:-specs/bikeshare.toml}"
+"$bin/mlops" --root "$work/store" ingest --spec "$spec" data/bikeshare/Bikeshare.csv >/dev/null
+"$bin/mlops" --root "$work/store" run --spec "$spec" --json >/dev/null
 python3 - "$work" <<'PY'
 import csv, json, sys
 rows = []
@@ -25,13 +28,15 @@ with open("data/bikeshare/Bikeshare.csv") as f:
 json.dump(rows[5000], open(sys.argv[1] + "/one.json", "w"))
 json.dump({"rows": rows[5000:5100]}, open(sys.argv[1] + "/hundred.json", "w"))
 PY
-"$bin/mlops" --root "$work/store" serve --spec specs/bikeshare.toml --addr 127.0.0.1:0 2>"$work/serve.log" &
+"$bin/mlops" --root "$work/store" serve --spec "$spec" --addr 127.0.0.1:0 2>"$work/serve.log" &
 server=$!
 for _ in $(seq 100); do grep -q "http://" "$work/serve.log" && break; sleep 0.1; done
 address="$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -1 | sed 's|http://||')"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); server $address, $connections connections, ${seconds}s each"
-for body in one hundred; do
-  result="$("$bin/loadgen" --target "$address" --body "$work/$body.json" --connections "$connections" --seconds "$seconds")"
-  rss_kb="$(grep VmRSS /proc/$server/status | awk '{print $2}')"
-  echo "$body-row body: $result server_rss_mb=$((rss_kb / 1024))"
+for path in /predict "/predict?explain=true"; do
+  for body in one hundred; do
+    result="$("$bin/loadgen" --target "$address" --path "$path" --body "$work/$body.json" --connections "$connections" --seconds "$seconds")"
+    rss_kb="$(grep VmRSS /proc/$server/status | awk '{print $2}')"
+    echo "$path $body-row body: $result server_rss_mb=$((rss_kb / 1024))"
+  done
 done

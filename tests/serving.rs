@@ -311,3 +311,32 @@ fn score_writes_predictions_and_rejects_whole_and_never_touches_its_input() {
     assert!(!workspace.path("bad-scores.csv").exists() && !workspace.path("bad-scores.csv.partial").exists());
     assert_eq!(sha256_file(&input), before);
 }
+
+#[test]
+fn explanations_sum_to_each_prediction_and_a_bad_explain_value_is_refused() {
+    let workspace = Workspace::new();
+    let spec = trained(&workspace);
+    let server = Served::start(&workspace, &spec);
+    let agent = client();
+    let batch = json!({ "rows": (0..20).map(row).collect::<Vec<_>>() }).to_string();
+    let (status, plain) = call(&agent, "POST", &server.url("/predict"), Some(&batch));
+    assert_eq!(status, 200);
+    assert!(plain.get("explanations").is_none());
+    let (status, explained) = call(&agent, "POST", &server.url("/predict?explain=true"), Some(&batch));
+    assert_eq!(status, 200, "{explained}");
+    assert_eq!(explained["predictions"], plain["predictions"], "explaining changes no prediction");
+    let explanations = explained["explanations"].as_array().unwrap();
+    assert_eq!(explanations.len(), 20);
+    for (prediction, explanation) in explained["predictions"].as_array().unwrap().iter().zip(explanations) {
+        let [explanation] = explanation.as_array().unwrap().as_slice() else { panic!("one output: {explanation}") };
+        assert_eq!(explanation["space"], "value");
+        let contributions = explanation["contributions"].as_object().unwrap();
+        assert!(contributions.contains_key("x") && contributions.contains_key("group"), "{contributions:?}");
+        let total = explanation["base"].as_f64().unwrap() + contributions.values().map(|v| v.as_f64().unwrap()).sum::<f64>();
+        let predicted = prediction.as_f64().unwrap();
+        assert!((total - predicted).abs() < 1e-6 * (1.0 + predicted.abs()), "{total} against {predicted}");
+    }
+    let (status, refused) = call(&agent, "POST", &server.url("/predict?explain=maybe"), Some(&batch));
+    assert_eq!(status, 422);
+    assert!(refused["error"].as_str().unwrap().contains("explain=maybe"), "{refused}");
+}

@@ -13,7 +13,7 @@ use crate::spec::{ColumnSpec, Metric, Spec, Task};
 use crate::target::TargetEncoder;
 
 /// Version of the artifact layout; older layouts are refused with a clear message.
-pub const ARTIFACT_FORMAT: u32 = 3;
+pub const ARTIFACT_FORMAT: u32 = 4;
 
 /// A trained candidate with its fitted features, target classes, spec and drift reference.
 /// The same data and spec give the same bytes.

@@ -44,10 +44,10 @@ pub use hash::{CONTENT_CHUNK_BYTES, HashingWriter, chunk_hashes, content_hash, s
 pub use inference_log::{CheckedLine, LogLine, LoggedPrediction, Predicted, read_log_file};
 pub use metrics::{Metrics, evaluate};
 pub use mlops_trees::BoostingCheckpoint;
-pub use models::is_resumable;
+pub use models::{OutputSpace, is_resumable};
 pub use registry::{Action, Event, Production, Registry, decide, over_budget};
 pub use rows::{Cell, RawRow, RowError, RowProblem, RowSchema};
-pub use scoring::{LogContext, Scored, score};
+pub use scoring::{Explanation, LogContext, Scored, explain, score};
 pub use serve::{Request, Response, Service, ServiceOptions};
 pub use spec::{
     ColumnSpec, ColumnType, DriftMethod, DriftSpec, EarlyStoppingSpec, FeatureSpec, Metric, ModelSpec, NumericTransform, PromotionSpec,

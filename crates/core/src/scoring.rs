@@ -3,11 +3,13 @@
 
 use std::borrow::Cow;
 
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::artifact::ModelArtifact;
 use crate::features::FeatureError;
 use crate::inference_log::{LogLine, Predicted};
+use crate::models::OutputSpace;
 use crate::rows::{Cell, RowSchema};
 
 /// One row's prediction.
@@ -55,6 +57,51 @@ pub fn score(artifact: &ModelArtifact, schema: &RowSchema, rows: &[Vec<Cell>]) -
             } else {
                 Some(Scored::Number(p[0]))
             }
+        })
+        .collect())
+}
+
+/// Why the model gave one row one of its outputs: each feature's contribution, which added to
+/// the base give the output, in the model's output space.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub space: OutputSpace,
+    /// The class whose output is explained, for classifiers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The expected output over the training rows for trees, the intercept for linear models.
+    pub base: f64,
+    /// Each input's (and each cross's) contribution, in the order of the features (a JSON object).
+    #[serde(serialize_with = "as_object")]
+    pub contributions: Vec<(String, f64)>,
+}
+
+fn as_object<S: serde::Serializer>(pairs: &[(String, f64)], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(pairs.iter().map(|(name, value)| (name, value)))
+}
+
+/// Each checked row's explanation, one per model output: exact TreeSHAP for tree models,
+/// coefficient times value for linear ones, summed over the encoded columns of each input.
+pub fn explain(artifact: &ModelArtifact, schema: &RowSchema, rows: &[Vec<Cell>]) -> Result<Vec<Vec<Explanation>>, FeatureError> {
+    let encoding = artifact.model.encoding();
+    let x = artifact.features.transform(&schema.frame(rows), encoding)?;
+    let groups = artifact.features.groups(encoding);
+    let (space, classes) = artifact.model.output_space();
+    let labels = artifact.target.labels();
+    Ok(x.rows()
+        .into_iter()
+        .map(|row| {
+            let row = row.to_vec();
+            let phi = artifact.model.contributions(&row);
+            phi.chunks(row.len() + 1)
+                .zip(&classes)
+                .map(|(block, class)| {
+                    let mut columns = block.iter();
+                    let contributions =
+                        groups.iter().map(|(name, names)| (name.clone(), columns.by_ref().take(names.len()).sum())).collect();
+                    Explanation { space, class: class.and_then(|c| labels.get(c).cloned()), base: block[row.len()], contributions }
+                })
+                .collect()
         })
         .collect())
 }

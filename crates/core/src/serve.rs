@@ -227,7 +227,10 @@ impl Service {
                 None => Response::error(503, &format!("no production model for '{}' yet", self.dataset), &request_id),
             },
             ("POST", "/predict") => match &model {
-                Some(m) => self.predict(m, &request.body, &request_id),
+                Some(m) => match explain_asked(&request.path) {
+                    Ok(explain) => self.predict(m, &request.body, &request_id, explain),
+                    Err(message) => Response::error(422, &message, &request_id),
+                },
                 None => Response::error(503, &format!("no production model for '{}' yet", self.dataset), &request_id),
             },
             (_, "/health" | "/model" | "/openapi.json" | "/predict") => {
@@ -241,7 +244,7 @@ impl Service {
         }
     }
 
-    fn predict(&self, model: &Loaded, body: &[u8], request_id: &str) -> Response {
+    fn predict(&self, model: &Loaded, body: &[u8], request_id: &str, explain: bool) -> Response {
         let limit = self.options.max_body_bytes;
         if body.len() > limit {
             return Response::error(413, &format!("the body has {} bytes; the limit is {limit}", body.len()), request_id);
@@ -293,6 +296,12 @@ impl Service {
                 })
                 .collect();
         }
+        if explain {
+            match scoring::explain(&model.artifact, &model.schema, &checked) {
+                Ok(explanations) => body["explanations"] = json!(explanations),
+                Err(error) => return Response::error(422, &error.to_string(), request_id),
+            }
+        }
         self.record(lines);
         Response::json(200, &body, request_id, Some(&model.version))
     }
@@ -340,6 +349,18 @@ impl Service {
                 Err(error.into())
             }
         }
+    }
+}
+
+/// Whether the query string of `path` asks for explanations (`explain=true`); any other value of
+/// `explain` is refused.
+fn explain_asked(path: &str) -> Result<bool, String> {
+    let query = path.split_once('?').map_or("", |(_, query)| query);
+    let asked = query.split('&').map(|pair| pair.split_once('=').unwrap_or((pair, ""))).rfind(|(key, _)| *key == "explain");
+    match asked.map(|(_, value)| value) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => Err(format!("explain={other}: expected explain=true or explain=false")),
     }
 }
 
@@ -404,6 +425,7 @@ fn openapi(spec: &Spec, schema: &RowSchema, version: &str, options: &ServiceOpti
         "paths": {
             "/predict": { "post": {
                 "summary": "Predict one row or a batch of rows",
+                "parameters": [{ "name": "explain", "in": "query", "required": false, "schema": { "type": "boolean" }, "description": "Add each row's explanations: per-feature contributions that sum, with the base, to the model's output" }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "oneOf": [
                     { "$ref": "#/components/schemas/Row" },
                     { "type": "object", "required": ["rows"], "properties": { "rows": { "type": "array", "minItems": 1, "maxItems": options.max_rows, "items": { "$ref": "#/components/schemas/Row" } } } }
@@ -426,7 +448,14 @@ fn openapi(spec: &Spec, schema: &RowSchema, version: &str, options: &ServiceOpti
                 "request_id": { "type": "string" },
                 "prediction_ids": { "type": "array", "items": { "type": "string" }, "description": "Keys for delayed labels (mlops feedback)" },
                 "predictions": { "type": "array", "items": prediction },
-                "probabilities": { "type": "array", "items": { "type": "object", "additionalProperties": { "type": "number" } }, "description": "Per class, for classifiers" }
+                "probabilities": { "type": "array", "items": { "type": "object", "additionalProperties": { "type": "number" } }, "description": "Per class, for classifiers" },
+                "explanations": { "type": "array", "description": "With explain=true: for each row, one explanation per model output", "items": { "type": "array", "items": { "$ref": "#/components/schemas/Explanation" } } }
+            } },
+            "Explanation": { "type": "object", "required": ["space", "base", "contributions"], "properties": {
+                "space": { "type": "string", "enum": ["value", "log", "log-odds", "score", "probability"], "description": "Where the contributions add up: the prediction, its log (Poisson), a class's log-odds, score or probability" },
+                "class": { "type": "string", "description": "The class explained, for classifiers" },
+                "base": { "type": "number", "nullable": true, "description": "The expected output over the training rows (trees) or the intercept (linear models)" },
+                "contributions": { "type": "object", "additionalProperties": { "type": "number" }, "description": "Each input's contribution: exact TreeSHAP for trees, coefficient times value for linear models" }
             } },
             "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" }, "request_id": { "type": "string" } } }
         } }
@@ -436,6 +465,16 @@ fn openapi(spec: &Spec, schema: &RowSchema, version: &str, options: &ServiceOpti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explanations_are_asked_by_the_explain_parameter_alone() {
+        assert_eq!(explain_asked("/predict"), Ok(false));
+        assert_eq!(explain_asked("/predict?explain=true"), Ok(true));
+        assert_eq!(explain_asked("/predict?a=b&explain"), Ok(true));
+        assert_eq!(explain_asked("/predict?explain=true&explain=0"), Ok(false), "the last one counts");
+        assert_eq!(explain_asked("/predict?explainer=1"), Ok(false));
+        assert_eq!(explain_asked("/predict?explain=yes"), Err("explain=yes: expected explain=true or explain=false".into()));
+    }
 
     #[test]
     fn bodies_split_into_rows_or_say_what_is_wrong() {

@@ -48,7 +48,12 @@ async fn handle(State(service): State<Arc<Service>>, method: Method, uri: Uri, h
         Ok(bytes) => bytes.to_vec(),
         Err(_) => vec![0; limit + 1],
     };
-    let request = Request { method: method.to_string(), path: uri.path().to_string(), body, request_id };
+    let request = Request {
+        method: method.to_string(),
+        path: uri.path_and_query().map_or_else(|| uri.path().to_string(), ToString::to_string),
+        body,
+        request_id,
+    };
     let answered = tokio::task::spawn_blocking(move || service.handle(&request)).await;
     match answered {
         Ok(response) => into_http(response),

@@ -81,6 +81,34 @@ impl TreeEnsemble {
         &self.importances
     }
 
+    /// How the raw outputs become predictions.
+    pub fn link(&self) -> Link {
+        self.link
+    }
+
+    /// Number of raw outputs: the values the link turns into predictions (1, or one per class).
+    pub fn n_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    /// Exact TreeSHAP contributions of each feature to `row`'s raw outputs (before the link:
+    /// log-odds for a boosted classifier, the log for Poisson): [`Self::n_outputs`] blocks of
+    /// [`Self::n_features`]` + 1` values, the last of each block the expected raw output over the
+    /// training rows. Each block sums to that raw output for `row`.
+    pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        assert_eq!(row.len(), self.n_features, "the model was fitted on {} features", self.n_features);
+        let stride = self.n_features + 1;
+        let mut phi = vec![0.0; self.n_outputs * stride];
+        let scale = if self.average { 1.0 / self.trees.len().max(1) as f64 } else { 1.0 };
+        for tree in &self.trees {
+            tree.add_contributions(row, &mut phi, scale);
+        }
+        for (output, baseline) in self.baseline.iter().enumerate() {
+            phi[output * stride + self.n_features] += baseline;
+        }
+        phi
+    }
+
     /// Predicts every row of `x`: one row of [`Self::n_predictions`] columns each.
     pub fn predict<S: Data<Elem = f64>>(&self, x: &ArrayBase<S, Ix2>) -> Array2<f64> {
         let mut out = Array2::zeros((x.nrows(), self.n_predictions()));

@@ -151,6 +151,7 @@ impl Grower<'_> {
     pub fn grow(&self, mut rows: Vec<u32>, rng: &mut ChaCha8Rng) -> Grown {
         let width = self.grads.width();
         let mut nodes = vec![Node::leaf(0)];
+        let mut covers = vec![rows.len() as u32];
         let mut leaf_values: Vec<f64> = Vec::new();
         let mut leaves = Vec::new();
         let mut gains = vec![0.0; self.edges.len()];
@@ -192,6 +193,7 @@ impl Grower<'_> {
             };
             nodes.push(Node::leaf(0));
             nodes.push(Node::leaf(0));
+            covers.extend([(middle - parent.start) as u32, (parent.end - middle) as u32]);
             gains[split.feature] += split.gain;
             n_leaves += 1;
 
@@ -211,7 +213,7 @@ impl Grower<'_> {
         for pending in frontier.drain() {
             finish_leaf(pending.node, pending.start, pending.end, &pending.stats, &mut nodes);
         }
-        Grown { tree: Tree::new(nodes, leaf_values, width), rows, leaves, gains }
+        Grown { tree: Tree::new(nodes, covers, leaf_values, width), rows, leaves, gains }
     }
 
     /// A node (rows `span` of `rows`) with its best split, or its stats back when it must stay

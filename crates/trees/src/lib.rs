@@ -24,6 +24,7 @@ mod ensemble;
 mod forest;
 mod goss;
 mod grow;
+mod shap;
 mod tree;
 
 pub use boosting::{

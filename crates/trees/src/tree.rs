@@ -34,6 +34,9 @@ impl Node {
 #[serde(from = "StoredTree")]
 pub struct Tree {
     steps: Vec<Step>,
+    /// Training rows that reached each node (its cover), by node index: what TreeSHAP averages
+    /// over where a feature is left out.
+    covers: Vec<u32>,
     pub(crate) leaf_values: Vec<f64>,
     pub(crate) width: usize,
     /// First output this tree adds to (boosting grows one tree per class).
@@ -45,6 +48,7 @@ pub struct Tree {
 #[derive(Deserialize)]
 struct StoredTree {
     nodes: Vec<Node>,
+    covers: Vec<u32>,
     leaf_values: Vec<f64>,
     width: usize,
     output: usize,
@@ -54,6 +58,7 @@ struct StoredTree {
 #[derive(Serialize)]
 struct StoredTreeRef<'a> {
     nodes: Vec<Node>,
+    covers: &'a [u32],
     leaf_values: &'a [f64],
     width: usize,
     output: usize,
@@ -61,13 +66,14 @@ struct StoredTreeRef<'a> {
 
 impl Serialize for Tree {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        StoredTreeRef { nodes: self.nodes(), leaf_values: &self.leaf_values, width: self.width, output: self.output }.serialize(serializer)
+        StoredTreeRef { nodes: self.nodes(), covers: &self.covers, leaf_values: &self.leaf_values, width: self.width, output: self.output }
+            .serialize(serializer)
     }
 }
 
 impl From<StoredTree> for Tree {
     fn from(stored: StoredTree) -> Self {
-        let mut tree = Tree::new(stored.nodes, stored.leaf_values, stored.width);
+        let mut tree = Tree::new(stored.nodes, stored.covers, stored.leaf_values, stored.width);
         tree.output = stored.output;
         tree
     }
@@ -102,7 +108,8 @@ impl Step {
 const LANES: usize = 8;
 
 impl Tree {
-    pub(crate) fn new(nodes: Vec<Node>, mut leaf_values: Vec<f64>, width: usize) -> Self {
+    /// A tree of `nodes` (the root first), with each node's cover and `width` values per leaf.
+    pub(crate) fn new(nodes: Vec<Node>, covers: Vec<u32>, mut leaf_values: Vec<f64>, width: usize) -> Self {
         // A forest holds many trees: no spare capacity left over from growing.
         leaf_values.shrink_to_fit();
         let steps = nodes
@@ -113,7 +120,7 @@ impl Tree {
                 feature => Step { threshold: node.threshold, feature, missing_left: node.missing_left, children: [node.left, node.right] },
             })
             .collect();
-        let mut tree = Tree { steps, leaf_values, width, output: 0, depth: 0 };
+        let mut tree = Tree { steps, covers, leaf_values, width, output: 0, depth: 0 };
         tree.depth = tree.depth_of(0);
         tree
     }
@@ -140,8 +147,29 @@ impl Tree {
         (0..self.steps.len() as u32).filter(|&at| !self.is_leaf(at)).map(|at| self.steps[at as usize].feature as usize).max()
     }
 
+    /// Training rows that reached `node`.
+    pub(crate) fn cover(&self, node: u32) -> f64 {
+        self.covers.get(node as usize).map_or(0.0, |&cover| f64::from(cover))
+    }
+
+    /// Every leaf's node index and values.
+    pub(crate) fn leaves(&self) -> impl Iterator<Item = (u32, &[f64])> {
+        (0..self.steps.len() as u32).filter(|&node| self.is_leaf(node)).map(|leaf| (leaf, self.values_of(leaf)))
+    }
+
+    /// The feature `node` splits on, the child `row` goes to and the other; `None` at a leaf.
+    pub(crate) fn split_of(&self, node: u32, row: &[f64]) -> Option<(usize, u32, u32)> {
+        if self.is_leaf(node) {
+            return None;
+        }
+        let step = &self.steps[node as usize];
+        let hot = step.next(row);
+        let [left, right] = step.children;
+        Some((step.feature as usize, hot, if hot == left { right } else { left }))
+    }
+
     /// The values of leaf `leaf` (a node index).
-    fn values_of(&self, leaf: u32) -> &[f64] {
+    pub(crate) fn values_of(&self, leaf: u32) -> &[f64] {
         let start = self.steps[leaf as usize].threshold as usize * self.width;
         &self.leaf_values[start..start + self.width]
     }
@@ -237,7 +265,7 @@ mod tests {
     }
 
     fn small_tree() -> Tree {
-        Tree::new(small_tree_nodes(), vec![10.0, 20.0, 30.0], 1)
+        Tree::new(small_tree_nodes(), vec![10, 4, 6, 2, 4], vec![10.0, 20.0, 30.0], 1)
     }
 
     #[test]

@@ -335,9 +335,20 @@ enum Values<'a> {
 impl FittedFeatures {
     /// Output column names for an encoding.
     pub fn names(&self, encoding: Encoding) -> Vec<String> {
-        let mut names = Vec::new();
+        self.groups(encoding).into_iter().flat_map(|(_, names)| names).collect()
+    }
+
+    /// The output columns of each input (a time part's cyclical pair with it) and each cross, in
+    /// output order, named by the input or cross: what an explanation sums a contribution over.
+    /// A time part named like a column (a `weekday` column beside the time's weekday) is
+    /// grouped as `time.PART`.
+    pub fn groups(&self, encoding: Encoding) -> Vec<(String, Vec<String>)> {
+        let columns: std::collections::HashSet<String> =
+            self.inputs.iter().filter(|input| !matches!(input, Input::Time { .. })).map(Input::name).collect();
+        let mut groups = Vec::new();
         for input in &self.inputs {
             let name = input.name();
+            let mut names = Vec::new();
             match (input, encoding) {
                 (Input::Categorical { levels, .. }, Encoding::OneHot) => {
                     names.extend((0..levels.n_codes()).map(|c| format!("{name}={}", levels.name(c))));
@@ -360,17 +371,20 @@ impl FittedFeatures {
                 (Input::Numeric { missing_indicator: true, .. }, Encoding::OneHot) => {
                     names.extend([name.clone(), format!("{name}.missing")]);
                 }
-                _ => names.push(name),
+                _ => names.push(name.clone()),
             }
+            let group = if matches!(input, Input::Time { .. }) && columns.contains(&name) { format!("time.{name}") } else { name };
+            groups.push((group, names));
         }
         for cross in &self.crosses {
             let name = format!("{}×{}", self.inputs[cross.inputs[0]].name(), self.inputs[cross.inputs[1]].name());
-            match encoding {
-                Encoding::Ordinal => names.push(name),
-                Encoding::OneHot => names.extend((0..cross.levels.n_codes()).map(|c| format!("{name}={}", cross.levels.name(c)))),
-            }
+            let names = match encoding {
+                Encoding::Ordinal => vec![name.clone()],
+                Encoding::OneHot => (0..cross.levels.n_codes()).map(|c| format!("{name}={}", cross.levels.name(c))).collect(),
+            };
+            groups.push((name, names));
         }
-        names
+        groups
     }
 
     /// The raw input columns the features read (the time's sources included).

@@ -80,6 +80,12 @@ impl Logistic {
         Ok(Logistic { intercept: beta[p], coefficients: beta.slice(s![..p]).to_vec() })
     }
 
+    /// Each feature's contribution to the log-odds of class 1 for `row` (coefficient times value),
+    /// then the intercept: they sum to the log-odds.
+    pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        super::linear_contributions(&self.coefficients, self.intercept, row)
+    }
+
     /// The probability of class 1 for each row of `x`.
     pub fn predict_probabilities(&self, x: &Array2<f64>) -> Array1<f64> {
         (x.dot(&Array1::from(self.coefficients.clone())) + self.intercept).mapv(sigmoid)

@@ -8,8 +8,8 @@ mod ridge;
 use linfa::ParamGuard;
 use linfa::prelude::*;
 use mlops_trees::{
-    Boosting, BoostingCheckpoint, BoostingInput, EarlyStopping, ForestTask, GradientBoostingParams, Loss, MaxFeatures, RandomForestParams,
-    Sampling, TreeEnsemble,
+    Boosting, BoostingCheckpoint, BoostingInput, EarlyStopping, ForestTask, GradientBoostingParams, Link, Loss, MaxFeatures,
+    RandomForestParams, Sampling, TreeEnsemble,
 };
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,22 @@ pub enum Model {
     Logistic(Logistic),
     Multinomial(Multinomial),
     Trees(TreeEnsemble),
+}
+
+/// The space a model's raw outputs live in, where contributions add up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputSpace {
+    /// The prediction itself.
+    Value,
+    /// The log of the prediction (Poisson).
+    Log,
+    /// The log-odds of the class.
+    LogOdds,
+    /// The class's score: the log of its probability, up to a constant shared by the classes.
+    Score,
+    /// The class's probability (a forest's averaged class proportions).
+    Probability,
 }
 
 /// What a model is fitted for.
@@ -264,6 +280,38 @@ impl Model {
         }
     }
 
+    /// Each feature's contribution to `row`'s raw outputs, in the model's output space (the value
+    /// for regression, log-odds or class scores for classifiers, the log for Poisson trees): one
+    /// block of `row.len() + 1` values per output, the last the expected output (the intercept
+    /// of a linear model), each block summing to the output. Exact TreeSHAP for trees,
+    /// coefficient times value for linear models.
+    pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        match self {
+            Model::Ridge(model) => model.contributions(row),
+            Model::Logistic(model) => model.contributions(row),
+            Model::Multinomial(model) => model.contributions(row),
+            Model::Trees(model) => model.contributions(row),
+        }
+    }
+
+    /// What [`Self::contributions`] explains: the space of the raw outputs, and the class of each
+    /// output (none for regression).
+    pub fn output_space(&self) -> (OutputSpace, Vec<Option<usize>>) {
+        let classes = |n: usize| (0..n).map(Some).collect();
+        match self {
+            Model::Ridge(_) => (OutputSpace::Value, vec![None]),
+            Model::Logistic(_) => (OutputSpace::LogOdds, vec![Some(1)]),
+            Model::Multinomial(model) => (OutputSpace::Score, classes(model.n_classes())),
+            Model::Trees(model) => match model.link() {
+                Link::Identity => (OutputSpace::Value, vec![None]),
+                Link::Exp => (OutputSpace::Log, vec![None]),
+                Link::Sigmoid => (OutputSpace::LogOdds, vec![Some(1)]),
+                Link::Softmax => (OutputSpace::Score, classes(model.n_outputs())),
+                Link::Proportions => (OutputSpace::Probability, classes(model.n_outputs())),
+            },
+        }
+    }
+
     /// What stopped the fit early, when its time limit did.
     pub fn time_note(&self) -> Option<String> {
         match self {
@@ -281,6 +329,11 @@ impl Model {
             _ => None,
         }
     }
+}
+
+/// Coefficient times value for each feature, then the intercept.
+fn linear_contributions(coefficients: &[f64], intercept: f64, row: &[f64]) -> Vec<f64> {
+    coefficients.iter().zip(row).map(|(w, x)| w * x).chain([intercept]).collect()
 }
 
 #[cfg(test)]
@@ -349,6 +402,47 @@ gbm = { kind = "gradient_boosting" }
         let p = model.predict(&x);
         let correct = p.rows().into_iter().zip(&binary).filter(|(r, c)| (r[1] > 0.5) == (**c == 1.0)).count();
         assert!(correct > 270, "{correct} of 300");
+    }
+
+    #[test]
+    fn every_kinds_contributions_sum_to_its_output_in_its_output_space() {
+        let (x, y) = data();
+        let classes: Vec<f64> = y.iter().map(|v| f64::from(u8::from(*v > 0.5) + u8::from(*v > 2.0))).collect();
+        let binary: Vec<f64> = classes.iter().map(|c| f64::from(*c > 0.0)).collect();
+        let kinds = [
+            ("kind = \"linear\"", Task::Regression, 1, &y),
+            ("kind = \"gradient_boosting\"\nmax_iter = 20", Task::Regression, 1, &y),
+            ("kind = \"random_forest\"\ntrees = 10", Task::Regression, 1, &y),
+            ("kind = \"linear\"", Task::Binary, 2, &binary),
+            ("kind = \"gradient_boosting\"\nmax_iter = 20", Task::Binary, 2, &binary),
+            ("kind = \"linear\"", Task::Multiclass, 4, &classes),
+            ("kind = \"gradient_boosting\"\nmax_iter = 20", Task::Multiclass, 4, &classes),
+            ("kind = \"random_forest\"\ntrees = 10", Task::Multiclass, 4, &classes),
+        ];
+        for (spec, task, n_classes, target) in kinds {
+            let spec: ModelSpec = toml::from_str(spec).unwrap();
+            let model = fit(&spec, Problem { task, n_classes, seed: 3, max_seconds: None }, &Design::Dense(x.clone()), target).unwrap();
+            let predicted = model.predict(&x);
+            for (row, p) in x.rows().into_iter().zip(predicted.rows()).step_by(7) {
+                let phi = model.contributions(&row.to_vec());
+                let outputs: Vec<f64> = phi.chunks(row.len() + 1).map(|block| block.iter().sum()).collect();
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + b.abs());
+                let what = format!("{} {task:?}", spec.kind());
+                if task == Task::Regression {
+                    assert!(close(outputs[0], p[0]), "{what}");
+                } else if spec.kind() == "random_forest" {
+                    // A forest averages class proportions: its outputs are the probabilities.
+                    (0..n_classes).for_each(|c| assert!(close(outputs[c], p[c]), "{what} class {c}"));
+                } else if task == Task::Binary {
+                    assert!(close(outputs[0], (p[1] / p[0]).ln()), "{what}");
+                } else {
+                    // Class scores: their differences are the log ratios of the probabilities.
+                    for c in (1..n_classes).filter(|&c| p[c] > 0.0) {
+                        assert!(close(outputs[c] - outputs[0], (p[c] / p[0]).ln()), "{what} class {c}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -64,6 +64,30 @@ impl Multinomial {
         Ok(Multinomial { n_classes, classes, weights: weights.to_vec() })
     }
 
+    /// Number of classes, seen in training or not.
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// Each feature's contribution to each class's score for `row` (weight times value), then the
+    /// intercept, in `n_classes` blocks of `row.len() + 1`: a block sums to the class's score, the
+    /// log of its probability up to a constant shared by the classes. A class unseen in training
+    /// has no score: its block is zeros and a `-inf` intercept.
+    pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        let k = self.classes.len();
+        let p = row.len();
+        let mut phi = vec![0.0; self.n_classes * (p + 1)];
+        for block in phi.chunks_mut(p + 1) {
+            block[p] = f64::NEG_INFINITY;
+        }
+        for (at, &class) in self.classes.iter().enumerate() {
+            let coefficients: Vec<f64> = (0..p).map(|j| self.weights[j * k + at]).collect();
+            let block = super::linear_contributions(&coefficients, self.weights[p * k + at], row);
+            phi[class * (p + 1)..(class + 1) * (p + 1)].copy_from_slice(&block);
+        }
+        phi
+    }
+
     /// One probability per class (`n_classes` columns) for each row of `x`.
     pub fn predict_probabilities(&self, x: &Array2<f64>) -> Array2<f64> {
         let k = self.classes.len();

@@ -60,6 +60,12 @@ impl Ridge {
         Ok(Ridge { intercept, coefficients })
     }
 
+    /// Each feature's contribution to the prediction for `row` (coefficient times value), then
+    /// the intercept: they sum to the prediction.
+    pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        super::linear_contributions(&self.coefficients, self.intercept, row)
+    }
+
     /// One prediction per row of `x`.
     pub fn predict(&self, x: &Array2<f64>) -> Array1<f64> {
         x.dot(&Array1::from(self.coefficients.clone())) + self.intercept
