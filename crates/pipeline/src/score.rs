@@ -171,8 +171,13 @@ struct Scoring<'a> {
     header: &'a Header,
 }
 
-/// A record as the JSON row `/predict` would receive, and its checked cells.
-type CheckedRecord = (Box<RawValue>, Vec<Cell>);
+/// What scoring keeps of a record that keeps the schema, all taken from its one parse: its id
+/// field (if the spec has one and it is set), its logged fields and its checked cells.
+struct CheckedRecord {
+    id: Option<String>,
+    logged: Box<RawValue>,
+    cells: Vec<Cell>,
+}
 
 /// A scored row: its prediction id, prediction and inference log line.
 struct ScoredRow {
@@ -188,9 +193,9 @@ impl Scoring<'_> {
         let mut rows = Vec::with_capacity(checked.len());
         let mut good = Vec::with_capacity(checked.len());
         for row in checked {
-            rows.push(row.map(|(raw, cells)| {
+            rows.push(row.map(|CheckedRecord { id, logged, cells }| {
                 good.push(cells);
-                raw
+                (id, logged)
             }));
         }
         let mut scored = score(self.artifact, self.schema, &good)
@@ -203,21 +208,20 @@ impl Scoring<'_> {
             .iter()
             .zip(rows)
             .map(|(record, row)| {
-                let raw = row?;
+                let (id, logged) = row?;
                 let line = record.position().map_or(0, csv::Position::line);
                 let Some(scored) = scored.next().flatten() else {
                     return Err(format!("model {} produced no finite prediction", self.version));
                 };
-                let parsed = RawRow::parse(&raw);
-                let id = self.schema.id_of(&parsed).unwrap_or_else(|| format!("{}-{line}", self.batch));
-                let line = context.line(&id, &self.schema.logged(&parsed), &scored);
+                let id = id.unwrap_or_else(|| format!("{}-{line}", self.batch));
+                let line = context.line(&id, &logged, &scored);
                 Ok(ScoredRow { id, scored, line })
             })
             .collect())
     }
 
-    /// A record as the JSON object `/predict` would receive (every value a string, as CSV has
-    /// no types) and its checked cells, or why it breaks the schema.
+    /// A record read as the JSON object `/predict` would receive (every value a string, as CSV
+    /// has no types) and checked, or why it breaks the schema.
     fn check(&self, record: &csv::ByteRecord) -> Result<CheckedRecord, String> {
         let names = &self.header.names;
         if record.len() != names.len() {
@@ -235,8 +239,9 @@ impl Scoring<'_> {
         }
         text.push('}');
         let raw = RawValue::from_string(text).expect("names and strings make a JSON object");
-        let cells = self.schema.check(&RawRow::parse(&raw), 0).map_err(|e| e.problem.to_string())?;
-        Ok((raw, cells))
+        let row = RawRow::parse(&raw);
+        let cells = self.schema.check(&row, 0).map_err(|e| e.problem.to_string())?;
+        Ok(CheckedRecord { id: self.schema.id_of(&row), logged: self.schema.logged(&row), cells })
     }
 }
 
