@@ -39,15 +39,13 @@ impl ModelArtifact {
 
     /// Reads an artifact; `key` names it in errors.
     pub fn from_bytes(bytes: &[u8], key: &str) -> Result<ModelArtifact, CoreError> {
-        let artifact: ModelArtifact = postcard::from_bytes(bytes)
-            .map_err(|e| CoreError::Corrupt { key: key.to_string(), message: format!("not a model artifact: {e}") })?;
-        if artifact.format != ARTIFACT_FORMAT {
-            return Err(CoreError::Corrupt {
-                key: key.to_string(),
-                message: format!("artifact format {} is not the supported {ARTIFACT_FORMAT}", artifact.format),
-            });
+        let corrupt = |message: String| CoreError::Corrupt { key: key.to_string(), message };
+        // The format comes first: an older layout is named as such, not as undecodable bytes.
+        let (format, _) = postcard::take_from_bytes::<u32>(bytes).map_err(|e| corrupt(format!("not a model artifact: {e}")))?;
+        if format != ARTIFACT_FORMAT {
+            return Err(corrupt(format!("artifact format {format} is not the supported {ARTIFACT_FORMAT}")));
         }
-        Ok(artifact)
+        postcard::from_bytes(bytes).map_err(|e| corrupt(format!("not a model artifact: {e}")))
     }
 
     /// The spec the model was trained with.
@@ -86,4 +84,20 @@ pub struct ModelCard {
     pub top_features: Vec<(String, f64)>,
     pub schema: Vec<ColumnSpec>,
     pub classes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_artifact_of_another_format_is_refused_by_its_format() {
+        let mut older = postcard::to_allocvec(&(ARTIFACT_FORMAT - 1)).unwrap();
+        older.extend_from_slice(&[7, 200, 3]);
+        let error = ModelArtifact::from_bytes(&older, "models/toy/v1/model.bin").unwrap_err().to_string();
+        assert!(error.contains(&format!("artifact format {} is not the supported {ARTIFACT_FORMAT}", ARTIFACT_FORMAT - 1)), "{error}");
+        assert!(error.contains("models/toy/v1/model.bin"), "{error}");
+        let error = ModelArtifact::from_bytes(&[], "empty.bin").unwrap_err().to_string();
+        assert!(error.contains("not a model artifact"), "{error}");
+    }
 }
