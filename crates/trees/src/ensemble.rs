@@ -98,10 +98,21 @@ impl TreeEnsemble {
     pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
         assert_eq!(row.len(), self.n_features, "the model was fitted on {} features", self.n_features);
         let stride = self.n_features + 1;
-        let mut phi = vec![0.0; self.n_outputs * stride];
         let scale = if self.average { 1.0 / self.trees.len().max(1) as f64 } else { 1.0 };
-        for tree in &self.trees {
-            tree.add_contributions(row, &mut phi, scale);
+        // Trees in parallel (a deep forest's row costs milliseconds per tree), summed in tree
+        // order so that the same row always gets the same values.
+        let per_tree: Vec<Vec<f64>> = self
+            .trees
+            .par_iter()
+            .map(|tree| {
+                let mut phi = vec![0.0; self.n_outputs * stride];
+                tree.add_contributions(row, &mut phi, scale);
+                phi
+            })
+            .collect();
+        let mut phi = vec![0.0; self.n_outputs * stride];
+        for part in per_tree {
+            phi.iter_mut().zip(part).for_each(|(total, value)| *total += value);
         }
         for (output, baseline) in self.baseline.iter().enumerate() {
             phi[output * stride + self.n_features] += baseline;
