@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use mlops_core::canary::Mode;
 use mlops_core::contracts::{RunRequest, Trigger};
-use mlops_core::{Action, Registry};
+use mlops_core::{Action, Ending, Registry};
 use mlops_core::{FsStore, Spec, Store};
 use mlops_core::{Service, ServiceOptions};
 use mlops_core::{load_spec, save_spec};
@@ -18,7 +19,7 @@ use serde_json::json;
 
 use crate::monitoring;
 use crate::output::{self, Spinner};
-use crate::{Cli, Command};
+use crate::{CanaryAction, Cli, Command};
 
 /// The store root when `--root` is not given.
 const DEFAULT_ROOT: &str = "./mlops-data";
@@ -78,7 +79,7 @@ fn local_only(command: &Command) -> Option<&'static str> {
 
 fn on_aws(command: &str) -> String {
     format!(
-        "`mlops {command}` runs on a local store; on AWS the state machine and the functions do this work. With an s3:// root: ingest (an upload starts a run), models, promote, rollback, feedback, drift --latest"
+        "`mlops {command}` runs on a local store; on AWS the state machine and the functions do this work. With an s3:// root: ingest (an upload starts a run), models, promote, rollback, canary, feedback, drift --latest"
     )
 }
 
@@ -241,12 +242,17 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Feedback { spec, file } => {
             let spec = spec_of(store, &spec)?;
             let summary = monitoring::feedback(store, &spec, &file)?;
+            let trial = mlops_pipeline::canary::evaluate(store, &spec, true)?;
             if cli.json {
-                println!("{}", serde_json::to_string(&summary)?);
+                println!("{}", json!({ "feedback": summary, "canary": trial }));
             } else {
                 println!("stored {} labels as {} ({} match logged predictions)", summary.rows, summary.key, summary.matched);
+                if let Some(trial) = &trial {
+                    output::print_trial(trial);
+                }
             }
         }
+        Command::Canary { action } => canary(store, action, cli.json)?,
         Command::Score { spec, file, output, rejects } => {
             let spec = spec_of(store, &spec)?;
             let rejects = rejects.unwrap_or_else(|| output.with_extension("rejects.csv"));
@@ -318,12 +324,56 @@ fn score_file(store: &dyn Store, dataset: &str, file: &Path, output: &Path, reje
     scored
 }
 
+fn canary(store: &dyn Store, action: CanaryAction, json: bool) -> Result<()> {
+    match action {
+        CanaryAction::Start { spec, version, weight, shadow } => {
+            let spec = spec_of(store, &spec)?;
+            let registry = Registry::new(store, &spec.name);
+            let (_, etag) =
+                registry.production()?.with_context(|| format!("'{}' has no production model to try a challenger against", spec.name))?;
+            let mode = match weight {
+                Some(weight) if !shadow => Mode::Canary { weight },
+                _ => Mode::Shadow,
+            };
+            let production = registry.start_challenger(&version, mode, "started by hand", None, &etag)?;
+            report_pointer(json, &production);
+        }
+        CanaryAction::Status { spec } => {
+            let spec = spec_of(store, &spec)?;
+            let trial = mlops_pipeline::canary::evaluate(store, &spec, false)?;
+            if json {
+                println!("{}", json!({ "dataset": spec.name, "canary": trial }));
+            } else {
+                match &trial {
+                    Some(trial) => output::print_trial(trial),
+                    None => println!("'{}' has no challenger", spec.name),
+                }
+            }
+        }
+        CanaryAction::Stop { spec } => {
+            let spec = spec_of(store, &spec)?;
+            let registry = Registry::new(store, &spec.name);
+            let (_, etag) = registry.production()?.with_context(|| format!("'{}' has no production model", spec.name))?;
+            let production = registry.end_challenger(Ending::Withdraw, "stopped by hand", &etag)?;
+            report_pointer(json, &production);
+        }
+    }
+    Ok(())
+}
+
 fn report_pointer(json: bool, production: &mlops_core::Production) {
     if json {
         println!("{}", serde_json::to_string(production).expect("the pointer serialises"));
     } else {
         let last = production.history.last().expect("a moved pointer has history");
-        println!("production of '{}': {} -> {} ({})", production.dataset, last.from.as_deref().unwrap_or("none"), last.to, last.reason);
+        let (dataset, from) = (&production.dataset, last.from.as_deref().unwrap_or("none"));
+        match last.action {
+            Action::ChallengerStart => println!("'{dataset}' tries {} beside production {from} ({})", last.to, last.reason),
+            Action::ChallengerStop => {
+                println!("'{dataset}' withdrew the challenger {from}; {} answers everything ({})", last.to, last.reason);
+            }
+            _ => println!("production of '{dataset}': {from} -> {} ({})", last.to, last.reason),
+        }
     }
 }
 

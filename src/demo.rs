@@ -10,7 +10,7 @@ use mlops_core::contracts::{RunRecord, RunRequest, Trigger};
 use mlops_core::save_spec;
 use mlops_core::{FsStore, Spec};
 use mlops_core::{Service, ServiceOptions};
-use mlops_pipeline::feedback::PREDICTION_ID;
+use mlops_pipeline::feedback::{FeedbackSummary, PREDICTION_ID};
 use mlops_pipeline::monitor::Current;
 use mlops_pipeline::stages;
 use serde_json::{Value, json};
@@ -23,7 +23,13 @@ const DATA: &[u8] = include_bytes!("../data/bikeshare/Bikeshare.csv");
 /// January to April (days 1 to 120) train the first model; May to August is replayed as traffic.
 const FIRST_MONTHS: std::ops::RangeInclusive<u32> = 1..=120;
 const LATER_MONTHS: std::ops::RangeInclusive<u32> = 121..=243;
+/// September and October: the traffic the retrained model is tried on as a canary.
+const CANARY_MONTHS: std::ops::RangeInclusive<u32> = 244..=304;
 const ROWS_PER_REQUEST: usize = 100;
+/// Canary traffic comes in smaller requests, so that it spreads over many routing keys.
+const CANARY_ROWS_PER_REQUEST: usize = 10;
+/// The demo tries a retrained model as a canary on half the traffic before promoting it.
+const CANARY_POLICY: &str = "\n[promotion.canary]\nrollout = \"canary\"\nweight = 50\n";
 
 /// Narration: on stdout, or on stderr when stdout carries the JSON summary.
 macro_rules! say {
@@ -73,12 +79,48 @@ fn post(agent: &ureq::Agent, address: SocketAddr, body: &Value) -> Result<Value>
     Ok(response.body_mut().read_json()?)
 }
 
+/// Sends `rows` in requests of `per_request` rows, each with a request id from `request_id`;
+/// returns the prediction ids in the order of the rows, and how many rows each version answered.
+fn replay(
+    agent: &ureq::Agent,
+    address: SocketAddr,
+    rows: &[Value],
+    per_request: usize,
+    request_id: impl Fn(usize) -> String,
+) -> Result<(Vec<String>, std::collections::BTreeMap<String, usize>)> {
+    let mut prediction_ids = Vec::with_capacity(rows.len());
+    let mut answered = std::collections::BTreeMap::new();
+    for (i, chunk) in rows.chunks(per_request).enumerate() {
+        let mut response = agent
+            .post(format!("http://{address}/predict"))
+            .header("x-request-id", request_id(i))
+            .send_json(json!({ "rows": chunk }))
+            .context("POST /predict")?;
+        let answer: Value = response.body_mut().read_json()?;
+        *answered.entry(answer["model_version"].as_str().unwrap_or_default().to_string()).or_insert(0) += chunk.len();
+        prediction_ids.extend(answer["prediction_ids"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)));
+    }
+    Ok((prediction_ids, answered))
+}
+
+/// Writes a feedback file of `labels` keyed by `prediction_ids` and stores it.
+fn give_labels(store: &FsStore, spec: &Spec, path: &Path, prediction_ids: &[String], labels: &[String]) -> Result<FeedbackSummary> {
+    let mut feedback = format!("{PREDICTION_ID},{}\n", spec.target.column);
+    for (id, label) in prediction_ids.iter().zip(labels) {
+        feedback.push_str(&format!("{id},{label}\n"));
+    }
+    std::fs::write(path, feedback)?;
+    monitoring::feedback(store, spec, path)
+}
+
 fn describe(record: &RunRecord) -> String {
     let metric = &record.metric;
     let best = record.candidates.iter().find(|c| c.name == record.best).expect("the best is a candidate");
     let value = best.metrics.iter().find(|(m, _)| m.name() == metric).map_or(f64::NAN, |(_, v)| *v);
     let verdict = if record.promoted {
         format!("promoted {}", record.version)
+    } else if let Some(start) = record.reason.strip_prefix("started as a challenger, ") {
+        format!("{} started as a challenger, {}", record.version, start.split(':').next().unwrap_or_default())
     } else {
         format!("kept {}", record.production.as_ref().map_or("no model", |p| p.version.as_str()))
     };
@@ -96,7 +138,7 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     let root: PathBuf = base.join(format!("run-{stamp}"));
     std::fs::create_dir_all(&root).with_context(|| root.display().to_string())?;
     let store = Arc::new(FsStore::new(&root));
-    let (spec, _) = save_spec(store.as_ref(), SPEC, "specs/bikeshare.toml")?;
+    let (spec, _) = save_spec(store.as_ref(), &format!("{SPEC}{CANARY_POLICY}"), "specs/bikeshare.toml")?;
     say!(json_output, "mlops demo: the lifecycle of a model on the shipped Bikeshare data (hourly rentals, 2011)");
     say!(json_output, "store: {}", root.display());
 
@@ -119,29 +161,18 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     let later = months(&LATER_MONTHS)?;
     let (rows, labels) = request_rows(&later, &spec)?;
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(30))).build().into();
-    let mut prediction_ids = Vec::with_capacity(rows.len());
-    let mut versions = std::collections::BTreeSet::new();
-    for chunk in rows.chunks(ROWS_PER_REQUEST) {
-        let answer = post(&agent, address, &json!({ "rows": chunk }))?;
-        versions.insert(answer["model_version"].as_str().unwrap_or_default().to_string());
-        prediction_ids.extend(answer["prediction_ids"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)));
-    }
+    let (prediction_ids, answered) = replay(&agent, address, &rows, ROWS_PER_REQUEST, |i| format!("may-aug-{i}"))?;
     service.flush_logs()?;
     say!(
         json_output,
-        "   {} rows in {} requests answered by {versions:?}, each prediction logged under inference/",
+        "   {} rows in {} requests answered by {:?}, each prediction logged under inference/",
         rows.len(),
-        rows.len().div_ceil(ROWS_PER_REQUEST)
+        rows.len().div_ceil(ROWS_PER_REQUEST),
+        answered.keys().collect::<Vec<_>>()
     );
 
     say!(json_output, "\n4. The labels arrive: the true counts of those hours, and the months' export");
-    let mut feedback = format!("{PREDICTION_ID},{}\n", spec.target.column);
-    for (id, label) in prediction_ids.iter().zip(&labels) {
-        feedback.push_str(&format!("{id},{label}\n"));
-    }
-    let feedback_path = root.join("may-aug-labels.csv");
-    std::fs::write(&feedback_path, feedback)?;
-    let stored = monitoring::feedback(store.as_ref(), &spec, &feedback_path)?;
+    let stored = give_labels(&store, &spec, &root.join("may-aug-labels.csv"), &prediction_ids, &labels)?;
     say!(json_output, "   {} delayed labels stored, {} matched to logged predictions", stored.rows, stored.matched);
     let export = root.join("may-aug.csv");
     std::fs::write(&export, &later)?;
@@ -176,13 +207,55 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     let Some(retrained) = retrained else { bail!("the drift check did not retrain: {}", report.retrain.reason) };
     say!(json_output, "   retrain: {}", describe(&retrained));
 
-    say!(json_output, "\n6. The server picks up the new version, no restart");
-    let Some(production) = &retrained.production else { bail!("the retrained run left no production version: {}", retrained.reason) };
-    let wanted = production.version.clone();
+    let Some(challenger) = mlops_core::Registry::new(store.as_ref(), &spec.name).production()?.and_then(|(p, _)| p.challenger) else {
+        bail!("the retrained run did not start a canary: {}", retrained.reason)
+    };
+
+    say!(json_output, "\n6. The server picks up the canary from the pointer, no restart; September and October are replayed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while service.challenger().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (canary_rows, canary_labels) = request_rows(&months(&CANARY_MONTHS)?, &spec)?;
+    let (canary_ids, answered) = replay(&agent, address, &canary_rows, CANARY_ROWS_PER_REQUEST, |i| format!("sep-oct-{i}"))?;
+    service.flush_logs()?;
+    let shares: Vec<String> = answered.iter().map(|(version, rows)| format!("{rows} rows by {version}")).collect();
+    say!(
+        json_output,
+        "   {} rows in {} requests, routed by request id: {}",
+        canary_rows.len(),
+        canary_rows.len().div_ceil(CANARY_ROWS_PER_REQUEST),
+        shares.join(", ")
+    );
+
+    say!(json_output, "\n7. Their labels arrive; the drift check judges the canary on them");
+    let canary_stored = give_labels(&store, &spec, &root.join("sep-oct-labels.csv"), &canary_ids, &canary_labels)?;
+    say!(json_output, "   {} delayed labels stored, {} matched to logged predictions", canary_stored.rows, canary_stored.matched);
+    let judged = monitoring::check(&store, &spec, Current::Logs)?;
+    let Some(trial) = &judged.canary else { bail!("the drift check did not judge the canary {}", challenger.version) };
+    for side in &trial.versions {
+        say!(
+            json_output,
+            "   {:<3} {:<8} {:>5} labelled predictions: {} {:.2}",
+            side.version,
+            format!("{:?}", side.role).to_lowercase(),
+            side.labelled,
+            trial.metric.name(),
+            side.metric.unwrap_or(f64::NAN)
+        );
+    }
+    say!(json_output, "   sequential test: {:?} ({})", trial.judgement.verdict, trial.judgement.reason);
+    if trial.action.as_deref() != Some("promoted") {
+        bail!("the canary {} was not promoted: {}", challenger.version, trial.action.as_deref().unwrap_or("no decision"));
+    }
+    say!(json_output, "   {} promoted; the report shows both versions", challenger.version);
+
+    say!(json_output, "\n8. The server picks up the new version, no restart");
+    let wanted = challenger.version.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     let answer = loop {
         let answer = post(&agent, address, &rows[rows.len() - 1])?;
-        if answer["model_version"] == wanted.as_str() || Instant::now() > deadline {
+        if (answer["model_version"] == wanted.as_str() && service.challenger().is_none()) || Instant::now() > deadline {
             break answer;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -198,7 +271,7 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
         bail!("the server still answers with {} instead of {wanted}", answer["model_version"]);
     }
 
-    say!(json_output, "\n7. Check again: the new version has no traffic yet, and a retrain cannot trigger itself");
+    say!(json_output, "\n9. Check the new version: a retrain cannot follow another within the cooldown");
     let again = monitoring::check(&store, &spec, Current::Logs)?;
     say!(
         json_output,
@@ -210,7 +283,7 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     );
     server.stop()?;
 
-    let html = store.root().join(&report.html_key);
+    let html = store.root().join(&judged.html_key);
     say!(json_output, "\nReports: {}", html.display());
     say!(json_output, "Models:  cargo run -q -- --root {} models --spec {}", root.display(), spec.name);
     say!(json_output, "Done in {:.1}s.", started.elapsed().as_secs_f64());
@@ -219,7 +292,8 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
         "first_model": { "version": v1.version, "metrics": v1.production.as_ref().map(|p| &p.metrics) },
         "traffic": { "rows": rows.len(), "labelled": stored.matched },
         "drift": { "drifted_features": report.drifted_features, "judged_features": report.judged_features, "dataset_drift": report.dataset_drift, "concept": report.concept, "alert": report.alert, "retrain": report.retrain.requested },
-        "retrained": { "version": retrained.version, "promoted": retrained.promoted, "metrics": retrained.production.as_ref().map(|p| &p.metrics) },
+        "retrained": { "version": retrained.version, "started": retrained.reason },
+        "canary": trial,
         "answered_by": answer["model_version"],
         "second_check": { "alert": again.alert, "retrain": again.retrain.requested },
         "report": html,

@@ -35,6 +35,40 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum CanaryAction {
+    /// Start VERSION as the challenger: a canary answering WEIGHT percent of the routing keys,
+    /// or a shadow scored beside every request. The servers pick it up from the pointer.
+    Start {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
+        #[arg(long)]
+        spec: String,
+        version: String,
+        /// Percent of routing keys (the first row's id, else the request id) the canary answers.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=99), required_unless_present = "shadow", conflicts_with = "shadow")]
+        weight: Option<u8>,
+        /// Score and log the challenger beside the champion, which alone answers.
+        #[arg(long)]
+        shadow: bool,
+    },
+    /// Each version's predictions, labels and metric since the trial started, and the
+    /// sequential test's verdict (nothing moves: `mlops feedback` and the drift check act on it).
+    Status {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
+        #[arg(long)]
+        spec: String,
+    },
+    /// Withdraw the challenger; the champion answers everything again.
+    Stop {
+        /// A spec file (saved as the dataset's spec in the store), or the name of a dataset whose
+        /// spec the store holds.
+        #[arg(long)]
+        spec: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Draft a spec from a CSV file: types, categories, ranges, nulls, time and id columns.
     Init {
@@ -146,6 +180,12 @@ enum Command {
         /// Where rejected rows go (default: OUTPUT with the extension `.rejects.csv`).
         #[arg(long)]
         rejects: Option<PathBuf>,
+    },
+    /// Try a version beside the production one on live traffic, see how it does on delayed
+    /// labels, or end its trial.
+    Canary {
+        #[command(subcommand)]
+        action: CanaryAction,
     },
     /// Run the pipeline on each new raw file and the drift check on an interval, until stopped.
     Watch {

@@ -138,8 +138,15 @@ pub fn print_models(spec: &Spec, cards: &[ModelCard], production: Option<&Produc
     let mut table = table_with_metrics(&["version", "candidate"], &metrics, &["data", "created", "run"]);
     for card in cards {
         let is_production = production.is_some_and(|p| p.version == card.version);
-        let mut row =
-            vec![if is_production { format!("{} (production)", card.version) } else { card.version.clone() }, card.candidate.clone()];
+        let challenger = production.and_then(|p| p.challenger.as_ref()).filter(|c| c.version == card.version);
+        let mut row = vec![
+            match (is_production, challenger) {
+                (true, _) => format!("{} (production)", card.version),
+                (false, Some(challenger)) => format!("{} ({})", card.version, challenger.mode),
+                (false, None) => card.version.clone(),
+            },
+            card.candidate.clone(),
+        ];
         row.extend(metrics.iter().map(|m| format_metric(card.metrics.get(m))));
         row.extend([card.data_hash[..12].to_string(), card.created_at.chars().take(19).collect(), card.run_id.clone()]);
         table.add_row(row);
@@ -157,5 +164,21 @@ pub fn print_models(spec: &Spec, cards: &[ModelCard], production: Option<&Produc
                 event.reason
             );
         }
+    }
+}
+
+/// A challenger's trial: each version's evidence and the test's verdict.
+pub fn print_trial(trial: &mlops_core::canary::TrialStatus) {
+    let challenger = &trial.challenger;
+    println!("challenger {} ({}) since {}", challenger.version, challenger.mode, challenger.started_at);
+    println!("  {:<8} {:<9} {:>11} {:>9} {:>12} {:>12}", "version", "role", "predictions", "labelled", trial.metric.name(), "mean loss");
+    for side in &trial.versions {
+        let metric = side.metric.map_or_else(|| "-".to_string(), |m| format!("{m:.4}"));
+        let role = serde_json::to_value(side.role).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        println!("  {:<8} {:<9} {:>11} {:>9} {:>12} {:>12.4}", side.version, role, side.predictions, side.labelled, metric, side.mean_loss);
+    }
+    println!("  verdict: {:?}: {}", trial.judgement.verdict, trial.judgement.reason);
+    if let Some(action) = &trial.action {
+        println!("  pointer: {action}");
     }
 }

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use mlops_aws::executions::Executions;
 use mlops_aws::s3::S3Store;
 use mlops_aws::sns::SnsNotifier;
+use mlops_core::canary::Mode;
 use mlops_core::contracts::{BucketItem, CandidateOutcome, DriftItem, DriftRound, RunRequest, ShardItem, Trigger};
-use mlops_core::load_spec;
+use mlops_core::{Registry, load_spec};
 use mlops_core::{Request, Service, ServiceOptions};
 use mlops_core::{Spec, Store};
 use mlops_pipeline::monitor;
@@ -213,12 +214,26 @@ fn lifecycle(ids: &Identities, spec_text: &str) -> Result<(), String> {
 
     // The drift check, in the steps the drift state machine runs (plan, each map item of each
     // round, reduce), alerts on SNS and starts a retrain.
+    let report = drift_check(ids)?;
+    if !(report.alert && report.retrain.requested) {
+        return Err(format!("drift: no alert and retrain ({})", report.retrain.reason));
+    }
+    // New data arrives; the retrain's stages run again and register a second version.
+    operator.put("raw/toy/second.csv", toy_csv(600, 300).as_bytes()).map_err(|e| format!("operator: {e}"))?;
+    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Drift };
+    run_stages(ids, &request)?;
+    challenger_trials(ids, &operator)
+}
+
+/// The drift check, in the steps the drift state machine runs (plan, each map item of each
+/// round, reduce).
+fn drift_check(ids: &Identities) -> Result<Box<mlops_core::contracts::DriftReport>, String> {
     let drift = ids.config("DriftRole");
     let (store, spec) = (ids.store("DriftRole"), ids.spec("DriftRole")?);
     let (notifier, retrainer) = (SnsNotifier::new(&drift, &ids.setup.alert_topic), Executions::new(&drift, &ids.setup.state_machine));
     let failed = |e: mlops_pipeline::PipelineError| format!("drift: {e}");
     let mut planned = monitor::plan_check(&store, &spec, LogSizing::default(), 2).map_err(failed)?;
-    let report = loop {
+    loop {
         // The items the Distributed Map reads (the state machine's role reads them on AWS).
         let items: Vec<Value> =
             mlops_core::JsonStore::read_json(&store, &planned.items_key).map_err(|e| format!("drift: {e}"))?.unwrap_or_default();
@@ -228,17 +243,68 @@ fn lifecycle(ids: &Identities, spec_text: &str) -> Result<(), String> {
         }
         match monitor::reduce_check(&store, &spec, &planned, &notifier, &retrainer).map_err(failed)? {
             DriftRound::Next(next) => planned = next,
-            DriftRound::Done(report) => break report,
+            DriftRound::Done(report) => return Ok(report),
         }
-    };
-    if !(report.alert && report.retrain.requested) {
-        return Err(format!("drift: no alert and retrain ({})", report.retrain.reason));
     }
-    // New data arrives; the retrain's stages run again and register a second version.
-    operator.put("raw/toy/second.csv", toy_csv(600, 300).as_bytes()).map_err(|e| format!("operator: {e}"))?;
-    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Drift };
-    run_stages(ids, &request)?;
-    Ok(())
+}
+
+/// One-row requests with the request ids `name-0` to `name-{n-1}`: their answers.
+fn predict_rows(service: &Service, name: &str, n: usize) -> Result<Vec<Value>, String> {
+    (0..n)
+        .map(|i| {
+            let row =
+                json!({ "x": (i % 89) as f64 / 7.0, "group": "red", "when": format!("2024-03-{:02} {:02}:00:00", 1 + i % 28, i % 24) });
+            let answer = service.handle(&Request {
+                method: "POST".into(),
+                path: "/predict".into(),
+                body: row.to_string().into_bytes(),
+                request_id: Some(format!("{name}-{i}")),
+            });
+            match answer.status {
+                200 => serde_json::from_slice(&answer.body).map_err(|e| format!("predict: {e}")),
+                status => Err(format!("predict: {status} {}", String::from_utf8_lossy(&answer.body))),
+            }
+        })
+        .collect()
+}
+
+/// Challengers' trials, each ending in a move of the pointer under the role that decides it:
+/// the drift check promotes a canary its delayed labels favour, and /predict withdraws one past
+/// the spec's latency bound.
+fn challenger_trials(ids: &Identities, operator: &S3Store) -> Result<(), String> {
+    let registry = Registry::new(operator, "toy");
+    let operator_error = |e: mlops_core::CoreError| format!("operator: {e}");
+    let production = || registry.production().map_err(operator_error)?.ok_or_else(|| "no production model".to_string());
+    let (champion, etag) = production()?;
+    let other = if champion.version == "v1" { "v2" } else { "v1" };
+    registry.start_challenger(other, Mode::Canary { weight: 50 }, "the lifecycle", None, &etag).map_err(operator_error)?;
+    let service = Service::new(Arc::new(ids.store("PredictRole")), "toy", ServiceOptions::default());
+    let answers = predict_rows(&service, "trial", 200)?;
+    service.flush_logs().map_err(|e| format!("predict: writing the inference log: {e}"))?;
+    // Labels the canary predicted exactly and the champion missed by 5.
+    let mut labels = String::from("id,y\n");
+    for answer in &answers {
+        let predicted = answer["predictions"][0].as_f64().unwrap_or_default();
+        let miss = if answer["model_version"] == other { 0.0 } else { 5.0 };
+        labels.push_str(&format!("{},{}\n", answer["prediction_ids"][0].as_str().unwrap_or_default(), predicted + miss));
+    }
+    operator.put("feedback/toy/trial.csv", labels.as_bytes()).map_err(|e| format!("operator: {e}"))?;
+    let report = drift_check(ids)?;
+    let action = report.canary.as_ref().and_then(|trial| trial.action.clone());
+    if action.as_deref() != Some("promoted") {
+        return Err(format!("drift: the canary {other} was not promoted ({action:?})"));
+    }
+
+    // The demoted version is tried again, on nearly every key, and passes the latency bound.
+    let (promoted, etag) = production()?;
+    let demoted = if promoted.version == "v1" { "v2" } else { "v1" };
+    registry.start_challenger(demoted, Mode::Canary { weight: 99 }, "the lifecycle", None, &etag).map_err(operator_error)?;
+    let service = Service::new(Arc::new(ids.store("PredictRole")), "toy", ServiceOptions::default());
+    predict_rows(&service, "guarded", 200)?;
+    match production()?.0.challenger {
+        None => Ok(()),
+        Some(challenger) => Err(format!("predict: the withdrawal of {} past its latency bound is not in the pointer", challenger.version)),
+    }
 }
 
 struct Fixture {
@@ -254,7 +320,10 @@ impl Fixture {
         let python = checks_python();
         let moto = Moto::start(&python);
         let workspace = Workspace::new();
-        let spec_text = std::fs::read_to_string(toy_spec(&workspace)).unwrap();
+        // Challengers are judged on 50 labels each, and withdrawn past a latency no model keeps
+        // once they have answered 150 requests.
+        let spec_text = std::fs::read_to_string(toy_spec(&workspace)).unwrap()
+            + "\n[promotion.canary]\nmin_labels = 50\nmax_p99_ms = 0.000001\nguard_requests = 150\n";
         Fixture { python, moto, runtime: tokio::runtime::Runtime::new().unwrap(), spec_text, _workspace: workspace }
     }
 

@@ -577,6 +577,20 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         assert_eq!(promoted["version"], "v1", "{promoted}");
         let rolled_back = mlops_on(&localstack, bucket, &["rollback", "--spec", "bikeshare"]);
         assert_eq!(rolled_back["version"], "v2", "{rolled_back}");
+        // A canary goes on through the pointer: the deployed function routes by it, no redeploy.
+        let started = mlops_on(&localstack, bucket, &["canary", "start", "--spec", "bikeshare", "v1", "--weight", "50"]);
+        assert_eq!((started["version"].as_str(), started["challenger"]["version"].as_str()), (Some("v2"), Some("v1")), "{started}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut answered = std::collections::BTreeSet::new();
+        while answered.len() < 2 && Instant::now() < deadline {
+            let (_, answer) = call_url(localstack.port, url, "/predict", &traffic[0]);
+            answered.insert(answer["model_version"].as_str().unwrap_or_default().to_string());
+        }
+        assert_eq!(answered, ["v1", "v2"].map(String::from).into(), "requests (each its own routing key) reach both versions");
+        let status = mlops_on(&localstack, bucket, &["canary", "status", "--spec", "bikeshare"]);
+        assert_eq!(status["canary"]["challenger"]["version"], "v1", "{status}");
+        let stopped = mlops_on(&localstack, bucket, &["canary", "stop", "--spec", "bikeshare"]);
+        assert!(stopped.get("challenger").is_none() && stopped["version"] == "v2", "{stopped}");
         let latest = mlops_on(&localstack, bucket, &["drift", "--spec", "bikeshare", "--latest"]);
         assert_eq!((latest["model_version"].as_str(), latest["alert"].as_bool()), (Some("v1"), Some(true)), "{latest}");
 

@@ -3,6 +3,7 @@
 mod architecture;
 mod aws_iam;
 mod aws_localstack;
+mod canary;
 mod deployment_checks;
 mod harness;
 mod local_pipeline;

@@ -12,7 +12,14 @@ fn the_demo_tells_the_whole_story_unattended() {
     let output = Command::new(env!("CARGO_BIN_EXE_mlops")).arg("--root").arg(workspace.root()).args(["demo", "--json"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    for step in ["1. Train on January to April", "3. Replay May to August", "5. Check drift", "6. The server picks up the new version"] {
+    for step in [
+        "1. Train on January to April",
+        "3. Replay May to August",
+        "5. Check drift",
+        "6. The server picks up the canary",
+        "7. Their labels arrive",
+        "8. The server picks up the new version",
+    ] {
         assert!(stderr.contains(step), "the demo narrates {step:?}: {stderr}");
     }
     let summary: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
@@ -20,11 +27,23 @@ fn the_demo_tells_the_whole_story_unattended() {
     assert_eq!(summary["drift"]["dataset_drift"], true);
     assert_eq!(summary["drift"]["concept"]["verdict"], "drift");
     assert_eq!((summary["drift"]["alert"].as_bool(), summary["drift"]["retrain"].as_bool()), (Some(true), Some(true)));
-    assert_eq!((summary["retrained"]["version"].as_str(), summary["retrained"]["promoted"].as_bool()), (Some("v2"), Some(true)));
+    // The retrained model starts as a canary and earns its promotion on delayed labels.
+    assert_eq!(summary["retrained"]["version"], "v2");
+    assert!(summary["retrained"]["started"].as_str().unwrap().starts_with("started as a challenger, canary at 50%"), "{summary}");
+    let canary = &summary["canary"];
+    assert_eq!((canary["judgement"]["verdict"].as_str(), canary["action"].as_str()), (Some("promote"), Some("promoted")), "{canary}");
+    let versions: Vec<(&str, &str)> =
+        canary["versions"].as_array().unwrap().iter().map(|v| (v["version"].as_str().unwrap(), v["role"].as_str().unwrap())).collect();
+    assert_eq!(versions, [("v1", "champion"), ("v2", "canary")]);
+    assert!(canary["versions"].as_array().unwrap().iter().all(|v| v["labelled"].as_u64().unwrap() >= 200), "{canary}");
     assert_eq!(summary["answered_by"], "v2");
-    assert_eq!(summary["second_check"]["alert"], false);
+    assert_eq!(summary["second_check"]["retrain"], false, "the cooldown holds the next retrain");
     let report = std::fs::read_to_string(summary["report"].as_str().unwrap()).unwrap();
     assert!(report.contains("<svg") && report.contains("temp"));
+    assert!(
+        report.contains("Challenger v2 (canary at 50%)") && report.contains("<td>v1</td><td>Champion</td>"),
+        "the report shows both versions"
+    );
 }
 
 #[test]

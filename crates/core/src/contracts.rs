@@ -378,6 +378,9 @@ pub struct DriftReport {
     pub dataset_drift: bool,
     pub prediction: FeatureDrift,
     pub concept: Option<ConceptDrift>,
+    /// The challenger's trial on delayed labels, when one is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::canary::TrialStatus>,
     pub alert: bool,
     pub retrain: RetrainOutcome,
     pub report_key: String,

@@ -6,7 +6,12 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::canary::Role;
 use crate::rows::{Cell, RawRow, RowSchema};
+
+fn is_champion(role: &Role) -> bool {
+    *role == Role::Champion
+}
 
 /// One logged prediction: a line of the inference log, written by the server and read by the
 /// drift check (borrowed from the line where it can be).
@@ -21,6 +26,9 @@ pub struct LogLine<'a> {
     pub time: Cow<'a, str>,
     #[serde(borrow)]
     pub model_version: Cow<'a, str>,
+    /// What the version did: answered as champion or canary, or scored in the shadow.
+    #[serde(default, skip_serializing_if = "is_champion")]
+    pub role: Role,
     /// The row's input fields as the caller sent them ([`RowSchema::logged`]).
     #[serde(borrow)]
     pub features: &'a RawValue,
@@ -114,6 +122,7 @@ mod tests {
             prediction_id: "r-0".into(),
             time: "2026-11-27T00:00:00Z".into(),
             model_version: "v3".into(),
+            role: Role::Shadow,
             features,
             prediction: Predicted::Label("yes \"quoted\"".into()),
             probabilities: Some(Cow::Borrowed(&[0.25, 0.75])),
@@ -121,11 +130,12 @@ mod tests {
         let text = serde_json::to_string(&line).unwrap();
         let read: LogLine = serde_json::from_str(&text).unwrap();
         assert_eq!((read.prediction_id.as_ref(), read.model_version.as_ref(), read.features.get()), ("r-0", "v3", r#"{"a": 1}"#));
+        assert_eq!(read.role, Role::Shadow);
         assert_eq!((read.prediction.label(), read.prediction.number()), (Some("yes \"quoted\""), None));
         assert_eq!(read.probabilities.as_deref(), Some(&[0.25, 0.75][..]));
         let number: LogLine =
             serde_json::from_str(r#"{"prediction_id":"p","model_version":"v1","features":{},"prediction":12.5}"#).unwrap();
-        assert_eq!((number.prediction.number(), number.prediction.label()), (Some(12.5), None));
+        assert_eq!((number.prediction.number(), number.prediction.label(), number.role), (Some(12.5), None, Role::Champion));
     }
 
     #[test]

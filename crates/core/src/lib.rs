@@ -8,6 +8,7 @@
 
 mod alerts;
 mod artifact;
+pub mod canary;
 mod cells;
 pub mod contracts;
 mod design;
@@ -45,14 +46,14 @@ pub use inference_log::{CheckedLine, LogLine, LoggedPrediction, Predicted, read_
 pub use metrics::{Metrics, evaluate};
 pub use mlops_trees::BoostingCheckpoint;
 pub use models::{OutputSpace, is_resumable};
-pub use registry::{Action, Event, Production, Registry, decide, over_budget};
+pub use registry::{Action, Ending, Event, Production, Registry, decide, over_budget};
 pub use rows::{Cell, RawRow, RowError, RowProblem, RowSchema};
 pub use scoring::{Explanation, LogContext, Scored, explain, score};
 pub use serve::{Request, Response, Service, ServiceOptions};
 pub use spec::{
-    ColumnSpec, ColumnType, DriftMethod, DriftSpec, EarlyStoppingSpec, FeatureSpec, Metric, ModelSpec, NumericTransform, PromotionSpec,
-    RESERVED_FIELDS, RegressionLoss, SamplingSpec, ServingBudget, Spec, SplitMethod, SplitSpec, TargetSpec, Task, TimeOffset, TimePart,
-    TimeSpec, TimeUnit, TrainingSpec,
+    CanaryPolicy, ColumnSpec, ColumnType, DriftMethod, DriftSpec, EarlyStoppingSpec, FeatureSpec, Metric, ModelSpec, NumericTransform,
+    PromotionSpec, RESERVED_FIELDS, RegressionLoss, Rollout, SamplingSpec, ServingBudget, Spec, SplitMethod, SplitSpec, TargetSpec, Task,
+    TimeOffset, TimePart, TimeSpec, TimeUnit, TrainingSpec,
 };
 pub use spec_store::{load_spec, save_spec};
 pub use store::{Condition, FsStore, Keys, Store, StoreError, Tagged};

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{ModelArtifact, ModelCard};
+use crate::canary::{Challenger, Mode};
 use crate::error::CoreError;
 use crate::metrics::{Metrics, improves};
 use crate::spec::{Metric, PromotionSpec, ServingBudget};
@@ -22,6 +23,9 @@ pub struct Production {
     pub stack: Vec<String>,
     /// Every move of the pointer, oldest first.
     pub history: Vec<Event>,
+    /// The version tried beside `version` on live traffic, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<Challenger>,
 }
 
 /// One move of the production pointer.
@@ -45,6 +49,19 @@ pub enum Action {
     /// Promoted by hand.
     Manual,
     Rollback,
+    /// A challenger started beside the champion (`to` is the challenger).
+    ChallengerStart,
+    /// The challenger earned production on delayed labels, or by hand.
+    ChallengerPromote,
+    /// The challenger was withdrawn (`from` is the challenger, `to` the champion that stays).
+    ChallengerStop,
+}
+
+/// How a challenger's trial ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Promote,
+    Withdraw,
 }
 
 /// Whether a candidate replaces the champion, and why.
@@ -197,10 +214,101 @@ impl<'a> Registry<'a> {
             reason: reason.to_string(),
             run_id: run_id.map(str::to_string),
         });
-        let production =
-            Production { dataset: self.keys.dataset.to_string(), version: version.to_string(), metrics: card.metrics, stack, history };
+        // A challenger's trial ends when production moves under it.
+        let production = Production {
+            dataset: self.keys.dataset.to_string(),
+            version: version.to_string(),
+            metrics: card.metrics,
+            stack,
+            history,
+            challenger: None,
+        };
         self.write(&production, expected)?;
         Ok(production)
+    }
+
+    /// Starts `version` as the challenger of the production version, if the pointer still has
+    /// the etag `expected`.
+    pub fn start_challenger(
+        &self,
+        version: &str,
+        mode: Mode,
+        reason: &str,
+        run_id: Option<&str>,
+        expected: &str,
+    ) -> Result<Production, CoreError> {
+        self.card(version)?;
+        let (mut production, etag) = self.current(expected)?;
+        if production.version == version {
+            return Err(CoreError::Registry(format!("{version} is already the production version of '{}'", self.keys.dataset)));
+        }
+        if let Some(challenger) = &production.challenger {
+            return Err(CoreError::Registry(format!(
+                "'{}' already tries {} ({}); stop it first",
+                self.keys.dataset, challenger.version, challenger.mode
+            )));
+        }
+        let at = now();
+        production.history.push(Event {
+            seq: production.history.len() as u64 + 1,
+            at: at.clone(),
+            action: Action::ChallengerStart,
+            from: Some(production.version.clone()),
+            to: version.to_string(),
+            reason: format!("{mode}: {reason}"),
+            run_id: run_id.map(str::to_string),
+        });
+        production.challenger = Some(Challenger { version: version.to_string(), mode, started_at: at });
+        self.write(&production, Some(&etag))?;
+        Ok(production)
+    }
+
+    /// Ends the challenger's trial: it becomes production, or is withdrawn; the pointer must
+    /// still have the etag `expected`.
+    pub fn end_challenger(&self, ending: Ending, reason: &str, expected: &str) -> Result<Production, CoreError> {
+        let (mut production, etag) = self.current(expected)?;
+        let Some(challenger) = production.challenger.take() else {
+            return Err(CoreError::Registry(format!("'{}' has no challenger", self.keys.dataset)));
+        };
+        let seq = production.history.len() as u64 + 1;
+        let champion = production.version.clone();
+        let event = match ending {
+            Ending::Promote => {
+                production.metrics = self.card(&challenger.version)?.metrics;
+                production.stack.push(challenger.version.clone());
+                production.version.clone_from(&challenger.version);
+                Event {
+                    seq,
+                    at: now(),
+                    action: Action::ChallengerPromote,
+                    from: Some(champion),
+                    to: challenger.version,
+                    reason: reason.to_string(),
+                    run_id: None,
+                }
+            }
+            Ending::Withdraw => Event {
+                seq,
+                at: now(),
+                action: Action::ChallengerStop,
+                from: Some(challenger.version),
+                to: champion,
+                reason: reason.to_string(),
+                run_id: None,
+            },
+        };
+        production.history.push(event);
+        self.write(&production, Some(&etag))?;
+        Ok(production)
+    }
+
+    /// The pointer, if it still has the etag `expected`.
+    fn current(&self, expected: &str) -> Result<(Production, String), CoreError> {
+        match self.production()? {
+            Some((production, etag)) if etag == expected => Ok((production, etag)),
+            Some(_) => Err(CoreError::Conflict { key: self.keys.production() }),
+            None => Err(CoreError::Registry(format!("'{}' has no production model", self.keys.dataset))),
+        }
     }
 
     /// Moves production back to the version before the current one.
@@ -226,6 +334,7 @@ impl<'a> Registry<'a> {
             run_id: None,
         });
         production.version = to;
+        production.challenger = None;
         self.write(&production, Some(&etag))?;
         Ok(production)
     }
@@ -272,7 +381,7 @@ mod tests {
 
     #[test]
     fn decisions_follow_the_policy() {
-        let policy = PromotionSpec { metric: None, min_improvement: 0.02, absolute: false, budget: ServingBudget::default() };
+        let policy = PromotionSpec { min_improvement: 0.02, ..PromotionSpec::default() };
         assert!(decide(Metric::Rmse, 50.0, None, &policy).promote);
         assert!(decide(Metric::Rmse, 50.0, Some(("v1", 55.0)), &policy).promote);
         let kept = decide(Metric::Rmse, 54.5, Some(("v1", 55.0)), &policy);
@@ -313,15 +422,52 @@ mod tests {
         assert!(registry.promote("v9", Action::Manual, "", None, None).unwrap_err().to_string().contains("v9"));
     }
 
-    #[test]
-    fn a_stale_etag_loses_and_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::new(dir.path());
-        let registry = Registry::new(&store, "toy");
+    /// A registry of v1, v2 and v3 (rmse 3, 2 and 1), v1 promoted.
+    fn three_versions_v1_in_production(store: &FsStore) -> Registry<'_> {
+        let registry = Registry::new(store, "toy");
         for rmse in [3.0, 2.0, 1.0] {
             registry.register(b"x", card(rmse)).unwrap();
         }
         registry.promote("v1", Action::Promote, "first", None, None).unwrap();
+        registry
+    }
+
+    #[test]
+    fn a_challenger_starts_beside_the_champion_and_ends_promoted_or_withdrawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        let registry = three_versions_v1_in_production(&store);
+        let etag = |r: &Registry| r.production().unwrap().unwrap().1;
+        let canary = Mode::Canary { weight: 10 };
+        let error = registry.start_challenger("v1", canary, "", None, &etag(&registry)).unwrap_err().to_string();
+        assert!(error.contains("already the production version"), "{error}");
+        let started = registry.start_challenger("v2", canary, "beats v1", Some("run2"), &etag(&registry)).unwrap();
+        assert_eq!((started.version.as_str(), started.challenger.as_ref().unwrap().version.as_str()), ("v1", "v2"));
+        let error = registry.start_challenger("v3", Mode::Shadow, "", None, &etag(&registry)).unwrap_err().to_string();
+        assert!(error.contains("already tries v2 (canary at 10%)"), "{error}");
+        let stale = etag(&registry);
+        let withdrawn = registry.end_challenger(Ending::Withdraw, "worse", &stale).unwrap();
+        assert_eq!((withdrawn.version.as_str(), withdrawn.challenger.is_none()), ("v1", true));
+        assert!(matches!(registry.end_challenger(Ending::Promote, "", &stale), Err(CoreError::Conflict { .. })));
+        registry.start_challenger("v3", Mode::Shadow, "by hand", None, &etag(&registry)).unwrap();
+        let promoted = registry.end_challenger(Ending::Promote, "better on labels", &etag(&registry)).unwrap();
+        assert_eq!(
+            (promoted.version.as_str(), promoted.stack.as_slice(), promoted.metrics[&Metric::Rmse]),
+            ("v3", &["v1".to_string(), "v3".to_string()][..], 1.0)
+        );
+        let actions: Vec<Action> = promoted.history.iter().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            [Action::Promote, Action::ChallengerStart, Action::ChallengerStop, Action::ChallengerStart, Action::ChallengerPromote]
+        );
+        assert_eq!(registry.rollback().unwrap().version, "v1", "a promoted challenger rolls back like any promotion");
+    }
+
+    #[test]
+    fn a_stale_etag_loses_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        let registry = three_versions_v1_in_production(&store);
         let (_, etag) = registry.production().unwrap().unwrap();
         registry.promote("v2", Action::Manual, "", None, Some(&etag)).unwrap();
         let before = registry.production().unwrap().unwrap().0;

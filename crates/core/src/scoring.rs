@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::artifact::ModelArtifact;
+use crate::canary::Role;
 use crate::features::FeatureError;
 use crate::inference_log::{LogLine, Predicted};
 use crate::models::OutputSpace;
@@ -112,6 +113,7 @@ pub struct LogContext<'a> {
     /// RFC 3339.
     pub time: &'a str,
     pub model_version: &'a str,
+    pub role: Role,
     pub labels: &'a [String],
 }
 
@@ -124,6 +126,7 @@ impl LogContext<'_> {
             prediction_id: Cow::Borrowed(prediction_id),
             time: Cow::Borrowed(self.time),
             model_version: Cow::Borrowed(self.model_version),
+            role: self.role,
             features,
             prediction: scored.predicted(self.labels),
             probabilities: scored.probabilities().map(Cow::Borrowed),

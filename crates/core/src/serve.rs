@@ -5,6 +5,11 @@
 //! `GET /openapi.json`. The production model is re-read when the pointer's etag changes; if the
 //! registry cannot be read, the last good model keeps serving. Every prediction is logged, in
 //! batches, under `inference/DATASET/DATE/`.
+//!
+//! When the pointer names a challenger, a canary answers the requests whose routing key (the
+//! first row's id, else the request id) hashes into its weight, and a shadow is scored and
+//! logged beside the champion, which answers. A challenger past its error or latency bound is
+//! withdrawn at once: it stops answering here, and the pointer records why.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,12 +20,15 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::artifact::{ModelArtifact, ModelCard};
+use crate::canary::{Challenger, Guard, Mode, Role, routes_to_canary};
 use crate::error::CoreError;
-use crate::registry::Registry;
+use crate::registry::{Ending, Registry};
 use crate::rows::{RawRow, RowSchema};
 use crate::scoring::{self, LogContext, Scored};
+use crate::spec::CanaryPolicy;
 use crate::spec::Spec;
 use crate::store::{Keys, Store};
+use crate::store_json::CONDITIONAL_ATTEMPTS;
 
 /// Limits and timings of the service.
 #[derive(Debug, Clone)]
@@ -98,12 +106,83 @@ struct Loaded {
     openapi: Value,
 }
 
+impl Loaded {
+    /// This model's answer to checked-and-parsed rows, and the log lines of its predictions
+    /// (not yet recorded); the error is the response that refuses them.
+    fn answer(&self, rows: &[RawRow], request_id: &str, role: Role, explain: bool) -> Result<(Response, Vec<String>), Response> {
+        let checked: Result<Vec<_>, _> = rows.iter().enumerate().map(|(i, row)| self.schema.check(row, i)).collect();
+        let checked = checked.map_err(|error| Response::error(422, &error.to_string(), request_id))?;
+        let scored =
+            scoring::score(&self.artifact, &self.schema, &checked).map_err(|error| Response::error(422, &error.to_string(), request_id))?;
+        let scored: Vec<Scored> = scored.into_iter().enumerate().map(|(row, s)| s.ok_or(row)).collect::<Result<_, _>>().map_err(|row| {
+            tracing::error!(version = %self.version, row, "the model produced a non-finite prediction");
+            Response::error(500, &format!("row {row}: model {} produced no finite prediction", self.version), request_id)
+        })?;
+        let labels = self.artifact.target.labels();
+        let ids: Vec<String> =
+            rows.iter().enumerate().map(|(i, row)| self.schema.id_of(row).unwrap_or_else(|| format!("{request_id}-{i}"))).collect();
+        let at = jiff::Timestamp::now().to_string();
+        let context = LogContext { request_id, time: &at, model_version: &self.version, role, labels };
+        let lines: Vec<String> =
+            rows.iter().zip(&ids).zip(&scored).map(|((row, id), s)| context.line(id, &self.schema.logged(row), s)).collect();
+        let mut body = json!({ "model_version": self.version, "request_id": request_id, "prediction_ids": ids });
+        if labels.is_empty() {
+            body["predictions"] = scored.iter().map(|s| json!(s.predicted(labels).number())).collect();
+        } else {
+            body["predictions"] = scored.iter().map(|s| json!(s.predicted(labels).label())).collect();
+            body["probabilities"] = scored
+                .iter()
+                .map(|s| {
+                    let p = s.probabilities().unwrap_or_default();
+                    Value::Object(labels.iter().zip(p).map(|(l, v)| (l.clone(), json!(v))).collect())
+                })
+                .collect();
+        }
+        if explain {
+            let explanations = scoring::explain(&self.artifact, &self.schema, &checked)
+                .map_err(|error| Response::error(422, &error.to_string(), request_id))?;
+            body["explanations"] = json!(explanations);
+        }
+        Ok((Response::json(200, &body, request_id, Some(&self.version)), lines))
+    }
+}
+
+/// What is served: the champion, and the challenger on trial beside it.
+struct Serving {
+    champion: Arc<Loaded>,
+    trial: Option<Trial>,
+}
+
+/// A challenger and its model.
+struct Trial {
+    challenger: Challenger,
+    model: Arc<Loaded>,
+    /// Its spec's bounds on errors and latency.
+    policy: CanaryPolicy,
+}
+
+impl Trial {
+    fn key(&self) -> (String, String) {
+        (self.challenger.version.clone(), self.challenger.started_at.clone())
+    }
+}
+
+/// The health of the trial going on, and whether its challenger was withdrawn here.
+#[derive(Default)]
+struct TrialHealth {
+    /// The trial's challenger version and start: a version tried again starts afresh.
+    trial: (String, String),
+    guard: Guard,
+    withdrawn: bool,
+}
+
 /// Serves the production model of one dataset.
 pub struct Service {
     store: Arc<dyn Store>,
     dataset: String,
     options: ServiceOptions,
-    model: ArcSwapOption<Loaded>,
+    model: ArcSwapOption<Serving>,
+    health: Mutex<TrialHealth>,
     /// Etag of the pointer the loaded model came from.
     pointer_etag: Mutex<Option<String>>,
     last_refresh: Mutex<Option<Instant>>,
@@ -145,6 +224,7 @@ impl Service {
             dataset: dataset.to_string(),
             options,
             model: ArcSwapOption::empty(),
+            health: Mutex::new(TrialHealth::default()),
             pointer_etag: Mutex::new(None),
             last_refresh: Mutex::new(None),
             registry_error: Mutex::new(None),
@@ -160,9 +240,15 @@ impl Service {
         &self.options
     }
 
-    /// The version being served.
+    /// The production version being served.
     pub fn version(&self) -> Option<String> {
-        self.model.load().as_ref().map(|m| m.version.clone())
+        self.model.load().as_ref().map(|m| m.champion.version.clone())
+    }
+
+    /// The challenger being tried, unless it was withdrawn here.
+    pub fn challenger(&self) -> Option<Challenger> {
+        let serving = self.model.load_full()?;
+        serving.trial.as_ref().filter(|trial| !self.withdrawn(trial)).map(|trial| trial.challenger.clone())
     }
 
     /// Loads the production version if the pointer changed; `Ok(true)` when it swapped. On an
@@ -175,17 +261,40 @@ impl Service {
         }
         let registry = Registry::new(self.store.as_ref(), &self.dataset);
         let Some((production, etag)) = registry.production()? else { return Ok(false) };
-        if self.version().as_deref() != Some(production.version.as_str()) {
-            let artifact = registry.artifact(&production.version)?;
-            let card = registry.card(&production.version)?;
-            let spec = artifact.spec()?;
-            let schema = RowSchema::new(&spec);
-            let openapi = openapi(&spec, &schema, &production.version, &self.options);
-            tracing::info!(dataset = %self.dataset, version = %production.version, "serving a new model version");
-            self.model.store(Some(Arc::new(Loaded { version: production.version, artifact, schema, card, openapi })));
-        }
+        let current = self.model.load_full();
+        let loaded = |version: &str| -> Result<Arc<Loaded>, CoreError> {
+            let held = current.as_ref().and_then(|s| {
+                std::iter::once(&s.champion).chain(s.trial.as_ref().map(|t| &t.model)).find(|m| m.version == version).cloned()
+            });
+            match held {
+                Some(model) => Ok(model),
+                None => {
+                    tracing::info!(dataset = %self.dataset, %version, "loading a model version");
+                    self.load(&registry, version).map(Arc::new)
+                }
+            }
+        };
+        let champion = loaded(&production.version)?;
+        let trial = match production.challenger {
+            Some(challenger) => {
+                let model = loaded(&challenger.version)?;
+                let policy = model.artifact.spec()?.promotion.canary;
+                Some(Trial { challenger, model, policy })
+            }
+            None => None,
+        };
+        self.model.store(Some(Arc::new(Serving { champion, trial })));
         *self.pointer_etag.lock().expect("not poisoned") = Some(etag);
         Ok(true)
+    }
+
+    fn load(&self, registry: &Registry, version: &str) -> Result<Loaded, CoreError> {
+        let artifact = registry.artifact(version)?;
+        let card = registry.card(version)?;
+        let spec = artifact.spec()?;
+        let schema = RowSchema::new(&spec);
+        let openapi = openapi(&spec, &schema, version, &self.options);
+        Ok(Loaded { version: version.to_string(), artifact, schema, card, openapi })
     }
 
     /// [`Self::refresh`] when the last check is older than `refresh_every`; errors are logged.
@@ -205,7 +314,8 @@ impl Service {
     /// Handles one request.
     pub fn handle(&self, request: &Request) -> Response {
         let request_id = request.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let model = self.model.load_full();
+        let serving = self.model.load_full();
+        let model = serving.as_ref().map(|s| &s.champion);
         let path = request.path.split('?').next().unwrap_or_default();
         match (request.method.as_str(), path) {
             ("GET", "/health") => match &model {
@@ -213,6 +323,9 @@ impl Service {
                     let mut health = json!({ "status": "ok", "dataset": self.dataset, "model_version": m.version });
                     if let Some(error) = self.registry_error.lock().expect("not poisoned").as_ref() {
                         health["registry_error"] = json!(error);
+                    }
+                    if let Some(challenger) = self.challenger() {
+                        health["challenger"] = json!(challenger);
                     }
                     Response::json(200, &health, &request_id, Some(&m.version))
                 }
@@ -226,9 +339,9 @@ impl Service {
                 Some(m) => Response::json(200, &m.openapi, &request_id, Some(&m.version)),
                 None => Response::error(503, &format!("no production model for '{}' yet", self.dataset), &request_id),
             },
-            ("POST", "/predict") => match &model {
-                Some(m) => match explain_asked(&request.path) {
-                    Ok(explain) => self.predict(m, &request.body, &request_id, explain),
+            ("POST", "/predict") => match &serving {
+                Some(serving) => match explain_asked(&request.path) {
+                    Ok(explain) => self.predict(serving, &request.body, &request_id, explain),
                     Err(message) => Response::error(422, &message, &request_id),
                 },
                 None => Response::error(503, &format!("no production model for '{}' yet", self.dataset), &request_id),
@@ -244,7 +357,7 @@ impl Service {
         }
     }
 
-    fn predict(&self, model: &Loaded, body: &[u8], request_id: &str, explain: bool) -> Response {
+    fn predict(&self, serving: &Serving, body: &[u8], request_id: &str, explain: bool) -> Response {
         let limit = self.options.max_body_bytes;
         if body.len() > limit {
             return Response::error(413, &format!("the body has {} bytes; the limit is {limit}", body.len()), request_id);
@@ -260,50 +373,94 @@ impl Service {
             return Response::error(413, &format!("{} rows; the limit is {} per request", rows.len(), self.options.max_rows), request_id);
         }
         let rows: Vec<RawRow> = rows.into_iter().map(RawRow::parse).collect();
-        let checked: Result<Vec<_>, _> = rows.iter().enumerate().map(|(i, row)| model.schema.check(row, i)).collect();
-        let checked = match checked {
-            Ok(checked) => checked,
-            Err(error) => return Response::error(422, &error.to_string(), request_id),
+        let champion = &serving.champion;
+        let Some(trial) = serving.trial.as_ref().filter(|trial| !self.withdrawn(trial)) else {
+            return self.respond(champion.answer(&rows, request_id, Role::Champion, explain));
         };
-        let scored = match scoring::score(&model.artifact, &model.schema, &checked) {
-            Ok(scored) => scored,
-            Err(error) => return Response::error(422, &error.to_string(), request_id),
-        };
-        let scored: Vec<Scored> = match scored.into_iter().enumerate().map(|(row, s)| s.ok_or(row)).collect() {
-            Ok(scored) => scored,
-            Err(row) => {
-                tracing::error!(version = %model.version, row, "the model produced a non-finite prediction");
-                return Response::error(500, &format!("row {row}: model {} produced no finite prediction", model.version), request_id);
+        match trial.challenger.mode {
+            Mode::Canary { weight } => {
+                let key = champion.schema.id_of(&rows[0]).unwrap_or_else(|| request_id.to_string());
+                if routes_to_canary(&key, weight) {
+                    let started = Instant::now();
+                    let answer = trial.model.answer(&rows, request_id, Role::Canary, explain);
+                    let failed = answer.as_ref().is_err_and(|error| error.status >= 500);
+                    self.observe(trial, failed, started);
+                    if !failed {
+                        return self.respond(answer);
+                    }
+                    // The canary failed: the champion answers instead.
+                }
+                self.respond(champion.answer(&rows, request_id, Role::Champion, explain))
             }
-        };
-        let labels = model.artifact.target.labels();
-        let ids: Vec<String> =
-            rows.iter().enumerate().map(|(i, row)| model.schema.id_of(row).unwrap_or_else(|| format!("{request_id}-{i}"))).collect();
-        let at = jiff::Timestamp::now().to_string();
-        let context = LogContext { request_id, time: &at, model_version: &model.version, labels };
-        let lines: Vec<String> =
-            rows.iter().zip(&ids).zip(&scored).map(|((row, id), s)| context.line(id, &model.schema.logged(row), s)).collect();
-        let mut body = json!({ "model_version": model.version, "request_id": request_id, "prediction_ids": ids });
-        if labels.is_empty() {
-            body["predictions"] = scored.iter().map(|s| json!(s.predicted(labels).number())).collect();
-        } else {
-            body["predictions"] = scored.iter().map(|s| json!(s.predicted(labels).label())).collect();
-            body["probabilities"] = scored
-                .iter()
-                .map(|s| {
-                    let p = s.probabilities().unwrap_or_default();
-                    Value::Object(labels.iter().zip(p).map(|(l, v)| (l.clone(), json!(v))).collect())
-                })
-                .collect();
-        }
-        if explain {
-            match scoring::explain(&model.artifact, &model.schema, &checked) {
-                Ok(explanations) => body["explanations"] = json!(explanations),
-                Err(error) => return Response::error(422, &error.to_string(), request_id),
+            Mode::Shadow => {
+                let answer = champion.answer(&rows, request_id, Role::Champion, explain);
+                if answer.is_ok() {
+                    let started = Instant::now();
+                    let shadow = trial.model.answer(&rows, request_id, Role::Shadow, false);
+                    self.observe(trial, shadow.as_ref().is_err_and(|error| error.status >= 500), started);
+                    if let Ok((_, lines)) = shadow {
+                        self.record(lines);
+                    }
+                }
+                self.respond(answer)
             }
         }
-        self.record(lines);
-        Response::json(200, &body, request_id, Some(&model.version))
+    }
+
+    /// The response of an answer, whose log lines are recorded.
+    fn respond(&self, answer: Result<(Response, Vec<String>), Response>) -> Response {
+        match answer {
+            Ok((response, lines)) => {
+                self.record(lines);
+                response
+            }
+            Err(response) => response,
+        }
+    }
+
+    fn withdrawn(&self, trial: &Trial) -> bool {
+        let health = self.health.lock().expect("not poisoned");
+        health.withdrawn && health.trial == trial.key()
+    }
+
+    /// Counts one request the challenger scored; past a bound of its policy it is withdrawn.
+    fn observe(&self, trial: &Trial, failed: bool, started: Instant) {
+        let breach = {
+            let mut health = self.health.lock().expect("not poisoned");
+            if health.trial != trial.key() {
+                *health = TrialHealth { trial: trial.key(), ..TrialHealth::default() };
+            }
+            health.guard.record(failed, started.elapsed().as_secs_f64() * 1000.0);
+            let breach = if health.withdrawn { None } else { health.guard.breach(&trial.policy) };
+            health.withdrawn |= breach.is_some();
+            breach
+        };
+        if let Some(reason) = breach {
+            tracing::warn!(dataset = %self.dataset, challenger = %trial.challenger.version, "{reason}");
+            self.withdraw(&trial.challenger, &reason);
+        }
+    }
+
+    /// Records the withdrawal in the pointer, unless its trial already ended.
+    fn withdraw(&self, challenger: &Challenger, reason: &str) {
+        let registry = Registry::new(self.store.as_ref(), &self.dataset);
+        for _ in 0..CONDITIONAL_ATTEMPTS {
+            let written = match registry.production() {
+                Ok(Some((production, etag))) if production.challenger.as_ref() == Some(challenger) => {
+                    registry.end_challenger(Ending::Withdraw, reason, &etag)
+                }
+                Ok(_) => return,
+                Err(error) => Err(error),
+            };
+            match written {
+                Ok(_) => return,
+                Err(CoreError::Conflict { .. }) => continue,
+                Err(error) => {
+                    tracing::warn!(dataset = %self.dataset, "the withdrawal of {} is not in the pointer yet: {error}", challenger.version);
+                    return;
+                }
+            }
+        }
     }
 
     fn record(&self, lines: Vec<String>) {

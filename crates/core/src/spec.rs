@@ -447,6 +447,54 @@ pub struct PromotionSpec {
     /// What serving may cost: a candidate past it is not promoted, however good.
     #[serde(default, skip_serializing_if = "ServingBudget::is_empty")]
     pub budget: ServingBudget,
+    /// How a challenger is tried on live traffic; with `rollout` set, a winning candidate starts
+    /// as a challenger instead of replacing the champion at once.
+    #[serde(default, skip_serializing_if = "CanaryPolicy::is_default")]
+    pub canary: CanaryPolicy,
+}
+
+/// How a challenger model is tried against the champion on live traffic, and judged on
+/// delayed labels.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryPolicy {
+    /// How a run's winning candidate starts when a champion serves: `canary` (at `weight`),
+    /// `shadow`, or, when absent, promoted at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// Percent of routing keys a canary answers (1 to 99).
+    pub weight: u8,
+    /// Labelled predictions each version needs before the test may decide.
+    pub min_labels: usize,
+    /// The sequential test's false-decision rate, over all the looks it takes.
+    pub alpha: f64,
+    /// A canary failing more than this share of its requests is withdrawn at once.
+    pub max_error_rate: f64,
+    /// A canary whose scoring p99 (features and model, milliseconds) passes this is withdrawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+    /// Requests a canary answers before its error rate and latency are judged.
+    pub guard_requests: usize,
+}
+
+impl Default for CanaryPolicy {
+    fn default() -> Self {
+        CanaryPolicy { rollout: None, weight: 10, min_labels: 200, alpha: 0.05, max_error_rate: 0.02, max_p99_ms: None, guard_requests: 50 }
+    }
+}
+
+impl CanaryPolicy {
+    fn is_default(&self) -> bool {
+        *self == CanaryPolicy::default()
+    }
+}
+
+/// How a challenger starts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollout {
+    Canary,
+    Shadow,
 }
 
 /// The serving budget a candidate must keep to be promoted.

@@ -120,6 +120,22 @@ impl Spec {
                 return Err(format!("promotion.budget.{name} must be a finite, positive number"));
             }
         }
+        let canary = &self.promotion.canary;
+        if !(1..=99).contains(&canary.weight) {
+            return Err("promotion.canary.weight must be a percentage from 1 to 99".into());
+        }
+        if !(canary.alpha > 0.0 && canary.alpha < 0.5) {
+            return Err("promotion.canary.alpha must be in (0, 0.5)".into());
+        }
+        if !(0.0..1.0).contains(&canary.max_error_rate) {
+            return Err("promotion.canary.max_error_rate must be in [0, 1)".into());
+        }
+        if canary.max_p99_ms.is_some_and(|limit| !(limit.is_finite() && limit > 0.0)) {
+            return Err("promotion.canary.max_p99_ms must be a finite, positive number".into());
+        }
+        if canary.min_labels < 2 || canary.guard_requests == 0 {
+            return Err("promotion.canary.min_labels must be at least 2 and guard_requests at least 1".into());
+        }
         self.check_drift()
     }
 
@@ -292,6 +308,9 @@ mod tests {
             (MINIMAL.replace("[models.lm]", "[models.LM]"), "models.LM: a candidate's name"),
             (format!("{MINIMAL}[promotion]\nmin_improvement = nan\n"), "promotion.min_improvement must be a finite"),
             (format!("{MINIMAL}[promotion.budget]\npredict_p99_ms = 0\n"), "promotion.budget.predict_p99_ms must be a finite, positive"),
+            (format!("{MINIMAL}[promotion.canary]\nweight = 100\n"), "promotion.canary.weight must be a percentage"),
+            (format!("{MINIMAL}[promotion.canary]\nalpha = 0.5\n"), "promotion.canary.alpha must be in (0, 0.5)"),
+            (format!("{MINIMAL}[promotion.canary]\nrollout = \"blue\"\n"), "rollout"),
             (format!("{MINIMAL}[drift]\npsi_threshold = inf\n"), "drift.psi_threshold must be a finite"),
             (format!("{MINIMAL}[drift]\nconcept_threshold = nan\n"), "drift.concept_threshold must be a finite"),
             (format!("{MINIMAL}[drift]\ncooldown_minutes = 1000000000000000\n"), "drift.cooldown_minutes must be at most"),

@@ -4,8 +4,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use mlops_core::Task;
+use mlops_core::canary::Role;
 use mlops_core::{Keys, Spec, Store};
+use mlops_core::{Predicted, TargetEncoder, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
@@ -18,11 +19,28 @@ pub const PREDICTION_ID: &str = "prediction_id";
 struct LoggedId<'a> {
     #[serde(borrow)]
     prediction_id: Cow<'a, str>,
+    #[serde(default)]
+    role: Role,
 }
 
 /// The key column of feedback files.
 pub fn feedback_key(spec: &Spec) -> &str {
     spec.id.as_deref().unwrap_or(PREDICTION_ID)
+}
+
+/// A delayed label and the logged prediction it scores, as the metrics take them: the encoded
+/// label (a number, or a class's index in `target`'s labels) and the prediction's row (the
+/// number, or the class probabilities); `None` when either cannot be read.
+pub(crate) fn labelled_row(
+    target: &TargetEncoder,
+    label: &str,
+    prediction: &Predicted,
+    probabilities: Option<&[f64]>,
+) -> Option<(f64, Vec<f64>)> {
+    match target.task() {
+        Task::Regression => Some((label.parse::<f64>().ok()?, vec![prediction.number()?])),
+        _ => Some((target.labels().iter().position(|l| l == label)? as f64, probabilities?.to_vec())),
+    }
 }
 
 /// Delayed labels by prediction id (later files win).
@@ -115,7 +133,7 @@ pub fn store_feedback(store: &dyn Store, spec: &Spec, name: &str, bytes: &[u8]) 
         matched += String::from_utf8_lossy(&bytes)
             .lines()
             .filter_map(|line| serde_json::from_str::<LoggedId>(line).ok())
-            .filter(|l| ids.contains(l.prediction_id.as_ref()))
+            .filter(|l| l.role.answered() && ids.contains(l.prediction_id.as_ref()))
             .count();
     }
     Ok(FeedbackSummary { key, rows: pairs.len(), matched })

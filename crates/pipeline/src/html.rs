@@ -130,6 +130,36 @@ pub fn render(report: &DriftReport, history: &[DriftReport]) -> String {
             concept.degradation * 100.0
         );
     }
+    if let Some(trial) = &report.canary {
+        let challenger = &trial.challenger;
+        let _ = write!(
+            html,
+            r#"<h2>Challenger {} ({}) since {}</h2><table><tr><th>version</th><th>role</th><th>predictions</th><th>labelled</th><th>{}</th><th>mean loss</th></tr>"#,
+            escape(&challenger.version),
+            escape(&challenger.mode.to_string()),
+            escape(&challenger.started_at),
+            trial.metric.name()
+        );
+        for side in &trial.versions {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{:?}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td></tr>",
+                escape(&side.version),
+                side.role,
+                side.predictions,
+                side.labelled,
+                side.metric.map_or_else(|| "-".to_string(), |m| format!("{m:.4}")),
+                side.mean_loss
+            );
+        }
+        let _ = write!(
+            html,
+            "</table><p>Sequential test: <strong>{:?}</strong>: {}{}</p>",
+            trial.judgement.verdict,
+            escape(&trial.judgement.reason),
+            trial.action.as_ref().map_or_else(String::new, |action| format!(" The pointer: {}.", escape(action)))
+        );
+    }
     let mut points: Vec<(String, f64, bool)> =
         history.iter().map(|r| (r.checked_at.clone(), r.drifted_features as f64 / r.judged_features.max(1) as f64, r.alert)).collect();
     points.push((report.checked_at.clone(), report.drifted_features as f64 / report.judged_features.max(1) as f64, report.alert));

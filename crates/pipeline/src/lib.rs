@@ -1,6 +1,7 @@
 //! The pipeline: stages over a store, shared by the `mlops` CLI and the Lambda functions. Their
 //! JSON contracts live in `mlops_core::contracts`.
 
+pub mod canary;
 pub mod feedback;
 pub mod html;
 pub mod ingest;

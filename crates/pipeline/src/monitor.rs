@@ -134,6 +134,7 @@ fn judge(
         dataset_drift,
         prediction,
         concept,
+        canary: crate::canary::evaluate(store, spec, true)?,
         alert,
         retrain: RetrainOutcome {
             requested: false,

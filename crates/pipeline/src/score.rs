@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 
+use mlops_core::canary::Role;
 use mlops_core::{Cell, Keys, LogContext, ModelArtifact, Predicted, RawRow, Registry, RowSchema, Scored, Store, score};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -202,8 +203,13 @@ impl Scoring<'_> {
             .map_err(|e| PipelineError::bad_input(format!("{}: rows could not be scored: {e}", self.file)))?
             .into_iter();
         let time = jiff::Timestamp::now().to_string();
-        let context =
-            LogContext { request_id: self.batch, time: &time, model_version: self.version, labels: self.artifact.target.labels() };
+        let context = LogContext {
+            request_id: self.batch,
+            time: &time,
+            model_version: self.version,
+            role: Role::Champion,
+            labels: self.artifact.target.labels(),
+        };
         Ok(records
             .iter()
             .zip(rows)

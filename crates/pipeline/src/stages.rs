@@ -7,6 +7,7 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use mlops_core::Metrics;
+use mlops_core::canary::Mode;
 use mlops_core::{Action, Event, Registry, decide, over_budget};
 use mlops_core::{BoostingCheckpoint, Resumable, boost_candidate, finish_boosting, is_resumable, prepare_boosting};
 use mlops_core::{CONDITIONAL_ATTEMPTS, JsonStore};
@@ -838,13 +839,16 @@ fn register_with(
         attempts += 1;
         let production = registry.production()?;
         // A retry of a register that already promoted this run's candidate reports that promotion.
-        let this_run = |e: &&Event| e.action == Action::Promote && e.run_id.as_deref() == Some(run.run_id.as_str());
+        let this_run =
+            |e: &&Event| matches!(e.action, Action::Promote | Action::ChallengerStart) && e.run_id.as_deref() == Some(run.run_id.as_str());
         if let Some(event) = production.as_ref().and_then(|(p, _)| p.history.iter().rev().find(this_run)) {
             let champion = match &event.from {
                 Some(from) => Some(VersionMetrics { version: from.clone(), metrics: registry.card(from)?.metrics }),
                 None => None,
             };
-            break (true, event.reason.clone(), champion);
+            let promoted = event.action == Action::Promote;
+            let reason = if promoted { event.reason.clone() } else { format!("started as a challenger, {}", event.reason) };
+            break (promoted, reason, champion);
         }
         let champion = match &production {
             Some((p, _)) => {
@@ -869,6 +873,15 @@ fn register_with(
             break (false, decision.reason, champion);
         }
         let etag = production.as_ref().map(|(_, etag)| etag.as_str());
+        // With a rollout policy, a candidate that beats a champion is first tried on live traffic.
+        if let (Some(rollout), Some(etag)) = (spec.promotion.canary.rollout, etag) {
+            let mode = Mode::of_rollout(rollout, &spec.promotion.canary);
+            match registry.start_challenger(&version, mode, &decision.reason, Some(&run.run_id), etag) {
+                Ok(_) => break (false, format!("started as a challenger, {mode}: {}", decision.reason), champion),
+                Err(mlops_core::CoreError::Conflict { .. }) if attempts < CONDITIONAL_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
         match registry.promote(&version, Action::Promote, &decision.reason, Some(&run.run_id), etag) {
             Ok(_) => break (true, decision.reason, champion),
             Err(mlops_core::CoreError::Conflict { .. }) if attempts < CONDITIONAL_ATTEMPTS => continue,

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mlops_core::time::{RFC3339, UNIX_MILLISECONDS, UNIX_SECONDS, parse_datetime};
 use mlops_core::{
-    ColumnSpec, ColumnType, DriftSpec, EarlyStoppingSpec, FeatureSpec, ModelSpec, PromotionSpec, RegressionLoss, SamplingSpec,
-    ServingBudget, Spec, SplitSpec, TargetSpec, Task, TimePart, TimeSpec, TrainingSpec,
+    ColumnSpec, ColumnType, DriftSpec, EarlyStoppingSpec, FeatureSpec, ModelSpec, PromotionSpec, RegressionLoss, SamplingSpec, Spec,
+    SplitSpec, TargetSpec, Task, TimePart, TimeSpec, TrainingSpec,
 };
 
 use crate::{Rejection, read_strings};
@@ -315,7 +315,7 @@ pub fn infer_spec(file: &str, bytes: &[u8], options: &InitOptions) -> Result<(Sp
         features,
         models,
         split: SplitSpec::default(),
-        promotion: PromotionSpec { metric: None, min_improvement: 0.01, absolute: false, budget: ServingBudget::default() },
+        promotion: PromotionSpec { min_improvement: 0.01, ..PromotionSpec::default() },
         drift: DriftSpec::default(),
         training: TrainingSpec::default(),
     };

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
-use crate::feedback::read_feedback;
+use crate::feedback::{labelled_row, read_feedback};
 use crate::stages::{MapItem, read_postcard};
 
 /// Log files summarised by one map item, unless the deployment says otherwise.
@@ -165,15 +165,7 @@ impl<'a> Summarizer<'a> {
         let mut labelled = Labelled::new(plan.target.n_classes());
         for line in &kept {
             let Some(label) = labels.get(&line.prediction_id) else { continue };
-            let encoded = match task {
-                Task::Regression => label.parse::<f64>().ok(),
-                _ => plan.target.labels().iter().position(|l| l == label).map(|i| i as f64),
-            };
-            let predicted = match task {
-                Task::Regression => line.prediction.number().map(|v| vec![v]),
-                _ => line.probabilities.clone(),
-            };
-            if let (Some(encoded), Some(predicted)) = (encoded, predicted) {
+            if let Some((encoded, predicted)) = labelled_row(&plan.target, label, &line.prediction, line.probabilities.as_deref()) {
                 labelled.push(encoded, &predicted);
             }
         }
