@@ -82,6 +82,10 @@ pub struct ModelCard {
     pub rows_holdout: usize,
     /// Encoded features with their importance (tree models), most important first.
     pub top_features: Vec<(String, f64)>,
+    /// Global importance: each input's mean absolute contribution to the outputs on holdout
+    /// rows (TreeSHAP, or coefficient times value), largest first.
+    #[serde(default)]
+    pub importance: Vec<(String, f64)>,
     pub schema: Vec<ColumnSpec>,
     pub classes: Vec<String>,
 }

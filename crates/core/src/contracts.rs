@@ -378,6 +378,10 @@ pub struct DriftReport {
     pub dataset_drift: bool,
     pub prediction: FeatureDrift,
     pub concept: Option<ConceptDrift>,
+    /// Attribution drift: each input's mean absolute contribution on explained current rows
+    /// against the model card's importance, largest shift first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribution: Vec<crate::drift::AttributionShift>,
     /// The challenger's trial on delayed labels, when one is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<crate::canary::TrialStatus>,

@@ -48,7 +48,7 @@ pub use mlops_trees::BoostingCheckpoint;
 pub use models::{OutputSpace, is_resumable};
 pub use registry::{Action, Ending, Event, Production, Registry, decide, over_budget};
 pub use rows::{Cell, RawRow, RowError, RowProblem, RowSchema};
-pub use scoring::{Explanation, LogContext, Scored, explain, score};
+pub use scoring::{Explanation, LogContext, Scored, attribution, explain, score};
 pub use serve::{Request, Response, Service, ServiceOptions};
 pub use spec::{
     CanaryPolicy, ColumnSpec, ColumnType, DriftMethod, DriftSpec, EarlyStoppingSpec, FeatureSpec, Metric, ModelSpec, NumericTransform,

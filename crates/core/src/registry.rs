@@ -374,6 +374,7 @@ mod tests {
             rows_train: 1,
             rows_holdout: 1,
             top_features: Vec::new(),
+            importance: Vec::new(),
             schema: Vec::new(),
             classes: Vec::new(),
         }

@@ -8,7 +8,9 @@ use serde_json::value::RawValue;
 
 use crate::artifact::ModelArtifact;
 use crate::canary::Role;
+use crate::drift::Attribution;
 use crate::features::FeatureError;
+use crate::frame::Frame;
 use crate::inference_log::{LogLine, Predicted};
 use crate::models::OutputSpace;
 use crate::rows::{Cell, RowSchema};
@@ -84,8 +86,13 @@ fn as_object<S: serde::Serializer>(pairs: &[(String, f64)], serializer: S) -> Re
 /// Each checked row's explanation, one per model output: exact TreeSHAP for tree models,
 /// coefficient times value for linear ones, summed over the encoded columns of each input.
 pub fn explain(artifact: &ModelArtifact, schema: &RowSchema, rows: &[Vec<Cell>]) -> Result<Vec<Vec<Explanation>>, FeatureError> {
+    explain_frame(artifact, &schema.frame(rows))
+}
+
+/// [`explain`] for the rows of a frame.
+fn explain_frame(artifact: &ModelArtifact, frame: &Frame) -> Result<Vec<Vec<Explanation>>, FeatureError> {
     let encoding = artifact.model.encoding();
-    let x = artifact.features.transform(&schema.frame(rows), encoding)?;
+    let x = artifact.features.transform(frame, encoding)?;
     let groups = artifact.features.groups(encoding);
     let (space, classes) = artifact.model.output_space();
     let labels = artifact.target.labels();
@@ -105,6 +112,20 @@ pub fn explain(artifact: &ModelArtifact, schema: &RowSchema, rows: &[Vec<Cell>])
                 .collect()
         })
         .collect())
+}
+
+/// The attribution of the model's explanations of `frame`'s rows: per input, the sum of its
+/// absolute contributions (over a classifier's outputs too).
+pub fn attribution(artifact: &ModelArtifact, frame: &Frame) -> Result<Attribution, FeatureError> {
+    let explained = explain_frame(artifact, frame)?;
+    let mut sums: Vec<(String, f64)> =
+        artifact.features.groups(artifact.model.encoding()).into_iter().map(|(name, _)| (name, 0.0)).collect();
+    for explanation in explained.iter().flatten() {
+        for (sum, (_, contribution)) in sums.iter_mut().zip(&explanation.contributions) {
+            sum.1 += contribution.abs();
+        }
+    }
+    Ok(Attribution { rows: explained.len(), sums })
 }
 
 /// Where and when a batch of predictions was made, for their log lines.

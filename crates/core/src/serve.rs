@@ -567,6 +567,7 @@ fn model_description(model: &Loaded) -> Value {
         "trained_at": card.created_at,
         "run_id": card.run_id,
         "data_hash": card.data_hash,
+        "importance": card.importance.iter().map(|(name, value)| json!({ "feature": name, "mean_abs_contribution": value })).collect::<Vec<_>>(),
         "schema": schema,
     })
 }

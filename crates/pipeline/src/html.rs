@@ -130,6 +130,23 @@ pub fn render(report: &DriftReport, history: &[DriftReport]) -> String {
             concept.degradation * 100.0
         );
     }
+    if !report.attribution.is_empty() {
+        let _ = write!(
+            html,
+            r#"<h2>Attribution drift</h2><p class="stats">Each input's mean absolute contribution to the model's outputs: on the training holdout (the model card's importance) and on explained current rows; largest shift first.</p><table><tr><th>feature</th><th>holdout</th><th>current</th><th>change</th></tr>"#
+        );
+        for shift in &report.attribution {
+            let change = shift.change.map_or_else(|| "-".to_string(), |c| format!("{:+.1}%", c * 100.0));
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{change}</td></tr>",
+                escape(&shift.feature),
+                shift.reference,
+                shift.current
+            );
+        }
+        html.push_str("</table>");
+    }
     if let Some(trial) = &report.canary {
         let challenger = &trial.challenger;
         let _ = write!(

@@ -119,6 +119,8 @@ fn judge(
         .score(task, reference.metric)
         .map(|(value, n)| drift::concept(reference.metric, reference.baseline, value, n, policy));
     let (drifted_features, judged_features, dataset_drift) = drift::dataset_drift(&features, policy);
+    let importance = Registry::new(store, &spec.name).card(&version)?.importance;
+    let attribution = drift::attribution_shift(&importance, &observed.attribution);
     let concept_drift = concept.as_ref().is_some_and(|c| c.verdict == Verdict::Drift);
     let alert = dataset_drift || concept_drift;
     let mut report = DriftReport {
@@ -134,6 +136,7 @@ fn judge(
         dataset_drift,
         prediction,
         concept,
+        attribution,
         canary: crate::canary::evaluate(store, spec, true)?,
         alert,
         retrain: RetrainOutcome {
@@ -287,8 +290,17 @@ fn from_batch(artifact: &ModelArtifact, frame: &Frame) -> Result<Observed, Pipel
         }
     }
     let task = artifact.target.task();
-    Ok(Observed::of_frame(&artifact.reference, frame, 0, &prediction_column(task, &artifact.target, &predictions), labelled))
+    let mut observed =
+        Observed::of_frame(&artifact.reference, frame, 0, &prediction_column(task, &artifact.target, &predictions), labelled);
+    let step = frame.n_rows().div_ceil(EXPLAINED_BATCH_ROWS).max(1);
+    let explained: Vec<usize> = (0..frame.n_rows()).step_by(step).collect();
+    observed.attribution = mlops_core::attribution(artifact, &frame.take(&explained))
+        .map_err(|e| PipelineError::bad_input(format!("the batch could not be explained: {e}")))?;
+    Ok(observed)
 }
+
+/// Rows of a batch, evenly spaced, whose explanations give its attribution.
+const EXPLAINED_BATCH_ROWS: usize = 256;
 
 /// The most recent drift report of `dataset`, if a check ever ran.
 pub fn latest_report(store: &dyn Store, dataset: &str) -> Result<Option<DriftReport>, PipelineError> {

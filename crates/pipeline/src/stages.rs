@@ -830,10 +830,13 @@ fn register_with(
     let best = input.candidates.iter().find(|c| c.name == input.best).expect("the best candidate is a candidate");
     let artifact_bytes = store.get(&best.artifact_key)?.ok_or_else(|| PipelineError::corrupt(&best.artifact_key, "missing"))?;
     let artifact = ModelArtifact::from_bytes(&artifact_bytes, &best.artifact_key)?;
-    let version = register_version(&registry, spec, &input, best, &artifact, &artifact_bytes)?;
     let state = read_feature_state(store, &run.features_key)?;
-    // Rebuilt only when there is a champion to evaluate on this run's holdout.
+    // Rebuilt only when there is a champion to evaluate on this run's holdout, or a new version's
+    // global importance to compute on it.
     let mut rebuilt: Option<TrainingSet> = None;
+    let version = register_version(&registry, spec, &input, best, &artifact, &artifact_bytes, || {
+        training_set_of(store, spec, &state, held, &mut rebuilt)
+    })?;
     let mut attempts = 0;
     let (promoted, reason, champion) = loop {
         attempts += 1;
@@ -942,14 +945,19 @@ fn champion_metrics(registry: &Registry, version: &str, recorded: &Metrics, set:
     }
 }
 
-/// Registers the best candidate, or finds the version with the very same artifact bytes.
-fn register_version(
+/// Holdout rows whose explanations give a new version's global importance.
+const IMPORTANCE_ROWS: usize = 200;
+
+/// Registers the best candidate, or finds the version with the very same artifact bytes; a new
+/// version's card holds its global importance on the holdout of `holdout_of`.
+fn register_version<'s>(
     registry: &Registry,
     spec: &Spec,
     input: &TrainOutput,
     best: &CandidateSummary,
     artifact: &ModelArtifact,
     bytes: &[u8],
+    holdout_of: impl FnOnce() -> Result<&'s TrainingSet, PipelineError>,
 ) -> Result<String, PipelineError> {
     let sha256 = sha256_hex(bytes);
     for version in registry.versions()?.into_iter().rev() {
@@ -957,6 +965,13 @@ fn register_version(
             return Ok(version);
         }
     }
+    let set = holdout_of()?;
+    let holdout = &set.split.holdout;
+    let step = holdout.len().div_ceil(IMPORTANCE_ROWS).max(1);
+    let sample: Vec<usize> = holdout.iter().copied().step_by(step).collect();
+    let importance = mlops_core::attribution(artifact, &set.frame.take(&sample))
+        .map_err(|e| PipelineError::bad_input(format!("{}: holdout rows could not be explained: {e}", best.name)))?
+        .means();
     let run = &input.features;
     let names = artifact.features.names(artifact.model.encoding());
     let mut top_features: Vec<(String, f64)> =
@@ -980,6 +995,7 @@ fn register_version(
         rows_train: run.rows_train,
         rows_holdout: run.rows_holdout,
         top_features,
+        importance,
         schema: spec.columns.clone(),
         classes: artifact.target.labels().to_vec(),
     };

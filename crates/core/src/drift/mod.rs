@@ -6,7 +6,7 @@ mod observed;
 mod sketch;
 pub mod stats;
 
-pub use observed::{Labelled, Observed};
+pub use observed::{Attribution, Labelled, Observed};
 pub use sketch::{AtRank, QuantileSketch, Quantiles, RANK_ERROR, SKETCH_K};
 
 use rand::SeedableRng;
@@ -30,6 +30,38 @@ pub struct Reference {
     pub metric: Metric,
     /// The promotion metric on the holdout: the baseline of concept drift.
     pub baseline: f64,
+}
+
+/// How much one input moves the model's outputs now, against the training holdout.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttributionShift {
+    pub feature: String,
+    /// Mean absolute contribution on the holdout (the model card's importance).
+    pub reference: f64,
+    /// Mean absolute contribution on the explained current rows.
+    pub current: f64,
+    /// `current / reference - 1`; absent when the reference is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<f64>,
+}
+
+/// Attribution drift: each input's mean absolute contribution on current rows against its global
+/// importance, largest absolute shift first; empty when either side has none.
+pub fn attribution_shift(importance: &[(String, f64)], current: &Attribution) -> Vec<AttributionShift> {
+    if current.rows == 0 || importance.is_empty() {
+        return Vec::new();
+    }
+    let mut shifts: Vec<AttributionShift> = current
+        .means()
+        .into_iter()
+        .filter_map(|(feature, current)| {
+            let reference = importance.iter().find(|(name, _)| *name == feature)?.1;
+            let change = (reference > 0.0).then(|| current / reference - 1.0);
+            Some(AttributionShift { feature, reference, current, change })
+        })
+        .collect();
+    shifts.sort_by(|a, b| (b.current - b.reference).abs().total_cmp(&(a.current - a.reference).abs()));
+    shifts
 }
 
 /// One column's distribution.

@@ -24,6 +24,9 @@ pub struct Observed {
     pub features: Vec<Distribution>,
     pub predictions: Distribution,
     pub labelled: Labelled,
+    /// Explanations of some of the rows.
+    #[serde(default)]
+    pub attribution: Attribution,
 }
 
 /// Predictions with a delayed label: the encoded labels and the predictions' rows, `width`
@@ -68,6 +71,7 @@ impl Observed {
             features: reference.features.iter().map(Distribution::empty_like).collect(),
             predictions: Distribution::empty_like(&reference.predictions),
             labelled: Labelled::new(width),
+            attribution: Attribution::default(),
         }
     }
 
@@ -82,7 +86,14 @@ impl Observed {
                 None => Distribution::empty_like(feature),
             })
             .collect();
-        Observed { rows: frame.n_rows(), skipped, features, predictions: Distribution::observed("prediction", predictions), labelled }
+        Observed {
+            rows: frame.n_rows(),
+            skipped,
+            features,
+            predictions: Distribution::observed("prediction", predictions),
+            labelled,
+            attribution: Attribution::default(),
+        }
     }
 
     /// Rows summarised, those that broke the schema included.
@@ -109,6 +120,7 @@ impl Observed {
         self.skipped += other.skipped;
         self.labelled.y.extend(other.labelled.y);
         self.labelled.predicted.extend(other.labelled.predicted);
+        self.attribution.merge(&other.attribution);
         Ok(())
     }
 }
@@ -201,5 +213,37 @@ mod tests {
         let mut labelled = Labelled::new(2);
         labelled.push(1.0, &[0.5]);
         assert!(labelled.y.is_empty(), "a row of another width is left out");
+    }
+}
+
+/// How much each input moves a model's outputs over some rows: the sums of its absolute
+/// contributions (over a classifier's outputs too; `mlops_core::attribution`), and the rows
+/// summed. Their means are the model's global importance; sums over parts of the rows merge into
+/// the sums over the whole.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Attribution {
+    pub rows: usize,
+    /// Per input, in the order of the features.
+    pub sums: Vec<(String, f64)>,
+}
+
+impl Attribution {
+    /// Adds the sums of other rows of the same model.
+    pub fn merge(&mut self, other: &Attribution) {
+        if self.rows == 0 {
+            self.clone_from(other);
+        } else if other.rows > 0 {
+            self.rows += other.rows;
+            for (sum, (_, more)) in self.sums.iter_mut().zip(&other.sums) {
+                sum.1 += more;
+            }
+        }
+    }
+
+    /// Mean absolute contribution per input, largest first.
+    pub fn means(&self) -> Vec<(String, f64)> {
+        let mut means: Vec<(String, f64)> = self.sums.iter().map(|(name, sum)| (name.clone(), sum / self.rows.max(1) as f64)).collect();
+        means.sort_by(|a, b| b.1.total_cmp(&a.1));
+        means
     }
 }

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use mlops_core::contracts::{DriftItem, DriftPartOutput, DriftPlanned};
 use mlops_core::drift::{Labelled, Observed, Reference};
-use mlops_core::{Column, JsonStore, Keys, ModelArtifact, RowSchema, Spec, Store, TargetEncoder, Task, read_log_file};
+use mlops_core::{Column, JsonStore, Keys, ModelArtifact, Registry, RowSchema, Spec, Store, TargetEncoder, Task, read_log_file};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -129,12 +129,26 @@ pub struct Summarizer<'a> {
     spec: Spec,
     schema: RowSchema,
     labels: OnceLock<HashMap<String, String>>,
+    /// The checked model, read when a file's rows are first explained.
+    model: OnceLock<ModelArtifact>,
 }
+
+/// Newest rows of each log file whose explanations give the current attribution: a fixed share
+/// of each file, so the summaries merge whatever the partitioning.
+pub const EXPLAINED_ROWS_PER_FILE: usize = 8;
 
 impl<'a> Summarizer<'a> {
     pub fn new(plan: &'a LogPlan) -> Result<Summarizer<'a>, PipelineError> {
         let spec = Spec::parse(&plan.spec_toml, "the checked model's spec")?;
-        Ok(Summarizer { plan, schema: RowSchema::new(&spec), spec, labels: OnceLock::new() })
+        Ok(Summarizer { plan, schema: RowSchema::new(&spec), spec, labels: OnceLock::new(), model: OnceLock::new() })
+    }
+
+    fn model(&self, store: &dyn Store) -> Result<&ModelArtifact, PipelineError> {
+        if let Some(model) = self.model.get() {
+            return Ok(model);
+        }
+        let model = Registry::new(store, &self.plan.dataset).artifact(&self.plan.version)?;
+        Ok(self.model.get_or_init(|| model))
     }
 
     /// The delayed labels by prediction id.
@@ -169,7 +183,13 @@ impl<'a> Summarizer<'a> {
                 labelled.push(encoded, &predicted);
             }
         }
-        Ok(Observed::of_frame(&plan.reference, &frame, skipped, &predictions, labelled))
+        let mut observed = Observed::of_frame(&plan.reference, &frame, skipped, &predictions, labelled);
+        if frame.n_rows() > 0 {
+            let explained: Vec<usize> = (0..frame.n_rows().min(EXPLAINED_ROWS_PER_FILE)).collect();
+            observed.attribution = mlops_core::attribution(self.model(store)?, &frame.take(&explained))
+                .map_err(|e| PipelineError::corrupt(key, format!("logged rows could not be explained: {e}")))?;
+        }
+        Ok(observed)
     }
 
     /// The summaries of item `item`'s log files, newest first (each file whole).

@@ -99,6 +99,41 @@ fn drift_alerts_and_retrains_once_per_version_and_respects_the_cooldown() {
 }
 
 #[test]
+fn the_card_holds_global_importance_and_a_shifted_batch_shows_attribution_drift() {
+    let (_dir, store, spec, _) = trained();
+    let registry = Registry::new(&store, "toy");
+    let importance = registry.card("v1").unwrap().importance;
+    let names: Vec<&str> = importance.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"x"), "y = 2x + noise: x matters most: {importance:?}");
+    assert!(names.contains(&"group") && importance.iter().all(|(_, v)| v.is_finite() && *v >= 0.0), "{importance:?}");
+    assert!(importance.windows(2).all(|w| w[0].1 >= w[1].1), "largest first: {importance:?}");
+
+    // Sums over parts of the rows merge into the sums over the whole.
+    let artifact = registry.artifact("v1").unwrap();
+    let Current::Batch { frame, .. } = batch(&spec, &csv(100, 5000, 0.0)) else { unreachable!() };
+    let whole = mlops_core::attribution(&artifact, &frame).unwrap();
+    let mut parts = mlops_core::attribution(&artifact, &frame.take(&(0..40).collect::<Vec<_>>())).unwrap();
+    parts.merge(&mlops_core::attribution(&artifact, &frame.take(&(40..100).collect::<Vec<_>>())).unwrap());
+    assert_eq!(parts.rows, whole.rows);
+    for ((name, a), (_, b)) in parts.sums.iter().zip(&whole.sums) {
+        assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{name}: {a} against {b}");
+    }
+
+    let retrainer = LocalRetrainer { store: &store, spec: &spec };
+    let at: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let change = |shift: f64| {
+        let report = check_at(&store, &spec, batch(&spec, &csv(400, 9000, shift)), at, &LogNotifier, &retrainer).unwrap();
+        let x = report.attribution.iter().find(|a| a.feature == "x").unwrap_or_else(|| panic!("{:?}", report.attribution)).clone();
+        (x.change.unwrap().abs(), report)
+    };
+    let (calm, _) = change(0.0);
+    let (shifted, report) = change(5.0);
+    assert!(calm < 0.25 && shifted > calm + 0.25, "x's contribution: {calm:.3} calm, {shifted:.3} shifted");
+    let html = String::from_utf8(store.get(&report.html_key).unwrap().unwrap()).unwrap();
+    assert!(html.contains("Attribution drift"), "the report shows it");
+}
+
+#[test]
 fn feedback_files_are_checked_and_name_the_bad_row() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path());

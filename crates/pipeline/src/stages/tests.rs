@@ -150,7 +150,8 @@ fn of_two_concurrent_promotions_exactly_one_wins_and_history_stays_complete() {
         let best = trained.candidates.iter().find(|c| c.name == trained.best).unwrap();
         let bytes = store.get(&best.artifact_key).unwrap().unwrap();
         let artifact = ModelArtifact::from_bytes(&bytes, &best.artifact_key).unwrap();
-        register_version(&registry, &spec, &trained, best, &artifact, &bytes).unwrap();
+        let set = rebuild_training_set(&store, &spec, &read_feature_state(&store, &trained.features.features_key).unwrap()).unwrap();
+        register_version(&registry, &spec, &trained, best, &artifact, &bytes, || Ok(&set)).unwrap();
     }
     assert_eq!(registry.versions().unwrap(), ["v1", "v2", "v3"]);
     let (_, etag) = registry.production().unwrap().unwrap();
