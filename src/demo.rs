@@ -191,16 +191,10 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
         report.judged_features,
         report.dataset_drift
     );
-    if let Some(concept) = &report.concept {
-        say!(
-            json_output,
-            "   {} on {} delayed labels: {:.2} against {:.2} at training ({:+.0}%)",
-            concept.metric.name(),
-            concept.labelled,
-            concept.current,
-            concept.baseline,
-            concept.degradation * 100.0
-        );
+    for (quality, how) in [(&report.estimated, "estimated without labels"), (&report.concept, "realised on delayed labels")] {
+        if let Some(quality) = quality {
+            say!(json_output, "   {}", quality.describe(how));
+        }
     }
     say!(json_output, "   alert raised: {}; retrain requested: {}", report.alert, report.retrain.requested);
     let retrained: Option<RunRecord> = report.retrain.started.clone().and_then(|v| serde_json::from_value(v).ok());
@@ -291,7 +285,7 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
         "root": root,
         "first_model": { "version": v1.version, "metrics": v1.production.as_ref().map(|p| &p.metrics) },
         "traffic": { "rows": rows.len(), "labelled": stored.matched },
-        "drift": { "drifted_features": report.drifted_features, "judged_features": report.judged_features, "dataset_drift": report.dataset_drift, "concept": report.concept, "alert": report.alert, "retrain": report.retrain.requested },
+        "drift": { "drifted_features": report.drifted_features, "judged_features": report.judged_features, "dataset_drift": report.dataset_drift, "concept": report.concept, "estimated": report.estimated, "alert": report.alert, "retrain": report.retrain.requested },
         "retrained": { "version": retrained.version, "started": retrained.reason },
         "canary": trial,
         "answered_by": answer["model_version"],

@@ -26,6 +26,11 @@ fn the_demo_tells_the_whole_story_unattended() {
     assert_eq!(summary["first_model"]["version"], "v1");
     assert_eq!(summary["drift"]["dataset_drift"], true);
     assert_eq!(summary["drift"]["concept"]["verdict"], "drift");
+    // Before the labels, the estimate already sees the drop (direct loss estimation).
+    let (estimated, realised) =
+        (summary["drift"]["estimated"]["current"].as_f64().unwrap(), summary["drift"]["concept"]["current"].as_f64().unwrap());
+    assert_eq!(summary["drift"]["estimated"]["verdict"], "drift", "{summary}");
+    assert!((estimated / realised - 1.0).abs() < 0.25, "estimated rmse {estimated:.2} against realised {realised:.2}");
     assert_eq!((summary["drift"]["alert"].as_bool(), summary["drift"]["retrain"].as_bool()), (Some(true), Some(true)));
     // The retrained model starts as a canary and earns its promotion on delayed labels.
     assert_eq!(summary["retrained"]["version"], "v2");

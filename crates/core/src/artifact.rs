@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::drift::Reference;
 use crate::error::CoreError;
+use crate::estimate::Estimator;
 use crate::features::FittedFeatures;
 use crate::frame::Frame;
 use crate::metrics::Metrics;
@@ -13,7 +14,7 @@ use crate::spec::{ColumnSpec, Metric, Spec, Task};
 use crate::target::TargetEncoder;
 
 /// Version of the artifact layout; older layouts are refused with a clear message.
-pub const ARTIFACT_FORMAT: u32 = 4;
+pub const ARTIFACT_FORMAT: u32 = 5;
 
 /// A trained candidate with its fitted features, target classes, spec and drift reference.
 /// The same data and spec give the same bytes.
@@ -27,6 +28,8 @@ pub struct ModelArtifact {
     pub target: TargetEncoder,
     pub model: Model,
     pub reference: Reference,
+    /// Estimates the metric on rows whose labels have not arrived (fitted on the holdout).
+    pub estimator: Option<Estimator>,
 }
 
 impl ModelArtifact {

@@ -378,6 +378,10 @@ pub struct DriftReport {
     pub dataset_drift: bool,
     pub prediction: FeatureDrift,
     pub concept: Option<ConceptDrift>,
+    /// The metric estimated without labels on the checked rows (CBPE for classifiers, direct
+    /// loss estimation for regressions), judged against the baseline like `concept`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<ConceptDrift>,
     /// Attribution drift: each input's mean absolute contribution on explained current rows
     /// against the model card's importance, largest shift first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -14,6 +14,7 @@ pub mod contracts;
 mod design;
 pub mod drift;
 mod error;
+pub mod estimate;
 mod features;
 mod frame;
 mod hash;

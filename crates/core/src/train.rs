@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::artifact::{ARTIFACT_FORMAT, ModelArtifact};
 use crate::drift::{Distribution, Reference, feature_distributions};
 use crate::error::CoreError;
+use crate::estimate::Estimator;
 use crate::features::{FeatureParams, FitTarget, FittedFeatures};
 use crate::frame::Frame;
 use crate::hash::hash_values;
@@ -204,9 +205,13 @@ fn finish_candidate(
             metric: spec.metric(),
             baseline: f64::NAN,
         },
+        estimator: None,
     };
     let (metrics, predictions) = evaluate_on_holdout(&artifact, set)?;
     artifact.reference.baseline = metrics[&spec.metric()];
+    let (holdout, y) = set.rows(&set.split.holdout);
+    artifact.estimator = Estimator::fit(spec.target.task, spec.metric(), features, &holdout, &predictions, &y, spec.split.seed)
+        .map_err(|e| model_failed(name, format!("its performance estimator: {e}")))?;
     artifact.reference.predictions =
         Distribution::of("prediction", &prediction_column(spec.target.task, &artifact.target, &predictions), spec.split.seed);
     let predict_p99_ms = one_row_p99_ms(&artifact, set)?;

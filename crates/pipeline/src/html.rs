@@ -118,16 +118,20 @@ pub fn render(report: &DriftReport, history: &[DriftReport]) -> String {
         if report.retrain.requested { "requested" } else { "not requested" },
         escape(&report.retrain.reason)
     );
-    if let Some(concept) = &report.concept {
-        let (label, colour) = verdict_label(concept.verdict);
+    if report.concept.is_some() || report.estimated.is_some() {
+        html.push_str("<h2>Model quality</h2>");
+    }
+    for (quality, what) in [(&report.concept, "realised on delayed labels"), (&report.estimated, "estimated before labels")] {
+        let Some(quality) = quality else { continue };
+        let (label, colour) = verdict_label(quality.verdict);
         let _ = write!(
             html,
-            r#"<h2>Model quality on delayed labels</h2><p>{} on {} labelled predictions: {:.4} against {:.4} at training ({:+.1}%) <span class="badge" style="background:{colour}">{label}</span></p>"#,
-            concept.metric.name(),
-            concept.labelled,
-            concept.current,
-            concept.baseline,
-            concept.degradation * 100.0
+            r#"<p>{} {what}, over {} predictions: {:.4} against {:.4} at training ({:+.1}%) <span class="badge" style="background:{colour}">{label}</span></p>"#,
+            quality.metric.name(),
+            quality.labelled,
+            quality.current,
+            quality.baseline,
+            quality.degradation * 100.0
         );
     }
     if !report.attribution.is_empty() {

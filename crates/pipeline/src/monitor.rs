@@ -122,7 +122,10 @@ fn judge(
     let importance = Registry::new(store, &spec.name).card(&version)?.importance;
     let attribution = drift::attribution_shift(&importance, &observed.attribution);
     let concept_drift = concept.as_ref().is_some_and(|c| c.verdict == Verdict::Drift);
-    let alert = dataset_drift || concept_drift;
+    let estimated = mlops_core::estimate::expected_metric(reference.metric, &observed.estimated.outputs, &observed.estimated.estimates)
+        .map(|value| drift::concept(reference.metric, reference.baseline, value, observed.estimated.outputs.len(), policy));
+    let estimated_drift = estimated.as_ref().is_some_and(|c| c.verdict == Verdict::Drift);
+    let alert = dataset_drift || concept_drift || estimated_drift;
     let mut report = DriftReport {
         dataset: spec.name.clone(),
         model_version: version.clone(),
@@ -136,6 +139,7 @@ fn judge(
         dataset_drift,
         prediction,
         concept,
+        estimated,
         attribution,
         canary: crate::canary::evaluate(store, spec, true)?,
         alert,
@@ -208,15 +212,10 @@ fn alert_reason(report: &DriftReport) -> String {
         let drifted: Vec<&str> = report.features.iter().filter(|f| f.verdict == Verdict::Drift).map(|f| f.column.as_str()).collect();
         parts.push(format!("{} of {} features drifted ({})", report.drifted_features, report.judged_features, drifted.join(", ")));
     }
-    if let Some(concept) = report.concept.as_ref().filter(|c| c.verdict == Verdict::Drift) {
-        parts.push(format!(
-            "{} {:.4} on {} delayed labels against {:.4} at training ({:+.0}%)",
-            concept.metric.name(),
-            concept.current,
-            concept.labelled,
-            concept.baseline,
-            concept.degradation * 100.0
-        ));
+    for (quality, how) in [(&report.concept, "realised on delayed labels"), (&report.estimated, "estimated before labels")] {
+        if let Some(quality) = quality.as_ref().filter(|c| c.verdict == Verdict::Drift) {
+            parts.push(quality.describe(how));
+        }
     }
     parts.join("; ")
 }
@@ -296,6 +295,8 @@ fn from_batch(artifact: &ModelArtifact, frame: &Frame) -> Result<Observed, Pipel
     let explained: Vec<usize> = (0..frame.n_rows()).step_by(step).collect();
     observed.attribution = mlops_core::attribution(artifact, &frame.take(&explained))
         .map_err(|e| PipelineError::bad_input(format!("the batch could not be explained: {e}")))?;
+    let outputs = predictions.rows().into_iter().map(|row| Some(row.to_vec())).collect();
+    observed.estimated = logs::estimated(artifact, frame, outputs).map_err(|e| PipelineError::bad_input(format!("the batch: {e}")))?;
     Ok(observed)
 }
 

@@ -6,7 +6,7 @@ mod observed;
 mod sketch;
 pub mod stats;
 
-pub use observed::{Attribution, Labelled, Observed};
+pub use observed::{Attribution, Estimated, Labelled, Observed};
 pub use sketch::{AtRank, QuantileSketch, Quantiles, RANK_ERROR, SKETCH_K};
 
 use rand::SeedableRng;
@@ -362,6 +362,20 @@ pub struct ConceptDrift {
     #[serde(deserialize_with = "nan_for_null")]
     pub degradation: f64,
     pub verdict: Verdict,
+}
+
+impl ConceptDrift {
+    /// One line: the metric `how` (realised on delayed labels, or estimated) against training.
+    pub fn describe(&self, how: &str) -> String {
+        format!(
+            "{} {how}, {} predictions: {:.2} against {:.2} at training ({:+.0}%)",
+            self.metric.name(),
+            self.labelled,
+            self.current,
+            self.baseline,
+            self.degradation * 100.0
+        )
+    }
 }
 
 /// Judges the metric measured on `labelled` delayed labels.

@@ -27,6 +27,17 @@ pub struct Observed {
     /// Explanations of some of the rows.
     #[serde(default)]
     pub attribution: Attribution,
+    /// The rows' model outputs and their estimates, for the metric estimated before labels.
+    #[serde(default)]
+    pub estimated: Estimated,
+}
+
+/// Rows' model outputs (the value, or the class probabilities) and the artifact estimator's
+/// estimates of them ([`crate::estimate::Estimator::per_row`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Estimated {
+    pub outputs: Vec<Vec<f64>>,
+    pub estimates: Vec<Vec<f64>>,
 }
 
 /// Predictions with a delayed label: the encoded labels and the predictions' rows, `width`
@@ -72,6 +83,7 @@ impl Observed {
             predictions: Distribution::empty_like(&reference.predictions),
             labelled: Labelled::new(width),
             attribution: Attribution::default(),
+            estimated: Estimated::default(),
         }
     }
 
@@ -93,6 +105,7 @@ impl Observed {
             predictions: Distribution::observed("prediction", predictions),
             labelled,
             attribution: Attribution::default(),
+            estimated: Estimated::default(),
         }
     }
 
@@ -121,6 +134,8 @@ impl Observed {
         self.labelled.y.extend(other.labelled.y);
         self.labelled.predicted.extend(other.labelled.predicted);
         self.attribution.merge(&other.attribution);
+        self.estimated.outputs.extend(other.estimated.outputs);
+        self.estimated.estimates.extend(other.estimated.estimates);
         Ok(())
     }
 }

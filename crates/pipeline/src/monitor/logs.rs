@@ -16,8 +16,8 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use mlops_core::contracts::{DriftItem, DriftPartOutput, DriftPlanned};
-use mlops_core::drift::{Labelled, Observed, Reference};
-use mlops_core::{Column, JsonStore, Keys, ModelArtifact, Registry, RowSchema, Spec, Store, TargetEncoder, Task, read_log_file};
+use mlops_core::drift::{Estimated, Labelled, Observed, Reference};
+use mlops_core::{Column, Frame, JsonStore, Keys, ModelArtifact, Registry, RowSchema, Spec, Store, TargetEncoder, Task, read_log_file};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +122,14 @@ impl LogPlan {
     }
 }
 
+/// The estimator's estimates of rows whose model outputs are `outputs` (none when a row's
+/// output is missing, or the model has no estimator).
+pub(crate) fn estimated(model: &ModelArtifact, frame: &Frame, outputs: Option<Vec<Vec<f64>>>) -> Result<Estimated, String> {
+    let (Some(estimator), Some(outputs)) = (&model.estimator, outputs) else { return Ok(Estimated::default()) };
+    let estimates = estimator.per_row(&model.features, frame, &outputs).map_err(|e| format!("rows could not be estimated: {e}"))?;
+    Ok(Estimated { outputs, estimates })
+}
+
 /// Summarises log files for a plan: the model's schema, and the delayed labels, read once when
 /// a file is first summarised (a reduce that summarises no file never reads them).
 pub struct Summarizer<'a> {
@@ -185,9 +193,18 @@ impl<'a> Summarizer<'a> {
         }
         let mut observed = Observed::of_frame(&plan.reference, &frame, skipped, &predictions, labelled);
         if frame.n_rows() > 0 {
+            let model = self.model(store)?;
             let explained: Vec<usize> = (0..frame.n_rows().min(EXPLAINED_ROWS_PER_FILE)).collect();
-            observed.attribution = mlops_core::attribution(self.model(store)?, &frame.take(&explained))
+            observed.attribution = mlops_core::attribution(model, &frame.take(&explained))
                 .map_err(|e| PipelineError::corrupt(key, format!("logged rows could not be explained: {e}")))?;
+            let outputs: Option<Vec<Vec<f64>>> = kept
+                .iter()
+                .map(|line| match task {
+                    Task::Regression => line.prediction.number().map(|v| vec![v]),
+                    _ => line.probabilities.clone(),
+                })
+                .collect();
+            observed.estimated = estimated(model, &frame, outputs).map_err(|e| PipelineError::corrupt(key, e))?;
         }
         Ok(observed)
     }
