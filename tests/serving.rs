@@ -339,4 +339,9 @@ fn explanations_sum_to_each_prediction_and_a_bad_explain_value_is_refused() {
     let (status, refused) = call(&agent, "POST", &server.url("/predict?explain=maybe"), Some(&batch));
     assert_eq!(status, 422);
     assert!(refused["error"].as_str().unwrap().contains("explain=maybe"), "{refused}");
+    let many = json!({ "rows": (0..101).map(row).collect::<Vec<_>>() }).to_string();
+    let (status, refused) = call(&agent, "POST", &server.url("/predict?explain=true"), Some(&many));
+    assert_eq!(status, 413, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("101 rows to explain; the limit is 100"), "{refused}");
+    assert_eq!(call(&agent, "POST", &server.url("/predict"), Some(&many)).0, 200, "without explanations the rows are within the limit");
 }

@@ -37,6 +37,9 @@ pub struct ServiceOptions {
     pub max_body_bytes: usize,
     /// More rows in one request get 413.
     pub max_rows: usize,
+    /// More rows in one request with `explain=true` get 413: a deep forest's explanation costs
+    /// milliseconds per row.
+    pub max_explain_rows: usize,
     /// [`Service::refresh_if_due`] checks the production pointer at most this often.
     pub refresh_every: Duration,
     /// Log lines are flushed once this many are pending, by the request that fills the batch,
@@ -54,6 +57,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             max_body_bytes: 1 << 20,
             max_rows: 1000,
+            max_explain_rows: 100,
             refresh_every: Duration::from_secs(1),
             log_batch: 512,
             flush_on_batch: true,
@@ -372,6 +376,14 @@ impl Service {
         if rows.len() > self.options.max_rows {
             return Response::error(413, &format!("{} rows; the limit is {} per request", rows.len(), self.options.max_rows), request_id);
         }
+        if explain && rows.len() > self.options.max_explain_rows {
+            let limit = self.options.max_explain_rows;
+            return Response::error(
+                413,
+                &format!("{} rows to explain; the limit is {limit} per request with explain=true", rows.len()),
+                request_id,
+            );
+        }
         let rows: Vec<RawRow> = rows.into_iter().map(RawRow::parse).collect();
         let champion = &serving.champion;
         let Some(trial) = serving.trial.as_ref().filter(|trial| !self.withdrawn(trial)) else {
@@ -591,7 +603,7 @@ fn openapi(spec: &Spec, schema: &RowSchema, version: &str, options: &ServiceOpti
                 "responses": {
                     "200": { "description": "Predictions, in the order of the rows", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Predictions" } } } },
                     "400": error_response("The body is not JSON"),
-                    "413": error_response(&format!("More than {} bytes or {} rows", options.max_body_bytes, options.max_rows)),
+                    "413": error_response(&format!("More than {} bytes or {} rows ({} with explain=true)", options.max_body_bytes, options.max_rows, options.max_explain_rows)),
                     "422": error_response("A row breaks the schema: the message names the row and the field"),
                     "503": error_response("No model is in production yet")
                 }
