@@ -173,3 +173,30 @@ fn a_canary_past_its_latency_bound_is_withdrawn_at_once_and_the_pointer_says_why
     assert_eq!((last["action"].as_str(), last["from"].as_str(), last["to"].as_str()), (Some("challenger_stop"), Some("v2"), Some("v1")));
     assert!(last["reason"].as_str().unwrap().contains("passes the bound of 0.000001 ms"), "{last}");
 }
+
+#[test]
+fn a_challenger_that_cannot_be_loaded_is_left_out_and_the_champion_answers() {
+    let (workspace, spec, server, agent) = served_two_versions("");
+    let s = spec.to_str().unwrap();
+    let model = workspace.root().join("models/toy/v2/model.bin");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::remove_file(&model).unwrap();
+    workspace.json(&["canary", "start", "--spec", s, "v2", "--weight", "99"]);
+    // The server reads the moved pointer within its refresh interval (1 s), leaves v2 out
+    // without calling the registry broken, and answers every key with v1.
+    let until = Instant::now() + Duration::from_millis(2500);
+    let mut i = 0;
+    while Instant::now() < until {
+        let (_, health) = call(&agent, "GET", &server.url("/health"), None);
+        assert!(health.get("challenger").is_none() && health.get("registry_error").is_none(), "{health}");
+        let (status, answer) = predict(&agent, &server, &format!("k{i}"), &row(i));
+        assert_eq!((status, answer["model_version"].as_str()), (200, Some("v1")), "{answer}");
+        i += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Once it can be loaded, a trial of it starts as usual.
+    workspace.json(&["canary", "stop", "--spec", s]);
+    std::fs::write(&model, bytes).unwrap();
+    workspace.json(&["canary", "start", "--spec", s, "v2", "--weight", "99"]);
+    health_once(&agent, &server, |h| h["challenger"]["version"] == "v2");
+}

@@ -279,14 +279,17 @@ impl Service {
             }
         };
         let champion = loaded(&production.version)?;
-        let trial = match production.challenger {
-            Some(challenger) => {
-                let model = loaded(&challenger.version)?;
-                let policy = model.artifact.spec()?.promotion.canary;
-                Some(Trial { challenger, model, policy })
+        // A challenger that cannot be loaded is left out: the champion answers alone.
+        let trial = production.challenger.and_then(|challenger| {
+            let loaded = loaded(&challenger.version).and_then(|model| Ok((model.artifact.spec()?.promotion.canary, model)));
+            match loaded {
+                Ok((policy, model)) => Some(Trial { challenger, model, policy }),
+                Err(error) => {
+                    tracing::warn!(dataset = %self.dataset, challenger = %challenger.version, "the challenger is not tried: {error}");
+                    None
+                }
             }
-            None => None,
-        };
+        });
         self.model.store(Some(Arc::new(Serving { champion, trial })));
         *self.pointer_etag.lock().expect("not poisoned") = Some(etag);
         Ok(true)
