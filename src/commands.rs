@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use mlops_core::canary::Mode;
+use mlops_core::contracts::ScoreSummary;
 use mlops_core::contracts::{RunRequest, Trigger};
 use mlops_core::{Action, Ending, Registry};
 use mlops_core::{FsStore, Spec, Store};
 use mlops_core::{Service, ServiceOptions};
 use mlops_core::{load_spec, save_spec};
 use mlops_pipeline::monitor::Current;
-use mlops_pipeline::score::{ScoreSummary, score_csv};
+use mlops_pipeline::score::score_csv;
 use mlops_pipeline::stages::{self, Progress};
 use mlops_prep::infer::{InitOptions, infer_spec};
 use serde_json::json;

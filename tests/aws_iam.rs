@@ -2,8 +2,9 @@
 //! IAM checks on (`tests/checks/iam_setup.py`). Each stage runs in this process, as its function
 //! would, under the credentials of a user that carries exactly its role's policies from
 //! `infra/template.yaml`, through one lifecycle: upload, trigger, prep, features, train,
-//! register (promotion), predict, drift (its plan, map item and reduce steps; alert and retrain),
-//! and a second run on new data.
+//! register (promotion), predict, batch scoring (its plan, map item and finish steps), drift (its
+//! plan, map item and reduce steps; alert and retrain), a second run on new data, and challengers'
+//! trials.
 //!
 //! The removal check drops each statement our code relies on, one at a time, and requires the
 //! lifecycle to fail. Statements that AWS services use on a function's behalf (CloudWatch Logs
@@ -22,12 +23,13 @@ use mlops_aws::executions::Executions;
 use mlops_aws::s3::S3Store;
 use mlops_aws::sns::SnsNotifier;
 use mlops_core::canary::Mode;
-use mlops_core::contracts::{BucketItem, CandidateOutcome, DriftItem, DriftRound, RunRequest, ShardItem, Trigger};
+use mlops_core::contracts::{BucketItem, CandidateOutcome, DriftItem, DriftRound, RunRequest, ScoreItem, ScoreRequest, ShardItem, Trigger};
 use mlops_core::{Registry, load_spec};
 use mlops_core::{Request, Service, ServiceOptions};
 use mlops_core::{Spec, Store};
 use mlops_pipeline::monitor;
 use mlops_pipeline::monitor::logs::LogSizing;
+use mlops_pipeline::score::sharded;
 use mlops_pipeline::stages;
 use mlops_pipeline::stages::shards::Sizing;
 use serde_json::{Value, json};
@@ -78,6 +80,7 @@ struct Setup {
     bucket: String,
     alert_topic: String,
     state_machine: String,
+    score_state_machine: String,
 }
 
 /// Resets moto, creates the resources and one user per role (less `without`, a role and the
@@ -106,6 +109,7 @@ fn set_up(python: &Path, moto: &Moto, without: Option<(&str, usize)>) -> Setup {
         bucket: resource("bucket"),
         alert_topic: resource("alert_topic"),
         state_machine: resource("state_machine"),
+        score_state_machine: resource("score_state_machine"),
     }
 }
 
@@ -211,6 +215,7 @@ fn lifecycle(ids: &Identities, spec_text: &str) -> Result<(), String> {
         }
     }
     service.flush_logs().map_err(|e| format!("predict: writing the inference log: {e}"))?;
+    batch_scoring(ids, &operator)?;
 
     // The drift check, in the steps the drift state machine runs (plan, each map item of each
     // round, reduce), alerts on SNS and starts a retrain.
@@ -223,6 +228,42 @@ fn lifecycle(ids: &Identities, spec_text: &str) -> Result<(), String> {
     let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Drift };
     run_stages(ids, &request)?;
     challenger_trials(ids, &operator)
+}
+
+/// A file uploaded under batch/ is scored: the trigger starts the scoring state machine, whose
+/// steps (plan, each map item, finish) run under the score function's role.
+fn batch_scoring(ids: &Identities, operator: &S3Store) -> Result<(), String> {
+    let key = "batch/toy/march.csv";
+    // Rows like the drifted traffic /predict answered, and one bad row.
+    let mut csv = String::from("id,x,group,when\n");
+    for i in 0..3_000u32 {
+        csv.push_str(&format!("{},{},blue,2024-03-{:02} {:02}:00:00\n", 10_000 + i, 40.0 + f64::from(i % 89) / 7.0, 1 + i % 28, i % 24));
+    }
+    csv.push_str("13000,not a number,blue,2024-03-01 00:00:00\n");
+    operator.put(key, csv.as_bytes()).map_err(|e| format!("operator: {e}"))?;
+    let request = ScoreRequest { dataset: "toy".into(), key: key.into() };
+    Executions::new(&ids.config("TriggerRole"), &ids.setup.score_state_machine)
+        .start("score-march", &request)
+        .map_err(|e| format!("trigger: {e}"))?;
+    // The function reads the dataset's spec first, as every stage does.
+    let (store, _spec) = (ids.store("ScoreRole"), ids.spec("ScoreRole")?);
+    let failed = |step: &'static str| move |e: mlops_pipeline::PipelineError| format!("score {step}: {e}");
+    let sizing = Sizing { shard_bytes: 20_000, shards_per_item: 2, ..Sizing::default() };
+    let planned = sharded::plan(&store, &request, sizing).map_err(failed("plan"))?;
+    for item in 0..planned.items {
+        sharded::score_item(&store, &ScoreItem { dataset: "toy".into(), plan: planned.plan.clone(), item }).map_err(failed("shard"))?;
+    }
+    // A shard that is missing must read as missing, not as denied.
+    let partial = sharded::plan(&store, &request, sizing).map_err(failed("plan"))?;
+    match sharded::finish(&store, &partial) {
+        Err(error) if error.to_string().contains("has no output") => {}
+        other => return Err(format!("score finish: a plan whose shards never ran gave {other:?}")),
+    }
+    let scored = sharded::finish(&store, &planned).map_err(failed("finish"))?;
+    if (scored.shards < 2, scored.summary.scored, scored.summary.rejected) != (false, 3_000, 1) {
+        return Err(format!("score: {scored:?}"));
+    }
+    Ok(())
 }
 
 /// The drift check, in the steps the drift state machine runs (plan, each map item of each
@@ -341,7 +382,7 @@ fn used_by_a_service(role: &str, statement: &Value) -> Option<&'static str> {
         Some("CloudWatch Logs, written by the Lambda runtime")
     } else if role == "TriggerRole" && actions == ["sns:Publish"] {
         Some("the on-failure destination, published by Lambda")
-    } else if role == "StateMachineRole" || role == "DriftStateMachineRole" {
+    } else if ["StateMachineRole", "DriftStateMachineRole", "ScoreStateMachineRole"].contains(&role) {
         Some("Step Functions (the state machine's own role)")
     } else if role == "DriftScheduleRole" {
         Some("EventBridge, starting the drift state machine on the schedule")

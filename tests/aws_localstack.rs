@@ -1,7 +1,7 @@
 //! The AWS deployment end to end on LocalStack, with nothing mocked: the release functions are
 //! built and zipped, LocalStack runs in host mode with this project's Lambda executor plugin
 //! (`tests/localstack`), `infra/template.yaml` is deployed, and the lifecycle runs through S3
-//! events, Step Functions, the function URL, the drift function, SNS and SQS.
+//! events, Step Functions, the function URL, batch scoring, the drift function, SNS and SQS.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{project, venv};
 
-const FUNCTIONS: [&str; 7] = ["prep", "features", "train", "register", "drift", "trigger", "predict"];
+const FUNCTIONS: [&str; 8] = ["prep", "features", "train", "register", "drift", "trigger", "predict", "score"];
 const CODE_BUCKET: &str = "mlops-code";
 const STACK: &str = "mlops";
 
@@ -174,7 +174,7 @@ impl Clients {
         for (name, zip) in zips {
             self.put(CODE_BUCKET, &format!("mlops/{name}.zip"), std::fs::read(zip).unwrap()).await;
         }
-        for machine in ["pipeline", "drift"] {
+        for machine in ["pipeline", "drift", "score"] {
             let definition = std::fs::read(project().join(format!("statemachine/{machine}.asl.json"))).unwrap();
             self.put(CODE_BUCKET, &format!("mlops/{machine}.asl.json"), definition).await;
         }
@@ -569,6 +569,32 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
         assert_eq!(version, "v2");
+
+        // A file uploaded under batch/ is scored by the scoring state machine, in shards on its
+        // Distributed Map: September to December seven times over (1.3 MB: two shards), and a
+        // row that breaks the schema.
+        let autumn = months(244..=365);
+        let mut batch = autumn.clone();
+        for _ in 0..6 {
+            batch.extend(autumn.lines().skip(1).map(|line| format!("{line}\n")));
+        }
+        batch.push_str("4,\"Dec\",365,\"12\",0,6,0,\"clear\",warm,0.3,0.5,0.1,1,2,3\n");
+        let batch_rows = batch.lines().count() - 1;
+        assert!(batch.len() > 1 << 20);
+        clients.put(bucket, "batch/bikeshare/autumn.csv", batch.into_bytes()).await;
+        let (_, status, scored) = clients.finished(&outputs["ScoreStateMachineArn"], "score-bikeshare-", &[]).await;
+        assert_eq!(status, ExecutionStatus::Succeeded, "{scored:?}\n{}", localstack.log_text());
+        let scored = scored.unwrap();
+        assert_eq!((scored["rows"].as_u64(), scored["rejected"].as_u64()), (Some(batch_rows as u64), Some(1)), "{scored}");
+        assert_eq!((scored["version"].as_str(), scored["shards"].as_u64()), (Some("v2"), Some(2)), "{scored}");
+        let scores = String::from_utf8(clients.get(bucket, "scored/bikeshare/autumn/scores.csv").await).unwrap();
+        assert_eq!(scores.lines().count(), batch_rows, "the header and every row but the rejected one");
+        assert!(scores.lines().next().unwrap().ends_with(",prediction_id,prediction,model_version"), "{}", &scores[..300]);
+        let rejects = String::from_utf8(clients.get(bucket, "scored/bikeshare/autumn/rejects.csv").await).unwrap();
+        let reject = rejects.lines().nth(1).unwrap_or_default();
+        assert!(reject.starts_with(&format!("{},field 'temp': 'warm' is not a finite number", batch_rows + 1)), "{rejects}");
+        let closed = clients.list(bucket, "scored/bikeshare/autumn/").await;
+        assert!(closed.iter().any(|k| k.ends_with("/_SUCCESS")) && closed.iter().any(|k| k.ends_with("/summary.json")), "{closed:?}");
 
         // The operator's commands work on the deployed registry as they do locally.
         let models = mlops_on(&localstack, bucket, &["models", "--spec", "bikeshare"]);

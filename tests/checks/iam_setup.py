@@ -96,6 +96,12 @@ def main():
     values = {"AWS::Partition": "aws", "AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "ProjectName": PROJECT}
     values.update(AlertTopic=topics["drift-alerts"], EventsTopic=topics["pipeline-events"], FailureTopic=topics["pipeline-failures"])
     values["PipelineStateMachine"] = machine
+    score_machine = sfn.create_state_machine(
+        name=f"{PROJECT}-score",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-score",
+    )["stateMachineArn"]
+    values["ScoreStateMachine"] = score_machine
     # Only service roles (Step Functions', EventBridge's) name the drift state machine.
     values["DriftStateMachine"] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{PROJECT}-drift"
     template = cfn_yaml.load(template_path)
@@ -141,7 +147,12 @@ def main():
         {
             "credentials": credentials,
             "statements": statements,
-            "resources": {"bucket": BUCKET, "alert_topic": topics["drift-alerts"], "state_machine": machine},
+            "resources": {
+                "bucket": BUCKET,
+                "alert_topic": topics["drift-alerts"],
+                "state_machine": machine,
+                "score_state_machine": score_machine,
+            },
         },
         sys.stdout,
     )

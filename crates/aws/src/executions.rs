@@ -42,9 +42,14 @@ impl Executions {
         Executions { client: aws_sdk_sfn::Client::new(config), state_machine_arn: state_machine_arn.into(), runtime: Handle::current() }
     }
 
-    /// Starts a run named `name`; an existing execution of that name starts nothing.
-    pub fn start(&self, name: &str, run: &RunRequest) -> Result<Started, CoreError> {
-        let input = serde_json::to_string(run).expect("run requests serialise");
+    /// Starts an execution named `name` on `input`; an existing execution of that name starts
+    /// nothing.
+    pub fn start(&self, name: &str, input: &impl serde::Serialize) -> Result<Started, CoreError> {
+        let input = serde_json::to_string(input).map_err(|e| CoreError::Service {
+            service: "states start-execution".into(),
+            message: format!("the input does not serialise: {e}"),
+            retryable: false,
+        })?;
         let request = self.client.start_execution().state_machine_arn(&self.state_machine_arn).name(name).input(input);
         match self.runtime.block_on(request.send()) {
             Ok(output) => Ok(Started { name: name.to_string(), execution_arn: Some(output.execution_arn().to_string()), new: true }),

@@ -15,6 +15,7 @@ pub mod sns;
 use aws_config::SdkConfig;
 use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use mlops_core::CoreError;
+use mlops_pipeline::stages::shards::Sizing;
 
 /// What went wrong in an adapter.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,19 @@ pub fn env_or<T: std::str::FromStr>(name: &'static str, default: T, expected: &'
         }
         _ => Ok(default),
     }
+}
+
+/// How prep and batch scoring cut files into shards and run their Distributed Maps: the
+/// defaults, or the deployment's `MLOPS_SHARD_BYTES`, `MLOPS_SHARDS_PER_ITEM`,
+/// `MLOPS_BUCKET_BYTES` and `MLOPS_MAP_CONCURRENCY`.
+pub fn sizing() -> Result<Sizing, AwsError> {
+    let default = Sizing::default();
+    Ok(Sizing {
+        shard_bytes: env_or("MLOPS_SHARD_BYTES", default.shard_bytes, "a number of bytes")?,
+        shards_per_item: env_or("MLOPS_SHARDS_PER_ITEM", default.shards_per_item, "a whole number")?,
+        max_concurrency: env_or("MLOPS_MAP_CONCURRENCY", default.max_concurrency, "a whole number")?,
+        bucket_bytes: env_or("MLOPS_BUCKET_BYTES", default.bucket_bytes, "a number of bytes")?,
+    })
 }
 
 /// Whether requests go to a custom endpoint (LocalStack), where S3 needs path-style addressing.

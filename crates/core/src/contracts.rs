@@ -131,6 +131,89 @@ pub enum PrepStep {
     Finish { merged: PrepMerged },
 }
 
+/// A CSV file uploaded under `batch/DATASET/` to be scored by the production model: the input
+/// of the scoring state machine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScoreRequest {
+    pub dataset: String,
+    /// The file's key, under `batch/DATASET/`.
+    pub key: String,
+}
+
+/// A scoring plan, by reference: written by the score function's plan step, read by the
+/// Distributed Map over its items and by the finish step after it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScorePlanned {
+    pub dataset: String,
+    /// The plan's id, a sortable stamp.
+    pub plan: String,
+    /// The file scored.
+    pub key: String,
+    /// The model version every shard scores with, pinned when the plan was made.
+    pub version: String,
+    /// Map items in the plan (each scores one or more shards of the file).
+    pub items: usize,
+    pub shards: usize,
+    /// The key of the JSON array of items the Distributed Map reads.
+    pub items_key: String,
+    /// Map items run at once (the Distributed Map's `MaxConcurrencyPath`).
+    pub max_concurrency: u32,
+}
+
+/// One item of a scoring plan, as the Distributed Map hands it to the shard step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScoreItem {
+    pub dataset: String,
+    pub plan: String,
+    pub item: usize,
+}
+
+/// The input of the score function: which of its steps to run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum ScoreStep {
+    /// Pins the model, checks the file's header and cuts the file into shards:
+    /// `{"step": "plan", "request": {"dataset": .., "key": ..}}`.
+    Plan { request: ScoreRequest },
+    /// Scores one item's shards into parts at fixed keys.
+    Shard(ScoreItem),
+    /// Checks every shard's parts exist and joins them into the outputs:
+    /// `{"step": "finish", "planned": {..}}`.
+    Finish { planned: ScorePlanned },
+}
+
+/// What a batch scoring did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScoreSummary {
+    pub dataset: String,
+    /// The model version that scored every row.
+    pub version: String,
+    /// The batch's id: the request id of its log lines and the prefix of its prediction ids.
+    pub batch: String,
+    /// Data rows read.
+    pub rows: usize,
+    pub scored: usize,
+    pub rejected: usize,
+    /// Inference log files written.
+    pub log_files: usize,
+}
+
+/// What the scoring of an uploaded file wrote, and where.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScoredFile {
+    #[serde(flatten)]
+    pub summary: ScoreSummary,
+    /// The file scored.
+    pub key: String,
+    /// The scored rows (the file's columns, then the prediction's).
+    pub scores: String,
+    /// The rejected rows, each with its line and reason.
+    pub rejects: String,
+    /// Shards the file was scored in: 1 when a quoted field held a line break across a cut
+    /// and the file was scored whole.
+    pub shards: usize,
+}
+
 /// What prep did with one raw file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileOutcome {
@@ -481,6 +564,16 @@ impl StageInput for PrepStep {
             PrepStep::Merge { planned } => &planned.dataset,
             PrepStep::Bucket(item) => &item.dataset,
             PrepStep::Finish { merged } => &merged.dataset,
+        }
+    }
+}
+
+impl StageInput for ScoreStep {
+    fn dataset(&self) -> &str {
+        match self {
+            ScoreStep::Plan { request } => &request.dataset,
+            ScoreStep::Shard(item) => &item.dataset,
+            ScoreStep::Finish { planned } => &planned.dataset,
         }
     }
 }

@@ -302,6 +302,33 @@ impl Keys<'_> {
     pub fn prep_item_bucket(&self, plan: &str, item: usize, bucket: usize) -> String {
         format!("staging/{}/{plan}/items/{item}/bucket-{bucket}.parquet", self.dataset)
     }
+    /// A scoring plan: the file, its header, its shards grouped into map items, the pinned
+    /// model version and the batch id.
+    pub fn score_plan(&self, plan: &str) -> String {
+        format!("staging/{}/score/{plan}/plan.json", self.dataset)
+    }
+    /// The JSON array of a scoring plan's map items, read by the Distributed Map.
+    pub fn score_items(&self, plan: &str) -> String {
+        format!("staging/{}/score/{plan}/items.json", self.dataset)
+    }
+    /// One output (`scores.csv`, `rejects.csv`, `log-K.jsonl`, `meta.json`) of shard `shard` of
+    /// a scoring plan.
+    pub fn score_shard(&self, plan: &str, shard: usize, part: &str) -> String {
+        format!("{}{shard}/{part}", self.score_shards_prefix(plan))
+    }
+    /// Prefix of the outputs of every shard of a scoring plan.
+    pub fn score_shards_prefix(&self, plan: &str) -> String {
+        format!("staging/{}/score/{plan}/shards/", self.dataset)
+    }
+    /// Prefix of the files uploaded to be scored.
+    pub fn batch_prefix(&self) -> String {
+        format!("batch/{}/", self.dataset)
+    }
+    /// One output (`scores.csv`, `rejects.csv`, `summary.json`, `_SUCCESS`) of the scoring of
+    /// `batch/DATASET/NAME.csv`.
+    pub fn scored(&self, name: &str, part: &str) -> String {
+        format!("scored/{}/{name}/{part}", self.dataset)
+    }
     /// A drift check over the inference log: its log files, newest first, and what summarising
     /// them needs of the model.
     pub fn drift_plan(&self, check: &str) -> String {

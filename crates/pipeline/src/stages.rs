@@ -41,7 +41,7 @@ fn now() -> String {
 }
 
 /// A sortable, unique id: `20260127T101500Z-3fa2c1`.
-fn stamped_id() -> String {
+pub(crate) fn stamped_id() -> String {
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     format!("{stamp}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
 }

@@ -7,8 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mlops_core::contracts::{BucketItem, PrepStep, ShardItem, TrainStep};
-use mlops_core::{FsStore, Spec};
+use mlops_core::contracts::{BucketItem, PrepStep, ScoreItem, ScoreStep, ShardItem, TrainStep};
+use mlops_core::{FsStore, Spec, Store};
+use mlops_pipeline::score::sharded;
 use mlops_pipeline::stages::shards::Sizing;
 use mlops_pipeline::{ingest, stages};
 use serde::Serialize;
@@ -119,6 +120,21 @@ fn the_sample_events_are_what_the_stages_write() {
     matches_event("train-collect.json", &TrainStep::Collect { features: features.clone() });
     let trained = stages::train_collect(&store, &spec, features).unwrap();
     matches_event("register.json", &trained);
+    let (registered, _) = stages::register(&store, &spec, trained).unwrap();
+    assert!(registered.promoted);
+    // Batch scoring's three steps, as the scoring state machine runs them around its
+    // Distributed Map.
+    let step: ScoreStep = serde_json::from_str(&std::fs::read_to_string(project().join("events/score.json")).unwrap()).unwrap();
+    let ScoreStep::Plan { request } = step else { panic!("events/score.json is not scoring's plan step: {step:?}") };
+    let data = std::fs::read(project().join("data/bikeshare/Bikeshare.csv")).unwrap();
+    store.put(&request.key, &data).unwrap();
+    let planned = sharded::plan(&store, &request, Sizing::default()).unwrap();
+    let item = ScoreItem { dataset: planned.dataset.clone(), plan: planned.plan.clone(), item: 0 };
+    matches_event("score-shard.json", &ScoreStep::Shard(item.clone()));
+    sharded::score_item(&store, &item).unwrap();
+    matches_event("score-finish.json", &ScoreStep::Finish { planned: planned.clone() });
+    let scored = sharded::finish(&store, &planned).unwrap();
+    assert_eq!((scored.summary.rows, scored.summary.rejected), (data.iter().filter(|&&b| b == b'\n').count() - 1, 0), "{scored:?}");
 }
 
 #[test]

@@ -11,8 +11,8 @@ mod row_hash;
 mod shard;
 
 pub use shard::{
-    HEAD_BYTES, Head, Shard, ShardProblem, WINDOW_SLACK, combine, cut_file, cuts_outside_quotes, line_ends, number_quarantined, quotes,
-    record_bounds,
+    HEAD_BYTES, Head, Shard, ShardProblem, WINDOW_SLACK, combine, cut_bytes, cut_file, cuts_outside_quotes, line_ends, number_quarantined,
+    quotes, record_bounds,
 };
 
 use std::collections::{BTreeMap, BTreeSet};

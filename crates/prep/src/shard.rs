@@ -128,7 +128,13 @@ pub struct Shard {
 /// Cuts a file of `file_size` bytes into shards of about `shard_bytes`, rounded up to whole
 /// content-hash chunks so each shard hashes its own; an empty file is one empty shard.
 pub fn cut_file(file: &str, file_size: u64, shard_bytes: u64) -> Vec<Shard> {
-    let size = shard_bytes.max(1).div_ceil(CONTENT_CHUNK_BYTES).saturating_mul(CONTENT_CHUNK_BYTES);
+    cut_bytes(file, file_size, shard_bytes.max(1).div_ceil(CONTENT_CHUNK_BYTES).saturating_mul(CONTENT_CHUNK_BYTES))
+}
+
+/// Cuts a file of `file_size` bytes into shards of `shard_bytes` (the last one shorter), for
+/// readers that hash nothing; an empty file is one empty shard.
+pub fn cut_bytes(file: &str, file_size: u64, shard_bytes: u64) -> Vec<Shard> {
+    let size = shard_bytes.max(1);
     let of = file_size.div_ceil(size).max(1) as usize;
     (0..of)
         .map(|index| {

@@ -9,9 +9,9 @@
 //! `MLOPS_BUCKET_BYTES` and `MLOPS_MAP_CONCURRENCY`. Errors are typed `BadInput` (fail fast), `Transient` (the state
 //! machine retries) or `Internal`.
 
-use mlops_aws::{env_or, lambda};
+use mlops_aws::lambda;
 use mlops_core::contracts::{BatchPart, PrepMerged, PrepOutput, PrepPlanned, PrepStep, ShardItemOutput};
-use mlops_pipeline::stages::{self, shards::Sizing};
+use mlops_pipeline::stages;
 use serde::Serialize;
 
 /// What a step answers.
@@ -27,13 +27,7 @@ enum Answer {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let default = Sizing::default();
-    let sizing = Sizing {
-        shard_bytes: env_or("MLOPS_SHARD_BYTES", default.shard_bytes, "a number of bytes")?,
-        shards_per_item: env_or("MLOPS_SHARDS_PER_ITEM", default.shards_per_item, "a whole number")?,
-        max_concurrency: env_or("MLOPS_MAP_CONCURRENCY", default.max_concurrency, "a whole number")?,
-        bucket_bytes: env_or("MLOPS_BUCKET_BYTES", default.bucket_bytes, "a number of bytes")?,
-    };
+    let sizing = mlops_aws::sizing()?;
     lambda::run_stage(move |store, spec, step: PrepStep| match step {
         PrepStep::Plan { request } => stages::prep_plan(store, spec, &request, sizing).map(Answer::Planned),
         PrepStep::Shard(item) => stages::prep_shard(store, spec, &item).map(Answer::Item),

@@ -1,5 +1,6 @@
-//! S3 event to Step Functions: each object created under `raw/DATASET/` starts one execution,
-//! named from the object's key and ETag, so a duplicated event starts nothing new.
+//! S3 event to Step Functions: each object created under `raw/DATASET/` starts one pipeline
+//! execution, and each under `batch/DATASET/` one scoring execution, named from the object's key
+//! and ETag, so a duplicated event starts nothing new.
 //!
 //! Input: an S3 event notification; output: the executions started (or found).
 
@@ -9,28 +10,50 @@ use aws_lambda_events::s3::S3Event;
 use lambda_runtime::{LambdaEvent, service_fn};
 use mlops_aws::executions::{Executions, Started, execution_name};
 use mlops_aws::lambda::{self, Failure};
-use mlops_core::contracts::{RunRequest, Trigger};
+use mlops_core::contracts::{RunRequest, ScoreRequest, Trigger};
+
+/// The two state machines an upload can start.
+struct Machines {
+    pipeline: Executions,
+    score: Executions,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_tracing();
     let config = mlops_aws::config().await;
-    let executions = Arc::new(Executions::new(&config, mlops_aws::env("MLOPS_STATE_MACHINE_ARN")?));
-    lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| handle(executions.clone(), event.payload))).await
+    let machines = Arc::new(Machines {
+        pipeline: Executions::new(&config, mlops_aws::env("MLOPS_STATE_MACHINE_ARN")?),
+        score: Executions::new(&config, mlops_aws::env("MLOPS_SCORE_STATE_MACHINE_ARN")?),
+    });
+    lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| handle(machines.clone(), event.payload))).await
 }
 
-/// The run an uploaded object asks for: its dataset (the folder under raw/), its key, its ETag.
+/// What an uploaded object asks for: a run of its dataset (a file under raw/) or the scoring of
+/// the file (under batch/).
+#[derive(Debug, Clone, PartialEq)]
+enum Asked {
+    Run(RunRequest),
+    Score(ScoreRequest),
+}
+
+/// An uploaded object: what it asks for, its key and its ETag.
 #[derive(Debug, Clone, PartialEq)]
 struct Upload {
-    request: RunRequest,
+    asked: Asked,
+    key: String,
     etag: String,
 }
 
 impl Upload {
-    /// The run's execution name: the same for a duplicated event (same key and etag), so that
+    /// The execution's name: the same for a duplicated event (same key and etag), so that
     /// Step Functions starts it once, and another for a new upload of the same key.
     fn execution_name(&self) -> String {
-        execution_name(&format!("upload-{}", self.request.dataset), &[&self.request.keys[0], &self.etag])
+        let prefix = match &self.asked {
+            Asked::Run(request) => format!("upload-{}", request.dataset),
+            Asked::Score(request) => format!("score-{}", request.dataset),
+        };
+        execution_name(&prefix, &[&self.key, &self.etag])
     }
 }
 
@@ -46,26 +69,37 @@ fn uploads(event: &S3Event) -> Vec<Upload> {
         .filter(|r| r.event_name.as_deref().is_some_and(|n| n.starts_with("ObjectCreated")))
         .filter_map(|record| {
             let key = decode_key(record.s3.object.key.as_deref()?);
-            let mut parts = key.split('/');
-            let (Some("raw"), Some(dataset), Some(file)) = (parts.next(), parts.next(), parts.next()) else { return None };
-            if dataset.is_empty() || file.is_empty() || file.starts_with('.') {
+            let mut parts = key.splitn(3, '/');
+            let (Some(prefix), Some(dataset), Some(file)) = (parts.next(), parts.next(), parts.next()) else { return None };
+            let name = file.rsplit('/').next().unwrap_or_default();
+            if dataset.is_empty() || name.is_empty() || name.starts_with('.') {
                 return None;
             }
+            let dataset = dataset.to_string();
+            let asked = match prefix {
+                "raw" => Asked::Run(RunRequest { dataset, keys: vec![key.clone()], trigger: Trigger::Upload }),
+                "batch" => Asked::Score(ScoreRequest { dataset, key: key.clone() }),
+                _ => return None,
+            };
             let etag = record.s3.object.e_tag.clone().unwrap_or_default();
-            Some(Upload { request: RunRequest { dataset: dataset.to_string(), keys: vec![key.clone()], trigger: Trigger::Upload }, etag })
+            Some(Upload { asked, key, etag })
         })
         .collect()
 }
 
-async fn handle(executions: Arc<Executions>, event: S3Event) -> Result<Vec<Started>, Failure> {
+async fn handle(machines: Arc<Machines>, event: S3Event) -> Result<Vec<Started>, Failure> {
     let uploads = uploads(&event);
     lambda::blocking(move || {
         uploads
             .iter()
             .map(|upload| {
-                let key = &upload.request.keys[0];
-                let started = executions.start(&upload.execution_name(), &upload.request).map_err(Failure::from)?;
-                tracing::info!(%key, execution = %started.name, new = started.new, "upload handled");
+                let name = upload.execution_name();
+                let started = match &upload.asked {
+                    Asked::Run(request) => machines.pipeline.start(&name, request),
+                    Asked::Score(request) => machines.score.start(&name, request),
+                }
+                .map_err(Failure::from)?;
+                tracing::info!(key = %upload.key, execution = %started.name, new = started.new, "upload handled");
                 Ok(started)
             })
             .collect()
@@ -81,10 +115,19 @@ mod tests {
     fn the_sample_event_asks_for_one_run_of_its_dataset() {
         let event: S3Event = serde_json::from_str(include_str!("../../../events/trigger.json")).unwrap();
         let uploads = uploads(&event);
-        assert_eq!(uploads.len(), 1);
-        assert_eq!(uploads[0].request.dataset, "bikeshare");
-        assert_eq!(uploads[0].request.keys, ["raw/bikeshare/Bikeshare 2011.csv"]);
-        assert_eq!(uploads[0].request.trigger, Trigger::Upload);
+        let run =
+            RunRequest { dataset: "bikeshare".into(), keys: vec!["raw/bikeshare/Bikeshare 2011.csv".into()], trigger: Trigger::Upload };
+        assert_eq!(uploads.iter().map(|u| &u.asked).collect::<Vec<_>>(), [&Asked::Run(run)]);
+    }
+
+    #[test]
+    fn a_file_under_batch_asks_for_its_scoring() {
+        let mut event: S3Event = serde_json::from_str(include_str!("../../../events/trigger.json")).unwrap();
+        event.records[0].s3.object.key = Some("batch/bikeshare/2011/May+day.csv".into());
+        let uploads = uploads(&event);
+        let score = ScoreRequest { dataset: "bikeshare".into(), key: "batch/bikeshare/2011/May day.csv".into() };
+        assert_eq!(uploads.iter().map(|u| &u.asked).collect::<Vec<_>>(), [&Asked::Score(score)]);
+        assert!(uploads[0].execution_name().starts_with("score-bikeshare-"), "{}", uploads[0].execution_name());
     }
 
     #[test]
@@ -102,7 +145,13 @@ mod tests {
     #[test]
     fn objects_outside_raw_datasets_start_nothing() {
         let mut event: S3Event = serde_json::from_str(include_str!("../../../events/trigger.json")).unwrap();
-        for key in ["processed/bikeshare/x/data.parquet", "raw/bikeshare/.hidden", "raw/readme.txt"] {
+        for key in [
+            "processed/bikeshare/x/data.parquet",
+            "raw/bikeshare/.hidden",
+            "raw/readme.txt",
+            "scored/bikeshare/may/scores.csv",
+            "batch/bikeshare/sub/.hidden",
+        ] {
             event.records[0].s3.object.key = Some(key.into());
             assert!(uploads(&event).is_empty(), "{key}");
         }

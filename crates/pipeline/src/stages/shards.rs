@@ -225,9 +225,48 @@ struct Records {
     parsed: Result<Parsed, ShardProblem>,
 }
 
-/// Bytes `range` of the raw file `key`, which must exist.
+/// Bytes `range` of the file `key`, which must exist.
 fn range(store: &dyn Store, key: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, PipelineError> {
-    store.get_range(key, range)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: the raw file disappeared while it was read")))
+    store.get_range(key, range)?.ok_or_else(|| PipelineError::bad_input(format!("{key}: the file disappeared while it was read")))
+}
+
+/// The bytes of a file around one shard: the records that start in it, and the window of the
+/// file they were found in.
+pub(crate) struct ShardBytes {
+    window: Vec<u8>,
+    window_start: u64,
+    /// The file offset of the shard's first record.
+    pub(crate) first: u64,
+    /// The file offset where the next shard's records begin.
+    pub(crate) last: u64,
+}
+
+impl ShardBytes {
+    /// Reads the records that start in `shard` of a file whose records begin at `body_start`:
+    /// a window around the shard, widened while its last line goes on.
+    pub(crate) fn read(store: &dyn Store, shard: &Shard, body_start: u64) -> Result<ShardBytes, PipelineError> {
+        let key = shard.file.as_str();
+        let mut window_range = shard.window();
+        let mut window = range(store, key, window_range.clone())?;
+        loop {
+            if let Some((first, last)) = mlops_prep::record_bounds(&window, window_range.start, shard, body_start) {
+                return Ok(ShardBytes { window, window_start: window_range.start, first, last });
+            }
+            let more = window_range.end..(window_range.end + mlops_prep::WINDOW_SLACK.max(window.len() as u64)).min(shard.file_size);
+            window.extend(range(store, key, more.clone())?);
+            window_range.end = more.end;
+        }
+    }
+
+    /// The records that start in the shard.
+    pub(crate) fn records(&self) -> &[u8] {
+        self.range(self.first..self.last)
+    }
+
+    /// The file's bytes `range`, which must lie in the window.
+    pub(crate) fn range(&self, range: std::ops::Range<u64>) -> &[u8] {
+        &self.window[(range.start - self.window_start) as usize..(range.end - self.window_start) as usize]
+    }
 }
 
 /// Reads and parses the records that start in `shard`. A panic while parsing (a bug, never
@@ -235,20 +274,9 @@ fn range(store: &dyn Store, key: &str, range: std::ops::Range<u64>) -> Result<Ve
 /// the same file.
 fn read_records(store: &dyn Store, spec: &Spec, head: &Head, shard: &Shard) -> Result<Records, PipelineError> {
     let key = shard.file.as_str();
-    let mut window_range = shard.window();
-    let mut window = range(store, key, window_range.clone())?;
-    let (first, last) = loop {
-        if let Some(bounds) = mlops_prep::record_bounds(&window, window_range.start, shard, head.body_start) {
-            break bounds;
-        }
-        // The shard's last line goes on past the window: read on.
-        let more = window_range.end..(window_range.end + mlops_prep::WINDOW_SLACK.max(window.len() as u64)).min(shard.file_size);
-        window.extend(range(store, key, more.clone())?);
-        window_range.end = more.end;
-    };
-    let at = |offset: u64| (offset - window_range.start) as usize;
-    let records = &window[at(first)..at(last)];
-    let nominal = &window[at(shard.start)..at(shard.end)];
+    let bytes = ShardBytes::read(store, shard, head.body_start)?;
+    let records = bytes.records();
+    let nominal = bytes.range(shard.start..shard.end);
     let (hashes, parsed) = rayon::join(
         || chunk_hashes(nominal),
         || {
