@@ -201,6 +201,7 @@ pub fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) ->
         ("GET", _) => agent.get(url).call(),
         ("POST", Some(body)) => agent.post(url).content_type("application/json").send(body),
         ("POST", None) => agent.post(url).send_empty(),
+        ("PUT", None) => agent.put(url).send_empty(),
         (other, _) => panic!("no helper for {other}"),
     };
     let mut response = response.expect("the server answers");

@@ -4,6 +4,7 @@ mod architecture;
 mod aws_iam;
 mod aws_localstack;
 mod canary;
+mod contract;
 mod deployment_checks;
 mod harness;
 mod local_pipeline;

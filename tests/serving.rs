@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::harness::{Served, Workspace, call, client, sha256_file, toy_csv, toy_spec};
 
-fn trained(workspace: &Workspace) -> std::path::PathBuf {
+pub fn trained(workspace: &Workspace) -> std::path::PathBuf {
     let spec = toy_spec(workspace);
     let data = workspace.write("data.csv", toy_csv(300, 0));
     workspace.json(&["ingest", "--spec", spec.to_str().unwrap(), data.to_str().unwrap()]);
@@ -60,8 +60,23 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx_naming_the_field_or_limit()
             "/predict",
             Some(json!({ "x": "abc", "group": "red", "when": "2024-03-01 00:00:00" }).to_string()),
             422,
-            "field 'x': 'abc' is not a finite number",
+            "field 'x': \"abc\" is not a JSON number",
         ),
+        (
+            "POST",
+            "/predict",
+            Some(json!({ "x": 1e300, "group": "red", "when": "2024-03-01 00:00:00 " }).to_string()),
+            422,
+            "field 'when': '2024-03-01 00:00:00 ' is not written exactly",
+        ),
+        (
+            "POST",
+            "/predict",
+            Some(json!({ "rows": [{ "x": 1, "group": "red", "when": "2024-03-01 00:00:00" }], "explain": true }).to_string()),
+            422,
+            "a batch is {\"rows\": [...]} with no other field",
+        ),
+        ("PUT", "/predict", None, 405, "PUT is not allowed on /predict; it allows POST"),
         (
             "POST",
             "/predict",

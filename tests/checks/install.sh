@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up (idempotently) the Python venv of the deployment checks: cfn-lint for infra/ and moto's
-# server, whose IAM access control evaluates the template's role policies (tests/aws_iam.rs).
+# Sets up (idempotently) the Python venv of the deployment checks: cfn-lint for infra/, moto's
+# server, whose IAM access control evaluates the template's role policies (tests/aws_iam.rs), and
+# Schemathesis, which tests the served API against its OpenAPI document (tests/contract.rs).
 # Prints the venv's path.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

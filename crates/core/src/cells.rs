@@ -1,6 +1,7 @@
 //! The one rule that checks a single raw value against its column: type, range and category.
 //! CSV prep and `/predict` both call [`CellRule::check`], so a value accepted by one is accepted
-//! by the other, with the same reason when it is not.
+//! by the other, with the same reason when it is not (a request's JSON value must also have the
+//! type its OpenAPI document states: see `RowSchema::check`).
 
 use std::collections::HashSet;
 
@@ -36,6 +37,12 @@ pub enum BadValue {
     AboveMaximum { value: f64, max: f64 },
     #[error(transparent)]
     Time(#[from] TimeError),
+    /// A request's JSON value of the wrong type (a string for a number, a number for a category).
+    #[error("{value} is not {expected}")]
+    WrongType { value: String, expected: &'static str },
+    /// A request's category or datetime with surrounding spaces, or empty.
+    #[error("'{0}' is not written exactly (no surrounding spaces; null for a missing value)")]
+    NotExact(String),
 }
 
 /// A value that passed its column's rule.

@@ -100,7 +100,7 @@ pub fn read_log_file(bytes: &[u8], version: &str, schema: &RowSchema, limit: usi
         .skip(oldest_kept)
         .rev()
         .map(|(index, line)| CheckedLine {
-            row: schema.check(&RawRow::parse(line.features), index).ok(),
+            row: schema.check_text(&RawRow::parse(line.features), index).ok(),
             line: LoggedPrediction {
                 prediction_id: line.prediction_id.into_owned(),
                 prediction: line.prediction.into_owned(),

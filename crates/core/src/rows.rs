@@ -5,7 +5,7 @@
 //! or the log line, so checking a row allocates only its checked cells.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use rayon::prelude::*;
@@ -172,8 +172,21 @@ impl RowSchema {
         self.names.contains_key(name)
     }
 
-    /// Checks one row; the error names the row and the field.
+    /// Checks one request row as the OpenAPI document states it ([`Self::json_schema`]): each
+    /// value has the JSON type of its column (a number for numbers, `true`/`false` for booleans,
+    /// a string written exactly for categories and datetimes, `null` for a missing value) and
+    /// keeps its column's rule. The error names the row and the field.
     pub fn check(&self, row: &RawRow, index: usize) -> Result<Vec<Cell>, RowError> {
+        self.check_as(row, index, Reading::Typed)
+    }
+
+    /// Checks one row whose values may all be text: a CSV record, or a logged line (which
+    /// holds the values as their caller sent them). Each value keeps its column's rule.
+    pub fn check_text(&self, row: &RawRow, index: usize) -> Result<Vec<Cell>, RowError> {
+        self.check_as(row, index, Reading::Text)
+    }
+
+    fn check_as(&self, row: &RawRow, index: usize, reading: Reading) -> Result<Vec<Cell>, RowError> {
         let fail = |problem: RowProblem| RowError { row: index, problem };
         let fields = row.fields.as_ref().ok_or_else(|| fail(RowProblem::NotAnObject(describe(row.raw))))?;
         let mut values: Vec<Option<&RawValue>> = vec![None; self.inputs.len()];
@@ -202,7 +215,7 @@ impl RowSchema {
                     None | Some((_, Scalar::Null)) if input.required => Err(fail(RowProblem::MissingField(name.clone()))),
                     None | Some((_, Scalar::Null)) => Ok(Cell::Missing),
                     Some((raw, value)) => {
-                        input.check(raw, value).map_err(|bad_value| fail(RowProblem::Field { field: name.clone(), bad_value }))
+                        input.check(raw, value, reading).map_err(|bad_value| fail(RowProblem::Field { field: name.clone(), bad_value }))
                     }
                 }
             })
@@ -266,31 +279,62 @@ impl RowSchema {
         Frame::new(columns).expect("every row has every column")
     }
 
-    /// A JSON schema of one row (for the OpenAPI document).
+    /// A JSON schema of one row (for the OpenAPI document): exactly what [`Self::check`]
+    /// accepts, as far as JSON Schema can say it.
     pub fn json_schema(&self) -> Value {
-        let mut properties = BTreeMap::new();
+        let mut properties = serde_json::Map::new();
         let mut required = Vec::new();
         for input in &self.inputs {
             let column = input.rule.column();
             let mut property = serde_json::Map::new();
-            let kind = match column.kind {
-                ColumnType::Integer => "integer",
-                ColumnType::Float => "number",
-                ColumnType::Boolean => "boolean",
-                _ => "string",
-            };
-            property.insert("type".into(), kind.into());
-            if let Some(min) = column.min {
-                property.insert("minimum".into(), min.into());
-            }
-            if let Some(max) = column.max {
-                property.insert("maximum".into(), max.into());
-            }
-            if let Some(categories) = &column.categories {
-                property.insert("enum".into(), categories.clone().into());
-            }
-            if let Some(format) = &column.format {
-                property.insert("description".into(), format!("a datetime formatted as {format}").into());
+            let limit = |bound: Option<f64>, default: f64| Value::from(bound.unwrap_or(default));
+            match column.kind {
+                ColumnType::Integer => {
+                    let most = crate::cells::MAX_EXACT_INTEGER as f64;
+                    property.insert("type".into(), "integer".into());
+                    property.insert("minimum".into(), limit(column.min, -most));
+                    property.insert("maximum".into(), limit(column.max, most));
+                }
+                ColumnType::Float => {
+                    property.insert("type".into(), "number".into());
+                    column.min.map(|min| property.insert("minimum".into(), min.into()));
+                    column.max.map(|max| property.insert("maximum".into(), max.into()));
+                }
+                ColumnType::Boolean => {
+                    let either = serde_json::json!([{ "type": "boolean" }, { "type": "integer", "enum": [0, 1] }]);
+                    property.insert("anyOf".into(), either);
+                }
+                ColumnType::Datetime => {
+                    let format = column.format.as_deref().unwrap_or_default();
+                    property.insert("type".into(), "string".into());
+                    match crate::time::datetime_pattern(format) {
+                        Some(pattern) => property.insert("pattern".into(), pattern.into()),
+                        None if format == crate::time::RFC3339 => property.insert("format".into(), "date-time".into()),
+                        None => None,
+                    };
+                    let mut description = format!("a datetime formatted as {format}");
+                    if column.min.is_some() || column.max.is_some() {
+                        description.push_str(&format!(", from {:?} to {:?} seconds since 1970 (UTC)", column.min, column.max));
+                    }
+                    property.insert("description".into(), description.into());
+                }
+                ColumnType::Categorical | ColumnType::String => {
+                    property.insert("type".into(), "string".into());
+                    match &column.categories {
+                        Some(categories) => {
+                            let mut listed: Vec<Value> = categories.iter().map(|c| Value::from(c.as_str())).collect();
+                            if !input.required {
+                                listed.push(Value::Null);
+                            }
+                            property.insert("enum".into(), listed.into());
+                        }
+                        // Blank text is a missing value, which a required column refuses.
+                        None if input.required => {
+                            property.insert("pattern".into(), "\\S".into());
+                        }
+                        None => {}
+                    }
+                }
             }
             if input.required {
                 required.push(column.name.clone());
@@ -299,13 +343,55 @@ impl RowSchema {
             }
             properties.insert(column.name.clone(), Value::Object(property));
         }
-        serde_json::json!({ "type": "object", "required": required, "properties": properties })
+        // The target and ignored columns are tolerated, whatever they hold, and not read.
+        for (name, slot) in &self.names {
+            if slot.is_none() {
+                properties.insert(name.clone(), serde_json::json!({ "description": "not read" }));
+            }
+        }
+        serde_json::json!({ "type": "object", "required": required, "properties": properties, "additionalProperties": false })
     }
 }
 
+/// How a row's values are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// A request's JSON: each value of its column's JSON type.
+    Typed,
+    /// Values that may be text, as CSV has no types.
+    Text,
+}
+
 impl Input {
-    /// Checks a present value with the column's rule, as CSV prep does.
-    fn check(&self, raw: &RawValue, value: Scalar) -> Result<Cell, BadValue> {
+    /// Whether a request's JSON value has the type the OpenAPI document states for the column.
+    fn typed(&self, raw: &RawValue, value: &Scalar) -> Result<(), BadValue> {
+        let column = self.rule.column();
+        let expected = match (column.kind, value) {
+            // The rule then refuses a fraction or an exponent (7 and 7.0 are the integer 7).
+            (ColumnType::Integer, Scalar::Number(_)) => return Ok(()),
+            (ColumnType::Integer, _) => "an integer (a JSON number)",
+            (ColumnType::Float, Scalar::Number(_)) | (ColumnType::Boolean, Scalar::Bool(_)) => return Ok(()),
+            (ColumnType::Boolean, Scalar::Number(text)) if text.parse::<f64>().is_ok_and(|v| v == 0.0 || v == 1.0) => return Ok(()),
+            (ColumnType::Float, _) => "a JSON number",
+            (ColumnType::Boolean, _) => "true, false, 1 or 0",
+            (ColumnType::Categorical | ColumnType::String | ColumnType::Datetime, Scalar::Text(text)) => {
+                let exact = column.categories.is_some() || column.kind == ColumnType::Datetime;
+                if exact && (text.is_empty() || text.trim() != text.as_ref()) {
+                    return Err(BadValue::NotExact(crate::shown::shown(text)));
+                }
+                return Ok(());
+            }
+            (ColumnType::Categorical | ColumnType::String | ColumnType::Datetime, _) => "a JSON string",
+        };
+        Err(BadValue::WrongType { value: describe(raw), expected })
+    }
+
+    /// Checks a present value with the column's rule, as CSV prep does, after its JSON type
+    /// when it is read [`Reading::Typed`].
+    fn check(&self, raw: &RawValue, value: Scalar, reading: Reading) -> Result<Cell, BadValue> {
+        if reading == Reading::Typed && !matches!(value, Scalar::Composite) {
+            self.typed(raw, &value)?;
+        }
         let text = match &value {
             // A JSON number names a category or a boolean by its value (1 and 1.0 are "1").
             Scalar::Number(text)
@@ -382,15 +468,41 @@ kind = "linear"
     #[test]
     fn good_rows_are_coerced_like_prep_does() {
         let schema = schema();
+        // As text (a CSV record, a logged line), values are read as prep reads CSV fields.
         let row = raw(&json!({"key": 7, "n": "3", "colour": " red ", "flag": "Yes", "y": 1.0, "leak": 2}));
         let row = RawRow::parse(&row);
-        assert_eq!(
-            schema.check(&row, 0).unwrap(),
-            [Cell::Text("7".into()), Cell::Number(3.0), Cell::Text("red".into()), Cell::Number(1.0), Cell::Missing]
-        );
+        let expected = [Cell::Text("7".into()), Cell::Number(3.0), Cell::Text("red".into()), Cell::Number(1.0), Cell::Missing];
+        assert_eq!(schema.check_text(&row, 0).unwrap(), expected);
         assert_eq!(schema.id_of(&row).as_deref(), Some("7"));
-        let frame = schema.frame(&[schema.check(&row, 0).unwrap()]);
+        let frame = schema.frame(&[schema.check_text(&row, 0).unwrap()]);
         assert_eq!(frame.column("n"), Some(&Column::Numeric(vec![3.0])));
+        // A request gives the same cells with each value of its JSON type.
+        let typed = raw(&json!({"key": "7", "n": 3.0, "colour": "red", "flag": 1, "y": "any", "leak": 2}));
+        assert_eq!(schema.check(&RawRow::parse(&typed), 0).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_request_value_of_another_json_type_than_the_document_states_is_refused() {
+        let schema = schema();
+        let cases = [
+            (json!({"n": "3", "colour": "red", "flag": true}), "field 'n': \"3\" is not an integer (a JSON number)"),
+            (
+                json!({"n": 3, "colour": " red", "flag": true}),
+                "field 'colour': ' red' is not written exactly (no surrounding spaces; null for a missing value)",
+            ),
+            (json!({"n": 3, "colour": "", "flag": true}), "field 'colour': '' is not written exactly"),
+            (json!({"n": 3, "colour": 1, "flag": true}), "field 'colour': 1 is not a JSON string"),
+            (json!({"n": 3, "colour": "red", "flag": "yes"}), "field 'flag': \"yes\" is not true, false, 1 or 0"),
+            (json!({"n": 3, "colour": "red", "flag": 2}), "field 'flag': 2 is not true, false, 1 or 0"),
+            (json!({"n": 3, "colour": "red", "flag": true, "size": "1.5"}), "field 'size': \"1.5\" is not a JSON number"),
+        ];
+        for (row, expected) in cases {
+            let error = schema.check(&RawRow::parse(&raw(&row)), 0).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error} should contain {expected}");
+            if let Err(text_error) = schema.check_text(&RawRow::parse(&raw(&row)), 0) {
+                assert!(!text_error.to_string().contains("JSON"), "read as text, only the column rule applies: {text_error}");
+            }
+        }
     }
 
     #[test]
@@ -399,10 +511,10 @@ kind = "linear"
         let cases = [
             (json!({"colour": "red", "flag": true}), "row 2: missing field 'n'"),
             (json!({"n": 1.5, "colour": "red", "flag": true}), "row 2: field 'n': '1.5' is not an integer"),
-            (json!({"n": "", "colour": "red", "flag": true}), "row 2: field 'n': missing value"),
+            (json!({"n": null, "colour": "red", "flag": true}), "row 2: missing field 'n'"),
             (json!({"n": 11, "colour": "red", "flag": true}), "row 2: field 'n': 11 is above the maximum 10"),
             (json!({"n": 1, "colour": "green", "flag": true}), "row 2: field 'colour': 'green' is not one of the categories (red, blue)"),
-            (json!({"n": 1, "colour": "red", "flag": "maybe"}), "row 2: field 'flag': 'maybe' is not a boolean (true/false, 1/0, yes/no)"),
+            (json!({"n": 1, "colour": "red", "flag": 0.5}), "row 2: field 'flag': 0.5 is not true, false, 1 or 0"),
             (json!({"n": 1, "colour": "red", "flag": true, "extra": 1}), "row 2: unknown field 'extra'"),
             (json!({"n": 1, "colour": ["red"], "flag": true}), "row 2: field 'colour': [\"red\"] is not a single value"),
             (json!([1, 2]), "row 2: expected an object of fields, got [1,2]"),
@@ -438,7 +550,7 @@ kind = "linear"
         let row = RawRow::parse(row);
         assert_eq!(row.raw().get(), body);
         assert_eq!(
-            schema.check(&row, 0).unwrap(),
+            schema.check_text(&row, 0).unwrap(),
             [Cell::Missing, Cell::Number(4.0), Cell::Text("blue".into()), Cell::Number(1.0), Cell::Missing]
         );
         assert_eq!(schema.id_of(&row), None);

@@ -84,6 +84,8 @@ pub struct Response {
     /// The model version that answered, if any.
     pub model_version: Option<String>,
     pub request_id: String,
+    /// The methods a path allows, for a 405 answer's `Allow` header.
+    pub allow: Option<&'static str>,
 }
 
 impl Response {
@@ -93,6 +95,7 @@ impl Response {
             body: body.to_string().into_bytes(),
             model_version: model_version.map(str::to_string),
             request_id: request_id.to_string(),
+            allow: None,
         }
     }
 
@@ -354,7 +357,9 @@ impl Service {
                 None => Response::error(503, &format!("no production model for '{}' yet", self.dataset), &request_id),
             },
             (_, "/health" | "/model" | "/openapi.json" | "/predict") => {
-                Response::error(405, &format!("{} is not allowed on {path}", request.method), &request_id)
+                let allow = if path == "/predict" { "POST" } else { "GET" };
+                let message = format!("{} is not allowed on {path}; it allows {allow}", request.method);
+                Response { allow: Some(allow), ..Response::error(405, &message, &request_id) }
             }
             _ => Response::error(
                 404,
@@ -530,23 +535,43 @@ fn explain_asked(path: &str) -> Result<bool, String> {
     let query = path.split_once('?').map_or("", |(_, query)| query);
     let asked = query.split('&').map(|pair| pair.split_once('=').unwrap_or((pair, ""))).rfind(|(key, _)| *key == "explain");
     match asked.map(|(_, value)| value) {
-        None | Some("false" | "0") => Ok(false),
-        Some("true" | "1" | "") => Ok(true),
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
         Some(other) => Err(format!("explain={other}: expected explain=true or explain=false")),
     }
 }
 
-/// The rows of a request body: one object, or `{"rows": [...]}`; the error is a status and a
-/// message.
+/// The rows of a request body: one object, or `{"rows": [...]}` and nothing else; the error is
+/// a status and a message.
 fn split_rows(body: &[u8]) -> Result<Vec<&RawValue>, (u16, String)> {
-    /// `{"rows": [...]}`; any other object is a single row.
-    #[derive(Deserialize)]
-    struct Batch<'a> {
-        #[serde(borrow, default, deserialize_with = "present")]
-        rows: Option<Vec<&'a RawValue>>,
+    /// The top level of an object body: its `rows` value, if any, and how many fields it has.
+    struct Top<'a> {
+        rows: Option<&'a RawValue>,
+        fields: usize,
     }
-    fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<&'de RawValue>>, D::Error> {
-        Vec::deserialize(deserializer).map(Some)
+    impl<'de> Deserialize<'de> for Top<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct TopVisitor;
+            impl<'de> serde::de::Visitor<'de> for TopVisitor {
+                type Value = Top<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Top<'de>, M::Error> {
+                    let mut top = Top { rows: None, fields: 0 };
+                    while let Some(key) = map.next_key::<std::borrow::Cow<str>>()? {
+                        if key == "rows" {
+                            top.rows = Some(map.next_value()?);
+                        } else {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        top.fields += 1;
+                    }
+                    Ok(top)
+                }
+            }
+            deserializer.deserialize_map(TopVisitor)
+        }
     }
     let not_json = |e: &dyn std::fmt::Display| (400, format!("the body is not JSON: {e}"));
     let text = std::str::from_utf8(body).map_err(|e| not_json(&e))?;
@@ -555,11 +580,11 @@ fn split_rows(body: &[u8]) -> Result<Vec<&RawValue>, (u16, String)> {
         return Err((422, "expected one row as an object, or {\"rows\": [...]}".into()));
     }
     // One pass over the body: the rows are only delimited here, and checked one by one later.
-    match serde_json::from_str::<Batch>(text) {
-        Ok(Batch { rows: Some(rows) }) => Ok(rows),
-        Ok(Batch { rows: None }) => Ok(vec![serde_json::from_str(text).map_err(|e| not_json(&e))?]),
-        Err(e) if e.is_data() => Err((422, "'rows' must be an array of objects".into())),
-        Err(e) => Err(not_json(&e)),
+    let top: Top = serde_json::from_str(text).map_err(|e| not_json(&e))?;
+    match top.rows {
+        None => Ok(vec![serde_json::from_str(text).map_err(|e| not_json(&e))?]),
+        Some(_) if top.fields > 1 => Err((422, "a batch is {\"rows\": [...]} with no other field".into())),
+        Some(rows) => serde_json::from_str(rows.get()).map_err(|_| (422, "'rows' must be an array of objects".into())),
     }
 }
 
@@ -587,32 +612,52 @@ fn model_description(model: &Loaded) -> Value {
     })
 }
 
-/// The OpenAPI document of the service, generated from the model's schema.
+/// The OpenAPI document of the service, generated from the model's schema: the contract the
+/// server keeps (Schemathesis checks it both ways in `tests/contract.rs`). Undeclared methods
+/// get 405 with `Allow`.
 fn openapi(spec: &Spec, schema: &RowSchema, version: &str, options: &ServiceOptions) -> Value {
     let prediction = if spec.target.task.is_classification() { json!({ "type": "string" }) } else { json!({ "type": "number" }) };
-    let error = json!({ "$ref": "#/components/schemas/Error" });
-    let error_response = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": error } } });
+    let json_body = |schema: Value| json!({ "application/json": { "schema": schema } });
+    let error =
+        |description: &str| json!({ "description": description, "content": json_body(json!({ "$ref": "#/components/schemas/Error" })) });
+    let timeout = json!({ "description": "The request, its body included, took longer than the server's time limit" });
+    let unavailable = || error("No model is in production yet");
+    let internal = || error("An internal error (a bug): the message says what failed");
+    let get = |summary: &str, ok: Value| json!({ "get": { "summary": summary, "responses": { "200": ok, "408": timeout, "500": internal(), "503": unavailable() } } });
     json!({
         "openapi": "3.0.3",
         "info": { "title": format!("{} predictions", spec.name), "version": version, "description": spec.description },
         "paths": {
             "/predict": { "post": {
                 "summary": "Predict one row or a batch of rows",
-                "parameters": [{ "name": "explain", "in": "query", "required": false, "schema": { "type": "boolean" }, "description": "Add each row's explanations: per-feature contributions that sum, with the base, to the model's output" }],
-                "requestBody": { "required": true, "content": { "application/json": { "schema": { "oneOf": [
+                "parameters": [{ "name": "explain", "in": "query", "required": false, "schema": { "type": "boolean" }, "description": format!("true adds each row's explanations: per-feature contributions that sum, with the base, to the model's output (at most {} rows)", options.max_explain_rows) }],
+                "requestBody": { "required": true, "content": json_body(json!({ "oneOf": [
                     { "$ref": "#/components/schemas/Row" },
-                    { "type": "object", "required": ["rows"], "properties": { "rows": { "type": "array", "minItems": 1, "maxItems": options.max_rows, "items": { "$ref": "#/components/schemas/Row" } } } }
-                ] } } } },
+                    { "type": "object", "required": ["rows"], "additionalProperties": false, "properties": { "rows": { "type": "array", "minItems": 1, "maxItems": options.max_rows, "items": { "$ref": "#/components/schemas/Row" } } } }
+                ] })) },
                 "responses": {
-                    "200": { "description": "Predictions, in the order of the rows", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Predictions" } } } },
-                    "400": error_response("The body is not JSON"),
-                    "413": error_response(&format!("More than {} bytes or {} rows ({} with explain=true)", options.max_body_bytes, options.max_rows, options.max_explain_rows)),
-                    "422": error_response("A row breaks the schema: the message names the row and the field"),
-                    "503": error_response("No model is in production yet")
+                    "200": { "description": "Predictions, in the order of the rows", "content": json_body(json!({ "$ref": "#/components/schemas/Predictions" })) },
+                    "400": error("The body is not JSON"),
+                    "408": timeout,
+                    "413": error(&format!("More than {} bytes or {} rows, or more than {} rows with explain=true", options.max_body_bytes, options.max_rows, options.max_explain_rows)),
+                    "422": error("A row breaks the schema (the message names the row and the field), or the body is not one row nor {\"rows\": [...]} alone"),
+                    "500": internal(),
+                    "503": unavailable()
                 }
             } },
-            "/health": { "get": { "summary": "Liveness and the version served (with registry_error while the registry cannot be read)", "responses": { "200": { "description": "Serving" }, "503": { "description": "No model yet" } } } },
-            "/model": { "get": { "summary": "Version, schema and metrics of the model served", "responses": { "200": { "description": "The model" } } } }
+            "/health": { "get": { "summary": "Liveness and the version served (with registry_error while the registry cannot be read)", "responses": {
+                "200": { "description": "Serving", "content": json_body(json!({ "type": "object", "required": ["status", "dataset", "model_version"], "properties": {
+                    "status": { "type": "string", "enum": ["ok"] }, "dataset": { "type": "string" }, "model_version": { "type": "string" },
+                    "registry_error": { "type": "string" }, "challenger": { "type": "object" }
+                } })) },
+                "408": timeout,
+                "500": internal(),
+                "503": { "description": "No model yet", "content": json_body(json!({ "type": "object", "required": ["status", "dataset"], "properties": { "status": { "type": "string", "enum": ["no model"] }, "dataset": { "type": "string" } } })) }
+            } } },
+            "/model": get("Version, schema, metrics and feature importance of the model served", json!({ "description": "The model", "content": json_body(json!({ "type": "object", "required": ["dataset", "version", "schema"], "properties": {
+                "dataset": { "type": "string" }, "version": { "type": "string" }, "schema": { "type": "array", "items": { "type": "object" } }, "importance": { "type": "array", "items": { "type": "object" } }
+            } })) })),
+            "/openapi.json": get("This document", json!({ "description": "The OpenAPI document of the model served", "content": json_body(json!({ "type": "object", "required": ["openapi", "paths"] })) }))
         },
         "components": { "schemas": {
             "Row": schema.json_schema(),
@@ -643,8 +688,12 @@ mod tests {
     fn explanations_are_asked_by_the_explain_parameter_alone() {
         assert_eq!(explain_asked("/predict"), Ok(false));
         assert_eq!(explain_asked("/predict?explain=true"), Ok(true));
-        assert_eq!(explain_asked("/predict?a=b&explain"), Ok(true));
-        assert_eq!(explain_asked("/predict?explain=true&explain=0"), Ok(false), "the last one counts");
+        assert_eq!(explain_asked("/predict?a=b&explain=false"), Ok(false));
+        assert_eq!(explain_asked("/predict?explain=true&explain=false"), Ok(false), "the last one counts");
+        assert!(
+            explain_asked("/predict?explain=1").is_err() && explain_asked("/predict?explain").is_err(),
+            "as the document says: true or false"
+        );
         assert_eq!(explain_asked("/predict?explainer=1"), Ok(false));
         assert_eq!(explain_asked("/predict?explain=yes"), Err("explain=yes: expected explain=true or explain=false".into()));
     }
@@ -659,5 +708,7 @@ mod tests {
         assert_eq!(split_rows(b"\xff").unwrap_err().0, 400);
         assert_eq!(rows("[1, 2]").unwrap_err(), (422, "expected one row as an object, or {\"rows\": [...]}".to_string()));
         assert_eq!(rows(r#"{"rows": null}"#).unwrap_err(), (422, "'rows' must be an array of objects".to_string()));
+        let extra = rows(r#"{"rows": [{"a": 1}], "explain": true}"#).unwrap_err();
+        assert_eq!(extra, (422, "a batch is {\"rows\": [...]} with no other field".to_string()));
     }
 }

@@ -73,6 +73,63 @@ pub fn parse_datetime(text: &str, format: &str) -> Result<f64, TimeError> {
     }
 }
 
+/// A regular expression (anchored) of text in `format` that [`parse_datetime`] accepts, for the
+/// OpenAPI document: years 1000 to 9899, and dates that exist in every year (a day of the month
+/// right after `%m` is checked against it, else days 1 to 28; 29 February and other days a
+/// pattern cannot tell are accepted but not stated). `None` for a strftime directive it does
+/// not cover.
+pub fn datetime_pattern(format: &str) -> Option<String> {
+    const YEAR: &str = "(1[0-9]{3}|[2-8][0-9]{3}|9[0-8][0-9]{2})";
+    const MONTH_DAY: &str = "((0[13578]|1[02])SEP(0[1-9]|[12][0-9]|3[01])|(0[469]|11)SEP(0[1-9]|[12][0-9]|30)|02SEP(0[1-9]|1[0-9]|2[0-8]))";
+    const HOUR: &str = "([01][0-9]|2[0-3])";
+    const MINUTE: &str = "[0-5][0-9]";
+    match format {
+        RFC3339 => return None,
+        UNIX_SECONDS => return Some("^-?[0-9]{1,11}([.][0-9]{1,6})?$".into()),
+        UNIX_MILLISECONDS => return Some("^-?[0-9]{1,14}([.][0-9]{1,3})?$".into()),
+        _ => {}
+    }
+    let format = format.replace("%F", "%Y-%m-%d").replace("%T", "%H:%M:%S");
+    let mut pattern = String::from("^");
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            pattern.push_str(&regex_literal(c));
+            continue;
+        }
+        match chars.next()? {
+            'Y' => pattern.push_str(YEAR),
+            'm' => {
+                let rest: String = chars.clone().take(3).collect();
+                let mut rest = rest.chars();
+                match (rest.next(), rest.next(), rest.next()) {
+                    (Some(sep), Some('%'), Some('d')) if sep != '%' => {
+                        pattern.push_str(&MONTH_DAY.replace("SEP", &regex_literal(sep)));
+                        chars.nth(2);
+                    }
+                    _ => pattern.push_str("(0[1-9]|1[0-2])"),
+                }
+            }
+            'd' => pattern.push_str("(0[1-9]|1[0-9]|2[0-8])"),
+            'H' => pattern.push_str(HOUR),
+            'M' | 'S' => pattern.push_str(MINUTE),
+            '%' => pattern.push('%'),
+            _ => return None,
+        }
+    }
+    pattern.push('$');
+    Some(pattern)
+}
+
+/// A character as a regular expression matching only itself.
+fn regex_literal(c: char) -> String {
+    if c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == ':' || c == '/' || c == '_' || c == ',' {
+        c.to_string()
+    } else {
+        format!("[{}]", if c == '\\' || c == ']' || c == '^' { format!("\\{c}") } else { c.to_string() })
+    }
+}
+
 /// Whether `format` names a datetime format [`parse_datetime`] knows: a named one or a strftime
 /// format with at least one directive.
 pub fn is_datetime_format(format: &str) -> bool {
@@ -182,6 +239,29 @@ impl TimeSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetime_patterns_state_what_the_format_parses() {
+        let ymd = datetime_pattern("%Y-%m-%d %H:%M:%S").unwrap();
+        assert!(ymd.starts_with("^(1[0-9]{3}|") && ymd.ends_with(" ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"), "{ymd}");
+        assert!(ymd.contains("02-(0[1-9]|1[0-9]|2[0-8])") && ymd.contains("(0[469]|11)-(0[1-9]|[12][0-9]|30)"), "{ymd}");
+        assert_eq!(datetime_pattern("%F").unwrap(), datetime_pattern("%Y-%m-%d").unwrap());
+        // A day not right after its month is stated as 1 to 28; a literal dot is escaped.
+        assert_eq!(
+            datetime_pattern("%d.%m.%Y").unwrap(),
+            "^(0[1-9]|1[0-9]|2[0-8])[.](0[1-9]|1[0-2])[.](1[0-9]{3}|[2-8][0-9]{3}|9[0-8][0-9]{2})$"
+        );
+        assert_eq!(datetime_pattern(UNIX_SECONDS).unwrap(), "^-?[0-9]{1,11}([.][0-9]{1,6})?$");
+        assert_eq!(datetime_pattern("%a %d %b"), None, "a directive it does not cover");
+        assert_eq!(datetime_pattern(RFC3339), None);
+        // What the patterns allow parses: the last day of each month in 9899, the first in 1000.
+        for (month, day) in [(1, 31), (2, 28), (4, 30), (12, 31)] {
+            for year in [1000, 9899] {
+                let text = format!("{year}-{month:02}-{day:02} 23:59:59");
+                assert!(parse_datetime(&text, "%Y-%m-%d %H:%M:%S").is_ok(), "{text}");
+            }
+        }
+    }
     use crate::spec::{TimeOffset, TimeUnit};
 
     #[test]

@@ -75,6 +75,9 @@ fn into_http(response: Response) -> HttpResponse {
     if let Some(version) = response.model_version.and_then(|v| HeaderValue::from_str(&v).ok()) {
         headers.insert("x-model-version", version);
     }
+    if let Some(allow) = response.allow {
+        headers.insert("allow", HeaderValue::from_static(allow));
+    }
     http
 }
 
@@ -112,6 +115,18 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["x-request-id"], "r1");
         assert_eq!(response.headers()["content-type"], "application/json");
+    }
+
+    #[tokio::test]
+    async fn a_method_a_path_does_not_allow_gets_405_with_allow() {
+        for (method, path, allowed) in
+            [(Method::PUT, "/predict", "POST"), (Method::DELETE, "/health", "GET"), (Method::POST, "/model", "GET")]
+        {
+            let request = HttpRequest::builder().method(method.clone()).uri(path).body(Body::empty()).unwrap();
+            let response = router(no_model(), &Limits::default()).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(response.headers()["allow"], allowed, "{method} {path}");
+        }
     }
 
     /// A stream of body chunks from a channel (no chunk ever comes while the sender lives).

@@ -273,7 +273,7 @@ impl Batch {
         text.push('}');
         let raw = RawValue::from_string(text).expect("names and strings make a JSON object");
         let row = RawRow::parse(&raw);
-        let cells = self.schema.check(&row, 0).map_err(|e| e.problem.to_string())?;
+        let cells = self.schema.check_text(&row, 0).map_err(|e| e.problem.to_string())?;
         Ok(CheckedRecord { id: self.schema.id_of(&row), logged: self.schema.logged(&row), cells })
     }
 }
