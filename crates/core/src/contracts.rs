@@ -432,6 +432,9 @@ pub struct RunRecord {
     pub production: Option<VersionMetrics>,
     /// Seconds per stage.
     pub durations: BTreeMap<String, f64>,
+    /// The run's HTML report (none when it could not be written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_key: Option<String>,
 }
 
 /// Whether this check asked for a retrain, and why (not).
@@ -449,6 +452,12 @@ pub struct RetrainOutcome {
 pub struct DriftReport {
     pub dataset: String,
     pub model_version: String,
+    /// The training run that made the model checked.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// When the first and the last prediction checked were logged (none for a batch file).
+    #[serde(default)]
+    pub window: Option<crate::drift::Window>,
     pub checked_at: String,
     /// `inference log` or the batch file.
     pub source: String,

@@ -77,6 +77,8 @@ impl Predicted<'_> {
 #[derive(Debug)]
 pub struct LoggedPrediction {
     pub prediction_id: String,
+    /// When it was logged (`None` when the line's time is not RFC 3339).
+    pub time: Option<jiff::Timestamp>,
     pub prediction: Predicted<'static>,
     pub probabilities: Option<Vec<f64>>,
 }
@@ -103,6 +105,7 @@ pub fn read_log_file(bytes: &[u8], version: &str, schema: &RowSchema, limit: usi
             row: schema.check_text(&RawRow::parse(line.features), index).ok(),
             line: LoggedPrediction {
                 prediction_id: line.prediction_id.into_owned(),
+                time: line.time.parse().ok(),
                 prediction: line.prediction.into_owned(),
                 probabilities: line.probabilities.map(Cow::into_owned),
             },

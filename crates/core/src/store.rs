@@ -362,6 +362,10 @@ impl Keys<'_> {
     pub fn candidate_outcome(&self, run: &str, name: &str) -> String {
         format!("runs/{}/{run}/candidates/{name}.json", self.dataset)
     }
+    /// A training run's HTML report.
+    pub fn run_report(&self, run: &str) -> String {
+        format!("runs/{}/{run}/report.html", self.dataset)
+    }
     pub fn run_record(&self, run: &str) -> String {
         format!("runs/{}/{run}/run.json", self.dataset)
     }

@@ -119,7 +119,8 @@ fn judge(
         .score(task, reference.metric)
         .map(|(value, n)| drift::concept(reference.metric, reference.baseline, value, n, policy));
     let (drifted_features, judged_features, dataset_drift) = drift::dataset_drift(&features, policy);
-    let importance = Registry::new(store, &spec.name).card(&version)?.importance;
+    let card = Registry::new(store, &spec.name).card(&version)?;
+    let importance = card.importance;
     let attribution = drift::attribution_shift(&importance, &observed.attribution);
     let concept_drift = concept.as_ref().is_some_and(|c| c.verdict == Verdict::Drift);
     let estimated = mlops_core::estimate::expected_metric(reference.metric, &observed.estimated.outputs, &observed.estimated.estimates)
@@ -129,6 +130,8 @@ fn judge(
     let mut report = DriftReport {
         dataset: spec.name.clone(),
         model_version: version.clone(),
+        run_id: Some(card.run_id),
+        window: observed.window,
         checked_at: now.to_string(),
         source,
         current_rows: observed.rows,

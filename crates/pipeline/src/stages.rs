@@ -906,7 +906,7 @@ fn register_with(
         durations.insert("prep".into(), prep.seconds);
     }
     durations.insert("register".into(), started.elapsed().as_secs_f64());
-    let record = RunRecord {
+    let mut record = RunRecord {
         run_id: run.run_id.clone(),
         dataset: spec.name.clone(),
         trigger: run.trigger,
@@ -928,9 +928,40 @@ fn register_with(
         reason: output.reason.clone(),
         production: output.production.clone(),
         durations,
+        report_key: None,
     };
+    // The report is an aid: one that cannot be made is a warning, never a failed registration.
+    let report = training_set_of(store, spec, &state, held, &mut rebuilt).and_then(|set| {
+        let html = run_report(&record, &artifact, set, &registry.card(&record.version)?.importance)?;
+        store.put(&keys.run_report(&run.run_id), html.as_bytes())?;
+        Ok(keys.run_report(&run.run_id))
+    });
+    match report {
+        Ok(key) => record.report_key = Some(key),
+        Err(error) => tracing::warn!(run = %run.run_id, "the run report was not written: {error}"),
+    }
     store.write_json(&keys.run_record(&run.run_id), &record)?;
     Ok((output, record))
+}
+
+/// The HTML report of a run whose best candidate is `artifact`, shown on `set`'s holdout.
+fn run_report(
+    record: &RunRecord,
+    artifact: &ModelArtifact,
+    set: &TrainingSet,
+    importance: &[(String, f64)],
+) -> Result<String, PipelineError> {
+    let (_, predictions) = mlops_core::evaluate_on_holdout(artifact, set)?;
+    let truth: Vec<f64> = set.split.holdout.iter().map(|&row| set.y[row]).collect();
+    let holdout = match artifact.target.task() {
+        mlops_core::Task::Regression => crate::html::Holdout::Regression { truth, predicted: predictions.column(0).to_vec() },
+        _ => crate::html::Holdout::Classification {
+            labels: artifact.target.labels().to_vec(),
+            truth: truth.iter().map(|y| *y as usize).collect(),
+            probabilities: predictions.rows().into_iter().map(|row| row.to_vec()).collect(),
+        },
+    };
+    Ok(crate::html::render_run(record, &holdout, importance))
 }
 
 /// The champion's metrics on this holdout; its recorded metrics when it cannot be evaluated

@@ -6,7 +6,7 @@ mod observed;
 mod sketch;
 pub mod stats;
 
-pub use observed::{Attribution, Estimated, Labelled, Observed};
+pub use observed::{Attribution, Estimated, Labelled, Observed, Window};
 pub use sketch::{AtRank, QuantileSketch, Quantiles, RANK_ERROR, SKETCH_K};
 
 use rand::SeedableRng;
@@ -163,11 +163,25 @@ fn nan_for_null_values<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Res
 }
 
 /// Shares of the reference and the current values per bin, for charts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Histogram {
     pub labels: Vec<String>,
     pub reference: Vec<f64>,
     pub current: Vec<f64>,
+    /// The values outside the bins' range, when the range is clipped to what most values span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tails: Option<Tails>,
+}
+
+/// The shares of values below and above a histogram's clipped range.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Tails {
+    pub low: f64,
+    pub high: f64,
+    pub below_reference: f64,
+    pub below_current: f64,
+    pub above_reference: f64,
+    pub above_current: f64,
 }
 
 /// How one column compares with its reference.
@@ -250,6 +264,7 @@ pub fn compare(reference: &Distribution, current: &Distribution, policy: &DriftS
                     labels: levels.iter().map(ToString::to_string).collect(),
                     reference: share(&reference_counts, n_reference),
                     current: share(&current_counts, n_current),
+                    tails: None,
                 },
             }
         }
@@ -262,7 +277,7 @@ pub fn compare(reference: &Distribution, current: &Distribution, policy: &DriftS
             method: policy.numeric,
             score: f64::NAN,
             verdict: Verdict::InsufficientData,
-            histogram: Histogram { labels: Vec::new(), reference: Vec::new(), current: Vec::new() },
+            histogram: Histogram::default(),
         },
     }
 }
@@ -327,26 +342,44 @@ fn compare_numeric(column: &str, reference: &[f64], current: Sorted, policy: &Dr
     }
 }
 
-/// Twenty equal-width bins over the range of both samples.
+/// Share of values a histogram leaves out of its range on each side, at most: the range runs
+/// from the 1st to the 99th percentile of both samples, so that a heavy tail or an outlier does
+/// not squeeze every other value into one bin.
+const CLIPPED_SHARE: f64 = 0.01;
+
+/// Twenty equal-width bins over the range that holds all but the outer 1% of each sample on
+/// each side, the values beyond it counted as tails, when the full range is more than twice as
+/// wide; else over the full range.
 fn numeric_histogram(reference: &[f64], current: Sorted) -> Histogram {
-    let (low, high) =
-        reference.iter().chain(current.values).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    if !low.is_finite() {
-        return Histogram { labels: Vec::new(), reference: Vec::new(), current: Vec::new() };
-    }
+    let reference = Sorted::plain(reference);
+    let (Some(low), Some(high)) = (
+        stats::weighted_quantile(reference, CLIPPED_SHARE).zip(stats::weighted_quantile(current, CLIPPED_SHARE)).map(|(a, b)| a.min(b)),
+        stats::weighted_quantile(reference, 1.0 - CLIPPED_SHARE)
+            .zip(stats::weighted_quantile(current, 1.0 - CLIPPED_SHARE))
+            .map(|(a, b)| a.max(b)),
+    ) else {
+        return Histogram::default();
+    };
+    let (min, max) =
+        reference.values.iter().chain(current.values).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    // Clipped only when the tails would take more than half the axis.
+    let clipped = high > low && max - min > 2.0 * (high - low);
+    let (low, high) = if clipped { (low, high) } else { (min, max) };
     let bins = 20;
     let width = if high > low { (high - low) / f64::from(bins) } else { 1.0 };
-    let edges: Vec<f64> = (1..bins).map(|i| low + width * f64::from(i)).collect();
-    let shares = |sample: Sorted| {
-        let counts = stats::bin_counts(sample, &edges);
+    // Edges below the first bin and past the last one (closed at `high`), so that the first and
+    // last counts are the tails.
+    let edges: Vec<f64> =
+        std::iter::once(low).chain((1..bins).map(|i| low + width * f64::from(i))).chain(std::iter::once(high.next_up())).collect();
+    let shares = |sample: Sorted| -> Vec<f64> {
         let total = sample.total().max(1.0);
-        counts.into_iter().map(|c| c / total).collect()
+        stats::bin_counts(sample, &edges).into_iter().map(|c| c / total).collect()
     };
-    Histogram {
-        labels: (0..bins).map(|i| format!("{:.3}", low + width * f64::from(i))).collect(),
-        reference: shares(Sorted::plain(reference)),
-        current: shares(current),
-    }
+    let (mut reference, mut current) = (shares(reference), shares(current));
+    let (above_reference, above_current) = (reference.pop().unwrap_or(0.0), current.pop().unwrap_or(0.0));
+    let (below_reference, below_current) = (reference.remove(0), current.remove(0));
+    let tails = clipped.then_some(Tails { low, high, below_reference, below_current, above_reference, above_current });
+    Histogram { labels: (0..bins).map(|i| format!("{:.3}", low + width * f64::from(i))).collect(), reference, current, tails }
 }
 
 /// Concept drift: the promotion metric on delayed labels against the holdout baseline.
@@ -403,6 +436,25 @@ pub fn dataset_drift(features: &[FeatureDrift], policy: &DriftSpec) -> (usize, u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heavy_tail_is_clipped_and_counted_instead_of_squeezing_the_chart() {
+        // 0.97 to 1,181, nearly all under 5 (the case a browser showed as one bar).
+        let mut values: Vec<f64> = (0..2_000).map(|i| 0.97 + f64::from(i % 400) / 100.0).collect();
+        values.extend([300.0, 650.0, 1_181.0, 900.0, 45.0]);
+        values.sort_by(f64::total_cmp);
+        let histogram = numeric_histogram(&values, Sorted::plain(&values));
+        let tails = histogram.tails.expect("clipped");
+        assert!(tails.high < 5.0 && tails.low >= 0.97, "{tails:?}");
+        assert!(tails.above_reference > 0.0 && tails.above_reference <= 0.011, "{tails:?}");
+        let largest = histogram.reference.iter().copied().fold(0.0, f64::max);
+        assert!(largest < 0.1, "values spread over the bins: {:?}", histogram.reference);
+        let shown: f64 = histogram.reference.iter().sum::<f64>() + tails.below_reference + tails.above_reference;
+        assert!((shown - 1.0).abs() < 1e-9, "every value is in a bin or a tail: {shown}");
+        // Values that need no clipping keep the full range and no tails.
+        let even: Vec<f64> = (0..100).map(f64::from).collect();
+        assert_eq!(numeric_histogram(&even, Sorted::plain(&even)).tails, None);
+    }
 
     #[test]
     fn a_nan_score_reads_back_from_json_as_nan() {

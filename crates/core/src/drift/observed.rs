@@ -30,6 +30,28 @@ pub struct Observed {
     /// The rows' model outputs and their estimates, for the metric estimated before labels.
     #[serde(default)]
     pub estimated: Estimated,
+    /// When the first and the last of the rows were logged (none for a batch file).
+    #[serde(default)]
+    pub window: Option<Window>,
+}
+
+/// The time span of the predictions a check read.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Window {
+    pub first: jiff::Timestamp,
+    pub last: jiff::Timestamp,
+}
+
+impl Window {
+    /// The span of `times`; `None` when there are none.
+    pub fn of(times: impl IntoIterator<Item = jiff::Timestamp>) -> Option<Window> {
+        times.into_iter().fold(None, |window, at| Some(Window::merged(window, Window { first: at, last: at })))
+    }
+
+    /// The span of both (`window` may be none).
+    pub fn merged(window: Option<Window>, other: Window) -> Window {
+        window.map_or(other, |w| Window { first: w.first.min(other.first), last: w.last.max(other.last) })
+    }
 }
 
 /// Rows' model outputs (the value, or the class probabilities) and the artifact estimator's
@@ -84,6 +106,7 @@ impl Observed {
             labelled: Labelled::new(width),
             attribution: Attribution::default(),
             estimated: Estimated::default(),
+            window: None,
         }
     }
 
@@ -106,6 +129,7 @@ impl Observed {
             labelled,
             attribution: Attribution::default(),
             estimated: Estimated::default(),
+            window: None,
         }
     }
 
@@ -136,6 +160,9 @@ impl Observed {
         self.attribution.merge(&other.attribution);
         self.estimated.outputs.extend(other.estimated.outputs);
         self.estimated.estimates.extend(other.estimated.estimates);
+        if let Some(window) = other.window {
+            self.window = Some(Window::merged(self.window, window));
+        }
         Ok(())
     }
 }

@@ -172,6 +172,19 @@ pub fn quantile_edges(sorted: &[f64], bins: usize) -> Vec<f64> {
     edges
 }
 
+/// The value below which a share `q` of a sorted (weighted) sample lies; `None` when empty.
+pub fn weighted_quantile(sample: Sorted, q: f64) -> Option<f64> {
+    let target = q.clamp(0.0, 1.0) * sample.total();
+    let mut seen = 0.0;
+    for (i, value) in sample.values.iter().enumerate() {
+        seen += sample.weight(i);
+        if seen >= target {
+            return Some(*value);
+        }
+    }
+    sample.values.last().copied()
+}
+
 /// Counts of a sample in the bins delimited by `edges` (a value equal to an edge goes right).
 pub fn bin_counts(sample: Sorted, edges: &[f64]) -> Vec<f64> {
     let mut counts = vec![0.0; edges.len() + 1];

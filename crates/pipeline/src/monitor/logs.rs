@@ -192,6 +192,7 @@ impl<'a> Summarizer<'a> {
             }
         }
         let mut observed = Observed::of_frame(&plan.reference, &frame, skipped, &predictions, labelled);
+        observed.window = mlops_core::drift::Window::of(kept.iter().filter_map(|line| line.time));
         if frame.n_rows() > 0 {
             let model = self.model(store)?;
             let explained: Vec<usize> = (0..frame.n_rows().min(EXPLAINED_ROWS_PER_FILE)).collect();

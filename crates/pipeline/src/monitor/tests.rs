@@ -74,6 +74,12 @@ fn drift_alerts_and_retrains_once_per_version_and_respects_the_cooldown() {
         html.contains("<svg") && html.contains("Drift score over time") && html.contains(">x <span"),
         "the report charts every feature"
     );
+    // It names what it checked, and its summary lists the drifted features first.
+    let run_id = drifted.run_id.as_deref().expect("the model's run");
+    assert!(html.contains(&format!("trained by run {run_id}")) && html.contains("<h2>Summary</h2>"));
+    let summary = &html[html.find("<h2>Summary</h2>").unwrap()..html.find("</table>").unwrap()];
+    let drifted_at = summary.find(">drift<").unwrap();
+    assert!(summary.find(">no drift<").is_none_or(|calm| calm > drifted_at), "drifted features come first");
 
     // The retrain found nothing better on the same data: still v1, and the loop guard holds.
     let (production, etag) = Registry::new(&store, "toy").production().unwrap().unwrap();

@@ -133,6 +133,16 @@ fn stages_chain_into_a_promotion_and_a_better_model_replaces_the_champion() {
     assert!(!third.promoted);
     assert_eq!(third.version, second.version);
     assert_eq!(Registry::new(&store, "toy").versions().unwrap().len(), 2);
+
+    // Each run writes its report: the decision against the champion, the candidates, the
+    // holdout's residuals, the importance; self-contained (nothing fetched).
+    let key = second.report_key.as_deref().expect("a report");
+    let html = String::from_utf8(store.get(key).unwrap().unwrap()).unwrap();
+    for part in ["promoted", "<td>champion</td><td>v1</td>", "<h2>Candidates</h2>", "gbm", "lm", "Residuals", "Feature importance", "<svg"]
+    {
+        assert!(html.contains(part), "the run report lacks {part}");
+    }
+    assert!(!html.contains("src=") && !html.contains("http"), "nothing is fetched");
 }
 
 #[test]
