@@ -68,7 +68,7 @@ impl LocalStack {
             .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
             .env("OVERRIDE_IN_DOCKER", "0")
             .env("LAMBDA_RUNTIME_EXECUTOR", "local-process")
-            .env("SERVICES", "s3,sqs,sns,lambda,stepfunctions,cloudformation,events,iam,sts,logs")
+            .env("SERVICES", "s3,sqs,sns,lambda,stepfunctions,cloudformation,events,iam,sts,logs,cloudwatch")
             .env("SKIP_SSL_CERT_DOWNLOAD", "1")
             .env("DISABLE_EVENTS", "1")
             .env("LOCALSTACK_VOLUME_DIR", work.join("volume"))
@@ -131,6 +131,7 @@ struct Clients {
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     lambda: aws_sdk_lambda::Client,
+    endpoint: String,
 }
 
 impl Clients {
@@ -149,6 +150,7 @@ impl Clients {
             sns: aws_sdk_sns::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
+            endpoint: endpoint.to_string(),
         }
     }
 
@@ -174,6 +176,7 @@ impl Clients {
         for (name, zip) in zips {
             self.put(CODE_BUCKET, &format!("mlops/{name}.zip"), std::fs::read(zip).unwrap()).await;
         }
+        self.put(CODE_BUCKET, "mlops/template.yaml", std::fs::read(project().join("infra/template.yaml")).unwrap()).await;
         for machine in ["pipeline", "drift", "score"] {
             let definition = std::fs::read(project().join(format!("statemachine/{machine}.asl.json"))).unwrap();
             self.put(CODE_BUCKET, &format!("mlops/{machine}.asl.json"), definition).await;
@@ -183,7 +186,9 @@ impl Clients {
         self.cloudformation
             .create_stack()
             .stack_name(STACK)
-            .template_body(std::fs::read_to_string(project().join("infra/template.yaml")).unwrap())
+            // From the code bucket, as `aws cloudformation deploy --s3-bucket` does: the template
+            // is past the 51,200 bytes a template body may have.
+            .template_url(format!("{}/{CODE_BUCKET}/mlops/template.yaml", self.endpoint))
             .parameters(parameter("CodeBucket", CODE_BUCKET))
             .parameters(parameter("DriftSchedule", "rate(1 day)"))
             .parameters(parameter("PipelineMemory", "3008"))

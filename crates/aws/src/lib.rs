@@ -9,6 +9,7 @@
 
 pub mod executions;
 pub mod lambda;
+pub mod metrics;
 pub mod s3;
 pub mod sns;
 

@@ -8,7 +8,8 @@
 //! `part` (one map item) summarises its log files and answers `DriftPartOutput`; `reduce` checks
 //! every item's summary exists, adds them up and answers the next round or the report. Log
 //! files are grouped by `MLOPS_DRIFT_FILES_PER_ITEM` and `MLOPS_DRIFT_ITEMS_PER_ROUND`, items run
-//! `MLOPS_MAP_CONCURRENCY` at once.
+//! `MLOPS_MAP_CONCURRENCY` at once. A check's drift scores and outcome are reported as metrics
+//! (`mlops_aws::metrics`).
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use mlops_aws::executions::Executions;
 use mlops_aws::lambda::{self, Failure};
 use mlops_aws::s3::S3Store;
 use mlops_aws::sns::SnsNotifier;
-use mlops_aws::{env, env_or};
+use mlops_aws::{env, env_or, metrics};
 use mlops_core::Store;
 use mlops_core::contracts::{DriftInput, DriftPartOutput, DriftPlanned, DriftReport, DriftRound, DriftStep, StageInput};
 use mlops_core::{Notifier, Retrainer};
@@ -68,14 +69,18 @@ async fn handle(clients: Arc<Clients>, input: DriftInput) -> Result<Answer, Fail
         let Clients { store, notifier, retrainer, sizing, max_concurrency } = clients.as_ref();
         let (store, notifier, retrainer) = (store.as_ref(), notifier.as_ref(), retrainer.as_ref());
         let spec = lambda::spec(store, input.dataset())?;
-        Ok(match input {
+        let answer = match input {
             DriftInput::Whole(_) => Answer::Report(Box::new(monitor::check(store, &spec, Current::Logs, notifier, retrainer)?)),
             DriftInput::Step(DriftStep::Plan(_)) => Answer::Planned(monitor::plan_check(store, &spec, *sizing, *max_concurrency)?),
             DriftInput::Step(DriftStep::Part(item)) => Answer::Part(logs::summarize_item(store, &item)?),
             DriftInput::Step(DriftStep::Reduce { planned }) => {
                 Answer::Round(monitor::reduce_check(store, &spec, &planned, notifier, retrainer)?)
             }
-        })
+        };
+        if let Answer::Report(report) | Answer::Round(DriftRound::Done(report)) = &answer {
+            metrics::emit(&metrics::drift_lines(report, metrics::now()));
+        }
+        Ok(answer)
     })
     .await
 }

@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use lambda_http::RequestExt;
-use mlops_aws::lambda;
+use mlops_aws::{lambda, metrics};
 use mlops_core::Store;
 use mlops_core::{Service, ServiceOptions};
 
@@ -27,9 +27,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_tracing();
     let config = mlops_aws::config().await;
     let store: Arc<dyn Store> = Arc::new(mlops_aws::s3::S3Store::new(&config, mlops_aws::env("MLOPS_BUCKET")?));
-    let dataset = mlops_aws::env("MLOPS_DATASET")?;
+    let dataset: Arc<str> = mlops_aws::env("MLOPS_DATASET")?.into();
     let options = ServiceOptions { flush_on_batch: false, ..ServiceOptions::default() };
-    let service = Arc::new(tokio::task::spawn_blocking(move || Service::new(store, &dataset, options)).await?);
+    let named = dataset.clone();
+    let service = Arc::new(tokio::task::spawn_blocking(move || Service::new(store, &named, options)).await?);
     let at_shutdown = service.clone();
     lambda_runtime::spawn_graceful_shutdown_handler(move || flush(at_shutdown)).await;
     let flusher = service.clone();
@@ -40,7 +41,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             flush(flusher.clone()).await;
         }
     });
-    lambda_http::run(app(service)).await
+    lambda_http::run(app(service, dataset)).await
 }
 
 /// Writes the buffered inference log lines (on a blocking thread); on failure they stay
@@ -53,14 +54,16 @@ async fn flush(service: Arc<Service>) {
     }
 }
 
-/// The service's router, with the Lambda's work before each invocation.
-fn app(service: Arc<Service>) -> axum::Router {
-    mlops_http::router(service.clone(), &mlops_http::Limits::default()).layer(middleware::from_fn_with_state(service, invocation))
+/// The service's router, with the Lambda's work around each invocation.
+fn app(service: Arc<Service>, dataset: Arc<str>) -> axum::Router {
+    mlops_http::router(service.clone(), &mlops_http::Limits::default())
+        .layer(middleware::from_fn_with_state((service, dataset), invocation))
 }
 
 /// Refreshes the model before the request; the Lambda request id names the request unless the
-/// caller sent one.
-async fn invocation(State(service): State<Arc<Service>>, mut request: Request, next: Next) -> Response {
+/// caller sent one. Reports the request's latency and outcome as metrics.
+async fn invocation(State((service, dataset)): State<(Arc<Service>, Arc<str>)>, mut request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let lambda_id = request.lambda_context_ref().map(|c| c.request_id.clone());
     if let Some(id) = lambda_id.and_then(|id| id.parse().ok())
         && !request.headers().contains_key("x-request-id")
@@ -70,7 +73,11 @@ async fn invocation(State(service): State<Arc<Service>>, mut request: Request, n
     if let Err(error) = tokio::task::spawn_blocking(move || service.refresh_if_due()).await {
         tracing::warn!("refreshing the model failed: {error}");
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    let version = response.headers().get("x-model-version").and_then(|v| v.to_str().ok());
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    metrics::emit(&[metrics::request_line(&dataset, version, response.status().as_u16(), latency_ms, metrics::now())]);
+    response
 }
 
 #[cfg(test)]
@@ -105,7 +112,7 @@ mod tests {
             .unwrap(),
         );
         let request = lambda_http::request::from_str(include_str!("../../../events/predict.json")).unwrap();
-        let response = app(service.clone()).oneshot(request).await.unwrap();
+        let response = app(service.clone(), "bikeshare".into()).oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-model-version"], "v1");
         let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
@@ -117,7 +124,7 @@ mod tests {
 
         let mut bad: serde_json::Value = serde_json::from_str(include_str!("../../../events/predict.json")).unwrap();
         bad["body"] = serde_json::json!("{\"rows\": [{\"hr\": 3}]}");
-        let response = app(service).oneshot(lambda_http::request::from_str(&bad.to_string()).unwrap()).await.unwrap();
+        let response = app(service, "bikeshare".into()).oneshot(lambda_http::request::from_str(&bad.to_string()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 422);
     }
 }

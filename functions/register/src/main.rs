@@ -3,13 +3,19 @@
 //!
 //! Input: `TrainOutput`; output: `RegisterOutput` (see `mlops_core::contracts`); its
 //! `promoted` drives the state machine's choice. Errors are typed `BadInput`, `Transient` or
-//! `Internal`.
+//! `Internal`. The run's outcome and duration are reported as metrics (`mlops_aws::metrics`).
 
-use mlops_aws::lambda;
+use mlops_aws::{lambda, metrics};
 use mlops_core::contracts::TrainOutput;
 use mlops_pipeline::stages;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::run_stage(|store, spec, input: TrainOutput| stages::register(store, spec, input).map(|(output, _)| output)).await
+    lambda::run_stage(|store, spec, input: TrainOutput| {
+        stages::register(store, spec, input).map(|(output, record)| {
+            metrics::emit(&[metrics::run_line(&record, metrics::now())]);
+            output
+        })
+    })
+    .await
 }
