@@ -297,8 +297,12 @@ impl RowSchema {
                 }
                 ColumnType::Float => {
                     property.insert("type".into(), "number".into());
-                    column.min.map(|min| property.insert("minimum".into(), min.into()));
-                    column.max.map(|max| property.insert("maximum".into(), max.into()));
+                    if let Some(min) = column.min {
+                        property.insert("minimum".into(), min.into());
+                    }
+                    if let Some(max) = column.max {
+                        property.insert("maximum".into(), max.into());
+                    }
                 }
                 ColumnType::Boolean => {
                     let either = serde_json::json!([{ "type": "boolean" }, { "type": "integer", "enum": [0, 1] }]);

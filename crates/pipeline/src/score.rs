@@ -1,6 +1,7 @@
 //! Batch scoring: every row of a CSV file scored by the production model, a chunk at a time so
-//! that a file of any size streams through. Rows are checked as `/predict` checks a request's
-//! (the same [`RowSchema::check`]); a row that breaks the schema goes to the rejects file with
+//! that a file of any size streams through. Rows are checked by the column rules `/predict`
+//! applies ([`RowSchema::check_text`]: CSV values are text, so their JSON types are not checked);
+//! a row that breaks the schema goes to the rejects file with
 //! its line and the reason, never silently dropped. Each prediction is logged like a served one,
 //! so drift monitoring sees it and delayed labels (`mlops feedback`) join it by its id.
 //!
