@@ -46,7 +46,7 @@ impl Root {
         }
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
         let _inside = runtime.enter();
-        let config = runtime.block_on(mlops_aws::config());
+        let config = runtime.block_on(mlops_aws::config()).with_context(|| format!("--root {root}"))?;
         Ok(Root::S3 { store: mlops_aws::s3::S3Store::new(&config, bucket), _runtime: runtime })
     }
 
@@ -160,7 +160,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Prep { spec } => {
             let store = root.local("prep")?;
             let spec = spec_of(store, &spec)?;
-            let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Manual };
+            let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Manual, id: None };
             let prepped = stages::prep(store, &spec, &request)?;
             let featured = stages::features(store, &spec, prepped)?;
             if cli.json {
@@ -172,7 +172,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run { spec } => {
             let store = root.local("run")?;
             let spec = spec_of(store, &spec)?;
-            let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Manual };
+            let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Manual, id: None };
             let spinner = Spinner::new(!cli.json);
             let record = stages::run(store, &spec, &request, &|progress| match progress {
                 Progress::Stage(stage) => spinner.message(stage),

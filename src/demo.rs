@@ -146,7 +146,7 @@ pub fn run(base: &Path, json_output: bool) -> Result<Value> {
     let first = root.join("jan-apr.csv");
     std::fs::write(&first, months(&FIRST_MONTHS)?)?;
     mlops_pipeline::ingest::ingest(store.as_ref(), &spec.name, &[first.as_path()])?;
-    let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Upload };
+    let request = RunRequest { dataset: spec.name.clone(), keys: Vec::new(), trigger: Trigger::Upload, id: None };
     let v1 = stages::run(store.as_ref(), &spec, &request, &stages::quiet)?;
     say!(json_output, "   {}", describe(&v1));
 

@@ -129,7 +129,7 @@ fn run_once(store: &FsStore, spec: &Spec, json: bool) {
         Ok(keys) => keys,
         Err(error) => return eprintln!("cannot read the raw files: {error}"),
     };
-    let request = RunRequest { dataset: spec.name.clone(), keys, trigger: Trigger::Upload };
+    let request = RunRequest { dataset: spec.name.clone(), keys, trigger: Trigger::Upload, id: None };
     match stages::run(store, spec, &request, &stages::quiet) {
         Ok(record) if json => println!("{}", serde_json::json!({ "event": "run", "record": record })),
         Ok(record) => println!(

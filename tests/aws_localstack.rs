@@ -5,152 +5,51 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sfn::types::ExecutionStatus;
+use mlops_devstack::{LocalStack, STACK};
 use serde_json::{Value, json};
 
 use crate::harness::{project, venv};
 
-const FUNCTIONS: [&str; 8] = ["prep", "features", "train", "register", "drift", "trigger", "predict", "score"];
-const CODE_BUCKET: &str = "mlops-code";
-const STACK: &str = "mlops";
-
-/// Builds the release binaries and zips each function's as `bootstrap`.
-fn package(work: &Path, python: &Path) -> BTreeMap<&'static str, PathBuf> {
-    let mut build = Command::new(env!("CARGO"));
-    // Cargo gives this test its package's CARGO_* variables; build scripts (ring's) rerun when
-    // those change, so pass on none of them and share the release cache with `cargo build`.
-    for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("CARGO_") && k != "CARGO_TARGET_DIR" && k != "CARGO_HOME") {
-            build.env_remove(key);
-        }
-    }
-    // Every binary of the workspace, as bench/run.sh builds them: one release build serves both.
-    build.current_dir(project()).args(["build", "--release", "--locked", "--bins"]);
-    assert!(build.status().expect("running cargo").success(), "building the functions failed");
-    FUNCTIONS
-        .into_iter()
-        .map(|name| {
-            let zip = work.join(format!("{name}.zip"));
-            let script = "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED, compresslevel=9) as z:\n    info = zipfile.ZipInfo('bootstrap')\n    info.external_attr = 0o755 << 16\n    info.compress_type = zipfile.ZIP_DEFLATED\n    z.writestr(info, open(sys.argv[1], 'rb').read())\n";
-            let binary = release_binary(name);
-            assert!(Command::new(python).args(["-c", script]).arg(&binary).arg(&zip).status().unwrap().success(), "zipping {name}");
-            (name, zip)
-        })
-        .collect()
-}
-
-/// A binary of the release build.
-fn release_binary(name: &str) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project().join("target"), PathBuf::from).join("release").join(name)
-}
-
-/// LocalStack in host mode on a free loopback port, stopped (by PID, killed if it must) on drop.
-struct LocalStack {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl LocalStack {
-    fn start(work: &Path) -> (LocalStack, PathBuf) {
-        let venv = venv("tests/localstack/install.sh");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = work.join("localstack.log");
-        let child = Command::new(venv.join("bin/python"))
-            .args(["-m", "localstack.runtime.main"])
-            .env("GATEWAY_SERVER", "hypercorn")
-            .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("OVERRIDE_IN_DOCKER", "0")
-            .env("LAMBDA_RUNTIME_EXECUTOR", "local-process")
-            .env("SERVICES", "s3,sqs,sns,lambda,stepfunctions,cloudformation,events,iam,sts,logs,cloudwatch")
-            .env("SKIP_SSL_CERT_DOWNLOAD", "1")
-            .env("DISABLE_EVENTS", "1")
-            .env("LOCALSTACK_VOLUME_DIR", work.join("volume"))
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()))
-            .process_group(0)
-            .spawn()
-            .expect("starting LocalStack");
-        let localstack = LocalStack { child, port, log };
-        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while agent.get(format!("{}/_localstack/health", localstack.endpoint())).call().is_err() {
-            assert!(Instant::now() < deadline, "LocalStack did not start: {}", localstack.log_text());
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        (localstack, venv.join("bin/python"))
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// A command for `program` that talks to this LocalStack with its test credentials.
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new(program);
-        command
-            .env("AWS_ENDPOINT_URL", self.endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env_remove("AWS_PROFILE");
-        command
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for LocalStack {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
+/// The stack's parameters for this test.
+const PARAMETERS: [(&str, &str); 9] = [
+    ("DriftSchedule", "rate(1 day)"),
+    ("PipelineMemory", "3008"),
+    // Small shards, so the first upload is cut into several and runs on the Distributed Map.
+    ("ShardBytes", "1048576"),
+    ("ShardsPerItem", "2"),
+    // And small buckets, so its rows are deduplicated on a Distributed Map of several.
+    ("BucketBytes", "4194304"),
+    ("MapConcurrency", "2"),
+    // One log file per drift map item, two items a round: the check runs several rounds.
+    ("DriftFilesPerItem", "1"),
+    ("DriftItemsPerRound", "2"),
+    // Boosting's 300 rounds take three invocations: it pauses twice and resumes from a checkpoint.
+    ("BoostingRoundsPerInvocation", "100"),
+];
 
 struct Clients {
     s3: aws_sdk_s3::Client,
-    cloudformation: aws_sdk_cloudformation::Client,
     sfn: aws_sdk_sfn::Client,
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     lambda: aws_sdk_lambda::Client,
-    endpoint: String,
+    logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Clients {
-    async fn new(endpoint: &str) -> Clients {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "localstack"))
-            .load()
-            .await;
-        let s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build();
+    fn new(config: &aws_config::SdkConfig) -> Clients {
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            cloudformation: aws_sdk_cloudformation::Client::new(&config),
-            sfn: aws_sdk_sfn::Client::new(&config),
-            sns: aws_sdk_sns::Client::new(&config),
-            sqs: aws_sdk_sqs::Client::new(&config),
-            lambda: aws_sdk_lambda::Client::new(&config),
-            endpoint: endpoint.to_string(),
+            s3: mlops_devstack::s3_client(config),
+            sfn: aws_sdk_sfn::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
         }
     }
 
@@ -168,68 +67,6 @@ impl Clients {
     async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         let object = self.s3.get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("get {key}: {e:?}"));
         object.body.collect().await.unwrap().into_bytes().to_vec()
-    }
-
-    /// Deploys the template; returns its outputs.
-    async fn deploy(&self, zips: &BTreeMap<&str, PathBuf>) -> BTreeMap<String, String> {
-        self.s3.create_bucket().bucket(CODE_BUCKET).send().await.unwrap();
-        for (name, zip) in zips {
-            self.put(CODE_BUCKET, &format!("mlops/{name}.zip"), std::fs::read(zip).unwrap()).await;
-        }
-        self.put(CODE_BUCKET, "mlops/template.yaml", std::fs::read(project().join("infra/template.yaml")).unwrap()).await;
-        for machine in ["pipeline", "drift", "score"] {
-            let definition = std::fs::read(project().join(format!("statemachine/{machine}.asl.json"))).unwrap();
-            self.put(CODE_BUCKET, &format!("mlops/{machine}.asl.json"), definition).await;
-        }
-        let parameter =
-            |key: &str, value: &str| aws_sdk_cloudformation::types::Parameter::builder().parameter_key(key).parameter_value(value).build();
-        self.cloudformation
-            .create_stack()
-            .stack_name(STACK)
-            // From the code bucket, as `aws cloudformation deploy --s3-bucket` does: the template
-            // is past the 51,200 bytes a template body may have.
-            .template_url(format!("{}/{CODE_BUCKET}/mlops/template.yaml", self.endpoint))
-            .parameters(parameter("CodeBucket", CODE_BUCKET))
-            .parameters(parameter("DriftSchedule", "rate(1 day)"))
-            .parameters(parameter("PipelineMemory", "3008"))
-            // Small shards, so the first upload is cut into several and runs on the Distributed Map.
-            .parameters(parameter("ShardBytes", "1048576"))
-            .parameters(parameter("ShardsPerItem", "2"))
-            // And small buckets, so its rows are deduplicated on a Distributed Map of several.
-            .parameters(parameter("BucketBytes", "4194304"))
-            .parameters(parameter("MapConcurrency", "2"))
-            // One log file per drift map item, two items a round: the check runs several rounds.
-            .parameters(parameter("DriftFilesPerItem", "1"))
-            .parameters(parameter("DriftItemsPerRound", "2"))
-            // Boosting's 300 rounds take three invocations: it pauses twice and resumes from a checkpoint.
-            .parameters(parameter("BoostingRoundsPerInvocation", "100"))
-            .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
-            .send()
-            .await
-            .expect("creating the stack");
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let stacks = self.cloudformation.describe_stacks().stack_name(STACK).send().await.unwrap();
-            let stack = &stacks.stacks()[0];
-            let status = stack.stack_status().unwrap().as_str().to_string();
-            if status == "CREATE_COMPLETE" {
-                return stack
-                    .outputs()
-                    .iter()
-                    .map(|o| (o.output_key().unwrap().to_string(), o.output_value().unwrap().to_string()))
-                    .collect();
-            }
-            if status.contains("FAILED") || status.contains("ROLLBACK") || Instant::now() > deadline {
-                let events = self.cloudformation.describe_stack_events().stack_name(STACK).send().await.unwrap();
-                let reasons: Vec<String> = events
-                    .stack_events()
-                    .iter()
-                    .filter_map(|e| Some(format!("{}: {}", e.logical_resource_id()?, e.resource_status_reason()?)))
-                    .collect();
-                panic!("the stack is {status}: {reasons:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
     }
 
     /// A queue subscribed to `topic`; returns its URL.
@@ -272,27 +109,37 @@ impl Clients {
         keys
     }
 
+    /// The Embedded Metric Format lines naming `metric` in a log group, as CloudWatch Logs holds
+    /// them, once `enough` says so (or after 60 s: invocations' logs arrive as they end).
+    async fn metric_lines(&self, group: &str, metric: &str, enough: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let events = self.logs.filter_log_events().log_group_name(group).send().await;
+            let lines: Vec<Value> = events
+                .as_ref()
+                .map(aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput::events)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|event| serde_json::from_str::<Value>(event.message()?.trim()).ok())
+                .filter(|line| {
+                    line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().is_some_and(|m| m.iter().any(|m| m["Name"] == metric))
+                })
+                .collect();
+            if enough(&lines) || Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     async fn executions(&self, state_machine: &str) -> Vec<aws_sdk_sfn::types::ExecutionListItem> {
         self.sfn.list_executions().state_machine_arn(state_machine).send().await.unwrap().executions().to_vec()
     }
 
     /// Waits for an execution whose name starts with `prefix` (and is not in `seen`) to finish.
     async fn finished(&self, state_machine: &str, prefix: &str, seen: &[String]) -> (String, ExecutionStatus, Option<Value>) {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            for execution in self.executions(state_machine).await {
-                if execution.name().starts_with(prefix)
-                    && !seen.iter().any(|s| s == execution.execution_arn())
-                    && execution.status() != &ExecutionStatus::Running
-                {
-                    let described = self.sfn.describe_execution().execution_arn(execution.execution_arn()).send().await.unwrap();
-                    let output = described.output().and_then(|o| serde_json::from_str(o).ok());
-                    return (execution.execution_arn().to_string(), execution.status().clone(), output);
-                }
-            }
-            assert!(Instant::now() < deadline, "no execution {prefix}* finished");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        let done = mlops_devstack::finished(&self.sfn, state_machine, prefix, seen).await.unwrap();
+        (done.arn, done.status, done.output)
     }
 
     async fn invoke(&self, function: &str, payload: &Value) -> (Option<String>, Value) {
@@ -401,13 +248,15 @@ fn rows(csv: &str) -> Vec<Value> {
 #[test]
 fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
     let work = tempfile::tempdir().unwrap();
-    let (localstack, python) = LocalStack::start(work.path());
-    let zips = package(work.path(), &python);
+    let venv = venv("tests/localstack/install.sh");
+    let localstack = LocalStack::start(&venv, work.path(), None).unwrap();
+    let zips = mlops_devstack::package(work.path(), &venv.join("bin/python")).unwrap();
     let sizes: BTreeMap<&str, u64> = zips.iter().map(|(name, zip)| (*name, std::fs::metadata(zip).unwrap().len())).collect();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let clients = Clients::new(&localstack.endpoint()).await;
-        let outputs = clients.deploy(&zips).await;
+        let config = localstack.config().await;
+        let clients = Clients::new(&config);
+        let outputs = mlops_devstack::deploy(&config, &localstack.endpoint(), &zips, &PARAMETERS).await.unwrap();
         let (bucket, state_machine, url) = (&outputs["DataBucket"], &outputs["StateMachineArn"], &outputs["PredictUrl"]);
         let alerts = clients.subscribe_queue("alerts", &outputs["AlertTopicArn"]).await;
         let failures = clients.subscribe_queue("failures", &outputs["FailureTopicArn"]).await;
@@ -494,7 +343,7 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         clients.put(bucket, &step_key, step.to_string().into_bytes()).await;
         let task = |key: &str| {
             localstack
-                .command(release_binary("train"))
+                .command(mlops_devstack::release_binary("train"))
                 .env("MLOPS_BUCKET", bucket)
                 .env("MLOPS_STEP_INPUT_KEY", key)
                 .env_remove("AWS_LAMBDA_RUNTIME_API")
@@ -513,13 +362,24 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         // The function URL answers with v1.
         let later = months(121..=243);
         let traffic = rows(&later);
-        let (status, answer) = call_url(localstack.port, url, "/predict", &json!({ "rows": &traffic[..2] }));
+        let (status, answer) = call_url(localstack.port(), url, "/predict", &json!({ "rows": &traffic[..2] }));
         assert_eq!(status, 200, "{answer}\n{}", localstack.log_text());
         assert_eq!(answer["model_version"], "v1");
         assert_eq!(answer["predictions"].as_array().unwrap().len(), 2);
         let first_prediction_after = uploaded_at.elapsed();
-        let (status, refused) = call_url(localstack.port, url, "/predict", &json!({ "rows": [{ "hr": 3 }] }));
+        let (status, refused) = call_url(localstack.port(), url, "/predict", &json!({ "rows": [{ "hr": 3 }] }));
         assert_eq!(status, 422, "{refused}");
+        // The requests' metrics, read back from the function's log group in CloudWatch Logs,
+        // where AWS extracts Embedded Metric Format lines (LocalStack community stores the
+        // lines; it does not extract metrics).
+        let count = |line: &Value, name: &str| line[name].as_f64().unwrap_or(-1.0);
+        let both = |lines: &[Value]| lines.iter().filter(|m| count(m, "Requests") == 1.0).count() >= 2;
+        let metrics = clients.metric_lines(&format!("/aws/lambda/{STACK}-predict"), "PredictLatency", both).await;
+        let served = metrics.iter().find(|m| count(m, "Requests") == 1.0 && m["ModelVersion"] == "v1" && count(m, "ClientErrors") == 0.0);
+        let served = served.unwrap_or_else(|| panic!("no metric line of the first request: {metrics:#?}"));
+        assert!(served["PredictLatency"].as_f64().is_some_and(|ms| ms > 0.0), "{served}");
+        assert_eq!(served["Dataset"], "bikeshare", "{served}");
+        assert!(metrics.iter().any(|m| count(m, "ClientErrors") == 1.0), "the 422 is counted: {metrics:#?}");
 
         // May to August as traffic; the drift state machine alerts on SNS and starts a retrain.
         // In bursts a little over a second apart: the log is written in several files.
@@ -528,7 +388,7 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
                 tokio::time::sleep(Duration::from_millis(1500)).await;
             }
             for chunk in chunks {
-                let (status, _) = call_url(localstack.port, url, "/predict", &json!({ "rows": chunk }));
+                let (status, _) = call_url(localstack.port(), url, "/predict", &json!({ "rows": chunk }));
                 assert_eq!(status, 200);
             }
         }
@@ -567,7 +427,7 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         assert_eq!(output.as_ref().unwrap()["promoted"], true, "{output:?}");
         let swapped = Instant::now() + Duration::from_secs(30);
         let version = loop {
-            let (_, answer) = call_url(localstack.port, url, "/predict", &traffic[0]);
+            let (_, answer) = call_url(localstack.port(), url, "/predict", &traffic[0]);
             if answer["model_version"] == "v2" || Instant::now() > swapped {
                 break answer["model_version"].clone();
             }
@@ -614,7 +474,7 @@ fn the_lifecycle_runs_on_aws_services_emulated_by_localstack() {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut answered = std::collections::BTreeSet::new();
         while answered.len() < 2 && Instant::now() < deadline {
-            let (_, answer) = call_url(localstack.port, url, "/predict", &traffic[0]);
+            let (_, answer) = call_url(localstack.port(), url, "/predict", &traffic[0]);
             answered.insert(answer["model_version"].as_str().unwrap_or_default().to_string());
         }
         assert_eq!(answered, ["v1", "v2"].map(String::from).into(), "requests (each its own routing key) reach both versions");

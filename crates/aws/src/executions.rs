@@ -48,7 +48,7 @@ impl Executions {
         let input = serde_json::to_string(input).map_err(|e| CoreError::Service {
             service: "states start-execution".into(),
             message: format!("the input does not serialise: {e}"),
-            retryable: false,
+            kind: mlops_core::ErrorKind::Internal,
         })?;
         let request = self.client.start_execution().state_machine_arn(&self.state_machine_arn).name(name).input(input);
         match self.runtime.block_on(request.send()) {
@@ -65,7 +65,7 @@ impl Retrainer for Executions {
     fn retrain(&self, dataset: &str, _reason: &str) -> Result<serde_json::Value, CoreError> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis().to_string();
         let name = execution_name(&format!("drift-{dataset}"), &[dataset, &now]);
-        let run = RunRequest { dataset: dataset.to_string(), keys: Vec::new(), trigger: Trigger::Drift };
+        let run = RunRequest { dataset: dataset.to_string(), keys: Vec::new(), trigger: Trigger::Drift, id: None };
         let started = self.start(&name, &run)?;
         Ok(serde_json::to_value(started).expect("serialises"))
     }

@@ -3,11 +3,11 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
-use mlops_core::{Condition, Store, StoreError, Tagged};
+use mlops_core::{Condition, ErrorKind, Store, StoreError, Tagged};
 use std::ops::Range;
 use tokio::runtime::Handle;
 
@@ -58,21 +58,9 @@ impl S3Store {
     }
 }
 
-/// A store error for a failed request: throttling, 5xx and transport failures are retryable.
-fn failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(key: &str, error: SdkError<E, R>) -> StoreError {
-    let retryable = match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
-            code.contains("Throttl") || code == "SlowDown" || code == "InternalError" || code == "ServiceUnavailable"
-        }
-        _ => false,
-    };
-    let message = match error.as_service_error() {
-        Some(service) => format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or_default()),
-        None => DisplayErrorContext(&error).to_string(),
-    };
-    StoreError::Backend { key: key.to_string(), message, retryable }
+/// A store error for a failed request, of the kind [`crate::kind_of`] gives it.
+fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(key: &str, error: SdkError<E, HttpResponse>) -> StoreError {
+    StoreError::Backend { key: key.to_string(), message: crate::error_message(&error), kind: crate::kind_of(&error) }
 }
 
 fn status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
@@ -92,7 +80,7 @@ impl Store for S3Store {
                     let bytes = object.body.collect().await.map_err(|e| StoreError::Backend {
                         key: key.into(),
                         message: e.to_string(),
-                        retryable: true,
+                        kind: ErrorKind::Transient,
                     })?;
                     Ok(Some(Tagged { bytes: bytes.into_bytes().to_vec(), etag }))
                 }
@@ -123,7 +111,7 @@ impl Store for S3Store {
                     let bytes = object.body.collect().await.map_err(|e| StoreError::Backend {
                         key: key.into(),
                         message: e.to_string(),
-                        retryable: true,
+                        kind: ErrorKind::Transient,
                     })?;
                     Ok(Some(bytes.into_bytes().to_vec()))
                 }

@@ -37,6 +37,11 @@ pub struct RunRequest {
     pub keys: Vec<String>,
     #[serde(default)]
     pub trigger: Trigger,
+    /// The run's id, when the caller names it (a sample event, a replay): its plan, batch and
+    /// run take it, so the events that follow can name them. A stamp (`20261204T190703Z-sample`,
+    /// see `mlops_pipeline::stages::named_or_stamped`); a fresh one each run when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// A prep plan, by reference: written by prep's plan step, read by the Distributed Map over its
@@ -138,6 +143,9 @@ pub struct ScoreRequest {
     pub dataset: String,
     /// The file's key, under `batch/DATASET/`.
     pub key: String,
+    /// The scoring's id, when the caller names it (as [`RunRequest::id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// A scoring plan, by reference: written by the score function's plan step, read by the
@@ -241,6 +249,9 @@ pub enum FileStatus {
 pub struct PrepOutput {
     pub dataset: String,
     pub trigger: Trigger,
+    /// The id the request named ([`RunRequest::id`]), which the run takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The processed batch written, if any file had valid rows.
     pub batch: Option<String>,
     pub files: Vec<FileOutcome>,
@@ -363,6 +374,12 @@ impl StageInput for TrainStep {
     fn dataset(&self) -> &str {
         match self {
             TrainStep::Candidate { features, .. } | TrainStep::Collect { features } => &features.dataset,
+        }
+    }
+
+    fn run_id(&self) -> Option<&str> {
+        match self {
+            TrainStep::Candidate { features, .. } | TrainStep::Collect { features } => Some(&features.run_id),
         }
     }
 }
@@ -557,6 +574,11 @@ pub enum DriftRound {
 /// The input of a pipeline stage names the dataset whose spec the stage runs with.
 pub trait StageInput {
     fn dataset(&self) -> &str;
+
+    /// The run the input belongs to, once there is one (from features on).
+    fn run_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl StageInput for RunRequest {
@@ -612,5 +634,9 @@ impl StageInput for FeaturesOutput {
 impl StageInput for TrainOutput {
     fn dataset(&self) -> &str {
         &self.features.dataset
+    }
+
+    fn run_id(&self) -> Option<&str> {
+        Some(&self.features.run_id)
     }
 }

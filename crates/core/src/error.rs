@@ -1,30 +1,7 @@
-//! The core's error type, and the one classification of failures that the pipeline, the Lambda
-//! functions and the state machine share.
+//! The core's error type.
 
+use crate::kind::ErrorKind;
 use crate::store::StoreError;
-
-/// What kind of failure an error is: the state machine retries `Transient` with backoff and
-/// fails fast on the others (`Retry`/`Catch` in `statemachine/pipeline.asl.json` name these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The data, the spec or a request cannot be used as they are: trying again will not help.
-    BadInput,
-    /// A store or a service failed in a way that may pass.
-    Transient,
-    /// Anything else: a bug, or stored data that should be readable and is not.
-    Internal,
-}
-
-impl ErrorKind {
-    /// The name Lambda reports as the error type and the state machine matches.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::BadInput => "BadInput",
-            ErrorKind::Transient => "Transient",
-            ErrorKind::Internal => "Internal",
-        }
-    }
-}
 
 /// What failed, and where.
 #[derive(Debug, thiserror::Error)]
@@ -50,27 +27,24 @@ pub enum CoreError {
     Registry(String),
     /// A service the pipeline calls (a notifier, a retrainer) failed.
     #[error("{service}: {message}")]
-    Service { service: String, message: String, retryable: bool },
+    Service { service: String, message: String, kind: ErrorKind },
 }
 
 impl CoreError {
-    /// The kind of failure: a spec, data or candidate problem is bad input; a retryable one is
-    /// transient; the rest internal.
+    /// The kind of failure: a spec, data or candidate problem is bad input; a lost race is
+    /// transient; a store or a service says what its failure was; the rest is internal.
     pub fn kind(&self) -> ErrorKind {
         match self {
             CoreError::Spec { .. } | CoreError::BadInput(_) | CoreError::Model { .. } => ErrorKind::BadInput,
-            e if e.is_retryable() => ErrorKind::Transient,
-            _ => ErrorKind::Internal,
+            CoreError::Conflict { .. } => ErrorKind::Transient,
+            CoreError::Store(e) => e.kind(),
+            CoreError::Service { kind, .. } => *kind,
+            CoreError::Corrupt { .. } | CoreError::Registry(_) => ErrorKind::Internal,
         }
     }
 
     /// Whether trying again may succeed (a transient store failure or a lost race).
     pub fn is_retryable(&self) -> bool {
-        match self {
-            CoreError::Store(e) => e.is_retryable(),
-            CoreError::Conflict { .. } => true,
-            CoreError::Service { retryable, .. } => *retryable,
-            _ => false,
-        }
+        self.kind() == ErrorKind::Transient
     }
 }

@@ -14,18 +14,31 @@ pub enum StoreError {
     /// A conditional write found the object in another state than expected.
     #[error("{key}: the object changed since it was read (conditional write refused)")]
     PreconditionFailed { key: String },
+    /// The backend failed; `kind` says whether trying again may help.
     #[error("{key}: {message}")]
-    Backend { key: String, message: String, retryable: bool },
+    Backend { key: String, message: String, kind: crate::ErrorKind },
 }
 
 impl StoreError {
+    /// The kind of failure: a lost conditional write is internal to the caller's protocol.
+    pub fn kind(&self) -> crate::ErrorKind {
+        match self {
+            StoreError::PreconditionFailed { .. } => crate::ErrorKind::Internal,
+            StoreError::Backend { kind, .. } => *kind,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Backend { retryable: true, .. })
+        self.kind() == crate::ErrorKind::Transient
     }
 
     fn io(key: &str, error: std::io::Error) -> StoreError {
-        let retryable = matches!(error.kind(), ErrorKind::Interrupted | ErrorKind::TimedOut | ErrorKind::WouldBlock);
-        StoreError::Backend { key: key.to_string(), message: error.to_string(), retryable }
+        let kind = match error.kind() {
+            ErrorKind::Interrupted | ErrorKind::TimedOut | ErrorKind::WouldBlock => crate::ErrorKind::Transient,
+            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => crate::ErrorKind::Configuration,
+            _ => crate::ErrorKind::Internal,
+        };
+        StoreError::Backend { key: key.to_string(), message: error.to_string(), kind }
     }
 }
 
@@ -95,7 +108,7 @@ impl FsStore {
     pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         let bad = key.is_empty() || key.starts_with('/') || key.split('/').any(|part| part.is_empty() || part == "." || part == "..");
         if bad {
-            return Err(StoreError::Backend { key: key.to_string(), message: "invalid key".into(), retryable: false });
+            return Err(StoreError::Backend { key: key.to_string(), message: "invalid key".into(), kind: crate::ErrorKind::Internal });
         }
         Ok(self.root.join(key))
     }

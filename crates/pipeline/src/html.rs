@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use mlops_core::drift::{FeatureDrift, Histogram, Tails, Verdict};
+use mlops_core::drift::{self, FeatureDrift, Histogram, Tails, Verdict};
 
 use mlops_core::contracts::{DriftReport, RunRecord};
 
@@ -396,13 +396,14 @@ pub fn render_run(record: &RunRecord, holdout: &Holdout, importance: &[(String, 
     html
 }
 
-/// A histogram of residuals, on the range that holds all but the outer 1% on each side.
+/// A histogram of residuals, on their [`drift::chart_range`].
 fn residual_svg(residuals: &[f64]) -> String {
     let mut sorted: Vec<f64> = residuals.iter().copied().filter(|r| r.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
-    let Some((&first, &last)) = sorted.first().zip(sorted.last()) else { return String::new() };
-    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-    let (low, high) = if at(0.99) > at(0.01) { (at(0.01), at(0.99)) } else { (first, last.max(first + 1.0)) };
+    let Some(drift::ChartRange { low, high, clipped }) = drift::chart_range(&[drift::stats::Sorted::plain(&sorted)]) else {
+        return String::new();
+    };
+    let high = if high > low { high } else { low + 1.0 };
     let bins = 30;
     let width = (high - low) / f64::from(bins);
     let mut counts = vec![0usize; bins as usize];
@@ -427,9 +428,10 @@ fn residual_svg(residuals: &[f64]) -> String {
             from + width
         );
     }
+    let range = if clipped { format!(" (1st to 99th percentile; {below} rows below, {above} above, not drawn)") } else { String::new() };
     let _ = write!(
         svg,
-        r#"<text x="{pad}" y="{:.0}" font-size="10">{low:.2}</text><text x="{:.0}" y="{:.0}" font-size="10" text-anchor="end">{high:.2} (1st to 99th percentile; {below} rows below, {above} above, not drawn)</text></svg>"#,
+        r#"<text x="{pad}" y="{:.0}" font-size="10">{low:.2}</text><text x="{:.0}" y="{:.0}" font-size="10" text-anchor="end">{high:.2}{range}</text></svg>"#,
         h - 6.0,
         w - pad,
         h - 6.0

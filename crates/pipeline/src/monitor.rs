@@ -344,11 +344,11 @@ pub struct LocalRetrainer<'a> {
 
 impl Retrainer for LocalRetrainer<'_> {
     fn retrain(&self, dataset: &str, _reason: &str) -> Result<serde_json::Value, CoreError> {
-        let request = RunRequest { dataset: dataset.to_string(), keys: Vec::new(), trigger: Trigger::Drift };
+        let request = RunRequest { dataset: dataset.to_string(), keys: Vec::new(), trigger: Trigger::Drift, id: None };
         let record = crate::stages::run(self.store, self.spec, &request, &crate::stages::quiet).map_err(|e| CoreError::Service {
             service: "retrain".into(),
             message: e.to_string(),
-            retryable: e.is_retryable(),
+            kind: e.kind(),
         })?;
         Ok(serde_json::to_value(record).expect("run records serialise"))
     }

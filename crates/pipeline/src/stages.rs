@@ -46,6 +46,34 @@ pub(crate) fn stamped_id() -> String {
     format!("{stamp}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
 }
 
+/// The id a request named, checked to be a stamp like [`stamped_id`]'s (a UTC time, `-`, then 1
+/// to 16 lowercase letters or digits: it sorts with the others and is safe in a key), or else a
+/// fresh stamp.
+pub fn named_or_stamped(named: Option<&str>) -> Result<String, PipelineError> {
+    let Some(id) = named else { return Ok(stamped_id()) };
+    let stamp_ok = id.get(..16).is_some_and(|stamp| jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", stamp).is_ok());
+    let suffix = id.get(16..).and_then(|rest| rest.strip_prefix('-')).unwrap_or_default();
+    let suffix_ok = (1..=16).contains(&suffix.len()) && suffix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if stamp_ok && suffix_ok {
+        Ok(id.to_string())
+    } else {
+        Err(PipelineError::bad_input(format!(
+            "id '{id}': a named run is a UTC stamp, '-' and 1 to 16 lowercase letters or digits, as 20261204T190703Z-sample"
+        )))
+    }
+}
+
+/// Refuses a named run whose plan (`plan_key`) is already in the store: a named run runs once
+/// per store, so it never picks up the outputs of an earlier one.
+pub(crate) fn check_first_plan(store: &dyn Store, plan_key: &str, named: Option<&str>) -> Result<(), PipelineError> {
+    match named {
+        Some(id) if store.etag(plan_key)?.is_some() => Err(PipelineError::bad_input(format!(
+            "id '{id}': {plan_key} exists, so this named run has run in this store before; name another, or leave the id out"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Which raw files prep has handled, by key.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Manifest {
@@ -119,6 +147,7 @@ pub fn prep_plan(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: S
     let plan = plan_prep(store, spec, request, sizing)?;
     let items: Vec<MapItem> = (0..plan.items.len()).map(|item| MapItem { item }).collect();
     let shards = plan.items.iter().map(Vec::len).sum();
+    check_first_plan(store, &keys.prep_plan(&plan.id), request.id.as_deref())?;
     store.write_json(&keys.prep_plan(&plan.id), &plan)?;
     store.write_json(&keys.prep_items(&plan.id), &items)?;
     tracing::info!(plan = %plan.id, files = plan.files.len(), shards, items = items.len(), buckets = plan.buckets, "planned");
@@ -234,7 +263,7 @@ fn plan_prep(store: &dyn Store, spec: &Spec, request: &RunRequest, sizing: Sizin
     let keys = Keys { dataset: &spec.name };
     let raw_prefix = keys.raw_prefix();
     let files = if request.keys.is_empty() { unprocessed(store, &spec.name)? } else { request.keys.clone() };
-    Plan::new(store, &raw_prefix, stamped_id(), request.clone(), files, sizing)
+    Plan::new(store, &raw_prefix, named_or_stamped(request.id.as_deref())?, request.clone(), files, sizing)
 }
 
 /// What prep's merge decided: the batch, what became of each file, and the shards whose valid
@@ -339,7 +368,8 @@ fn merge_shards(
         let mut rows = mlops_prep::stack(quarantine_tables)?;
         store.put(&keys.prep_quarantine(&plan.id), &mlops_prep::to_csv(&mut rows)?)?;
     }
-    Ok((Merged { plan: plan.id.clone(), batch: stamped_id(), files: outcomes, entries, admitted }, held))
+    let batch = named_or_stamped(plan.request.id.as_deref())?;
+    Ok((Merged { plan: plan.id.clone(), batch, files: outcomes, entries, admitted }, held))
 }
 
 /// Removes the rows of one bucket (`pieces`: its rows in each admitted shard, in order) that
@@ -388,6 +418,7 @@ fn finish_batch(
     let mut output = PrepOutput {
         dataset: spec.name.clone(),
         trigger: request.trigger,
+        id: request.id.clone(),
         batch: None,
         files,
         rows_in,
@@ -546,7 +577,7 @@ fn featurise(
     let (data_hash, rows, rows_train, rows_holdout) = (set.data_hash.clone(), set.y.len(), set.split.train.len(), set.split.holdout.len());
     // A stage that hands the set on keeps it whole; alone, it frees the rows as it fits.
     let (features, kept) = if keep { (set.fit_features(spec)?, Some(set)) } else { (set.into_features(spec)?, None) };
-    let run_id = stamped_id();
+    let run_id = named_or_stamped(prep.id.as_deref())?;
     let features_key = keys.features(&run_id);
     let output = FeaturesOutput {
         dataset: spec.name.clone(),
@@ -634,7 +665,7 @@ pub fn train_collect(store: &dyn Store, spec: &Spec, input: FeaturesOutput) -> R
         .map(|name| {
             let key = keys.candidate_outcome(&input.run_id, name);
             store.read_json(&key)?.ok_or_else(|| {
-                PipelineError::corrupt(&key, format!("candidate '{name}' has no outcome: its Map iteration failed or has not run"))
+                PipelineError::bad_input(format!("{key}: candidate '{name}' has no outcome: its Map iteration failed or has not run"))
             })
         })
         .collect::<Result<Vec<CandidateOutcome>, _>>()?;
@@ -828,7 +859,9 @@ fn register_with(
     let metric = spec.metric();
     let run = &input.features;
     let best = input.candidates.iter().find(|c| c.name == input.best).expect("the best candidate is a candidate");
-    let artifact_bytes = store.get(&best.artifact_key)?.ok_or_else(|| PipelineError::corrupt(&best.artifact_key, "missing"))?;
+    let artifact_bytes = store.get(&best.artifact_key)?.ok_or_else(|| {
+        PipelineError::bad_input(format!("{}: the model of candidate '{}' in this run does not exist", best.artifact_key, best.name))
+    })?;
     let artifact = ModelArtifact::from_bytes(&artifact_bytes, &best.artifact_key)?;
     let state = read_feature_state(store, &run.features_key)?;
     // Rebuilt only when there is a champion to evaluate on this run's holdout, or a new version's

@@ -233,7 +233,7 @@ fn trained_store() -> (tempfile::TempDir, Arc<FsStore>, Spec) {
     let store = FsStore::new(dir.path());
     let spec = Spec::parse(SPEC, "toy.toml").unwrap();
     store.put("raw/toy/seed.csv", csv(300).as_bytes()).unwrap();
-    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual };
+    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual, id: None };
     let record = stages::run(&store, &spec, &request, &stages::quiet).unwrap();
     assert!(record.promoted);
     (dir, Arc::new(store), spec)
@@ -262,7 +262,7 @@ fn bad_csv_files_are_quarantined_or_rejected_never_a_panic() {
             let _ = mlops_prep::parse_csv(&key, &bytes, &spec);
             store.put(&key, &bytes).unwrap();
             let before = snapshot(&store, &KEPT);
-            let request = RunRequest { dataset: "toy".into(), keys: vec![key.clone()], trigger: Trigger::Upload };
+            let request = RunRequest { dataset: "toy".into(), keys: vec![key.clone()], trigger: Trigger::Upload, id: None };
             if let Ok(output) = stages::prep(store.as_ref(), &spec, &request) {
                 prop_assert_eq!(output.files.len(), 1);
             }

@@ -25,6 +25,7 @@ use mlops_core::{Notifier, Retrainer};
 use mlops_pipeline::monitor::logs::{self, LogSizing};
 use mlops_pipeline::monitor::{self, Current};
 use serde::Serialize;
+use tracing::Instrument;
 
 struct Clients {
     store: Arc<dyn Store>,
@@ -46,25 +47,30 @@ enum Answer {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let default = LogSizing::default();
-    let sizing = LogSizing {
-        files_per_item: env_or("MLOPS_DRIFT_FILES_PER_ITEM", default.files_per_item, "a whole number")?,
-        items_per_round: env_or("MLOPS_DRIFT_ITEMS_PER_ROUND", default.items_per_round, "a whole number")?,
-    };
-    let max_concurrency = env_or("MLOPS_MAP_CONCURRENCY", mlops_pipeline::stages::shards::MAP_CONCURRENCY, "a whole number")?;
-    let config = mlops_aws::config().await;
-    let clients = Arc::new(Clients {
-        store: Arc::new(S3Store::new(&config, env("MLOPS_BUCKET")?)),
-        notifier: Arc::new(SnsNotifier::new(&config, env("MLOPS_ALERT_TOPIC_ARN")?)),
-        retrainer: Arc::new(Executions::new(&config, env("MLOPS_STATE_MACHINE_ARN")?)),
-        sizing,
-        max_concurrency,
-    });
+    let clients = Arc::new(
+        lambda::cold_start(async {
+            let default = LogSizing::default();
+            let sizing = LogSizing {
+                files_per_item: env_or("MLOPS_DRIFT_FILES_PER_ITEM", default.files_per_item, "a whole number")?,
+                items_per_round: env_or("MLOPS_DRIFT_ITEMS_PER_ROUND", default.items_per_round, "a whole number")?,
+            };
+            let max_concurrency = env_or("MLOPS_MAP_CONCURRENCY", mlops_pipeline::stages::shards::MAP_CONCURRENCY, "a whole number")?;
+            let config = mlops_aws::config().await?;
+            Ok(Clients {
+                store: Arc::new(S3Store::new(&config, env("MLOPS_BUCKET")?)),
+                notifier: Arc::new(SnsNotifier::new(&config, env("MLOPS_ALERT_TOPIC_ARN")?)),
+                retrainer: Arc::new(Executions::new(&config, env("MLOPS_STATE_MACHINE_ARN")?)),
+                sizing,
+                max_concurrency,
+            })
+        })
+        .await,
+    );
     lambda_runtime::run(service_fn(|event: LambdaEvent<DriftInput>| handle(clients.clone(), event.payload))).await
 }
 
 async fn handle(clients: Arc<Clients>, input: DriftInput) -> Result<Answer, Failure> {
+    let span = lambda::work_span(&input);
     lambda::blocking(move || {
         let Clients { store, notifier, retrainer, sizing, max_concurrency } = clients.as_ref();
         let (store, notifier, retrainer) = (store.as_ref(), notifier.as_ref(), retrainer.as_ref());
@@ -82,5 +88,6 @@ async fn handle(clients: Arc<Clients>, input: DriftInput) -> Result<Answer, Fail
         }
         Ok(answer)
     })
+    .instrument(span)
     .await
 }

@@ -1,7 +1,7 @@
 //! The features stage: all processed batches merged and split, the features fitted.
 //!
 //! Input: `PrepOutput`; output: `FeaturesOutput` (see `mlops_core::contracts`). Errors are typed
-//! `BadInput` (fail fast), `Transient` (the state machine retries) or `Internal`.
+//! `BadInput`, `Configuration` or `Internal` (fail fast), or `Transient` (the state machine retries).
 
 use mlops_aws::lambda;
 use mlops_core::contracts::PrepOutput;

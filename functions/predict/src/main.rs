@@ -18,16 +18,19 @@ use lambda_http::RequestExt;
 use mlops_aws::{lambda, metrics};
 use mlops_core::Store;
 use mlops_core::{Service, ServiceOptions};
+use tracing::Instrument;
 
 /// How often buffered log lines are written while the environment runs.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda::init_tracing();
-    let config = mlops_aws::config().await;
-    let store: Arc<dyn Store> = Arc::new(mlops_aws::s3::S3Store::new(&config, mlops_aws::env("MLOPS_BUCKET")?));
-    let dataset: Arc<str> = mlops_aws::env("MLOPS_DATASET")?.into();
+    let (store, dataset) = lambda::cold_start(async {
+        let config = mlops_aws::config().await?;
+        let store: Arc<dyn Store> = Arc::new(mlops_aws::s3::S3Store::new(&config, mlops_aws::env("MLOPS_BUCKET")?));
+        Ok((store, Arc::<str>::from(mlops_aws::env("MLOPS_DATASET")?)))
+    })
+    .await;
     let options = ServiceOptions { flush_on_batch: false, ..ServiceOptions::default() };
     let named = dataset.clone();
     let service = Arc::new(tokio::task::spawn_blocking(move || Service::new(store, &named, options)).await?);
@@ -70,11 +73,17 @@ async fn invocation(State((service, dataset)): State<(Arc<Service>, Arc<str>)>, 
     {
         request.headers_mut().insert("x-request-id", id);
     }
-    if let Err(error) = tokio::task::spawn_blocking(move || service.refresh_if_due()).await {
-        tracing::warn!("refreshing the model failed: {error}");
+    let span = tracing::info_span!("request", dataset = &*dataset, model_version = tracing::field::Empty);
+    let refreshing = span.clone();
+    if let Err(error) = tokio::task::spawn_blocking(move || refreshing.in_scope(|| service.refresh_if_due())).await {
+        tracing::warn!(parent: &span, "refreshing the model failed: {error}");
     }
-    let response = next.run(request).await;
+    let response = next.run(request).instrument(span.clone()).await;
     let version = response.headers().get("x-model-version").and_then(|v| v.to_str().ok());
+    span.record("model_version", version);
+    if response.status().is_server_error() {
+        tracing::error!(parent: &span, status = response.status().as_u16(), "answered with a server error");
+    }
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     metrics::emit(&[metrics::request_line(&dataset, version, response.status().as_u16(), latency_ms, metrics::now())]);
     response
@@ -95,7 +104,7 @@ mod tests {
         let csv = include_str!("../../../data/bikeshare/Bikeshare.csv");
         let head: String = csv.lines().take(1500).map(|l| format!("{l}\n")).collect();
         store.put("raw/bikeshare/head.csv", head.as_bytes()).unwrap();
-        let request = RunRequest { dataset: "bikeshare".into(), keys: Vec::new(), trigger: Trigger::Manual };
+        let request = RunRequest { dataset: "bikeshare".into(), keys: Vec::new(), trigger: Trigger::Manual, id: None };
         mlops_pipeline::stages::run(&store, &spec, &request, &mlops_pipeline::stages::quiet).unwrap();
         (dir, Arc::new(store))
     }

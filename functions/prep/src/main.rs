@@ -27,7 +27,7 @@ enum Answer {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sizing = mlops_aws::sizing()?;
+    let sizing = lambda::cold_start(async { mlops_aws::sizing() }).await;
     lambda::run_stage(move |store, spec, step: PrepStep| match step {
         PrepStep::Plan { request } => stages::prep_plan(store, spec, &request, sizing).map(Answer::Planned),
         PrepStep::Shard(item) => stages::prep_shard(store, spec, &item).map(Answer::Item),

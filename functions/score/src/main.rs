@@ -26,7 +26,7 @@ enum Answer {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sizing = mlops_aws::sizing()?;
+    let sizing = lambda::cold_start(async { mlops_aws::sizing() }).await;
     lambda::run_stage(move |store, _spec, step: ScoreStep| match step {
         ScoreStep::Plan { request } => sharded::plan(store, &request, sizing).map(Answer::Planned),
         ScoreStep::Shard(item) => sharded::score_item(store, &item).map(Answer::Item),

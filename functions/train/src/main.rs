@@ -5,7 +5,7 @@
 //! outcome and answers `TrainOutput`. With `MLOPS_BOOSTING_ROUNDS_PER_INVOCATION` set, a
 //! gradient-boosting candidate stops after that many rounds, saves a checkpoint and answers
 //! `paused`; the state machine invokes it again with `resume` until it is done. Errors are typed
-//! `BadInput` (fail fast), `Transient` (the state machine retries) or `Internal`.
+//! `BadInput`, `Configuration` or `Internal` (fail fast), or `Transient` (the state machine retries).
 
 use std::num::NonZeroUsize;
 
@@ -30,7 +30,9 @@ enum Answer {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // Boosting rounds per invocation: 0 (the default) fits a candidate in one invocation.
-    let rounds = NonZeroUsize::new(mlops_aws::env_or("MLOPS_BOOSTING_ROUNDS_PER_INVOCATION", 0, "a whole number of rounds")?);
+    let rounds =
+        lambda::cold_start(async { mlops_aws::env_or("MLOPS_BOOSTING_ROUNDS_PER_INVOCATION", 0, "a whole number of rounds") }).await;
+    let rounds = NonZeroUsize::new(rounds);
     lambda::run_stage(move |store, spec, step: TrainStep| match step {
         TrainStep::Candidate { candidate, features, resume } => {
             stages::train_candidate_step(store, spec, &features, &candidate, resume.as_ref(), rounds).map(Answer::Candidate)

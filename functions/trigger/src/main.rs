@@ -20,12 +20,16 @@ struct Machines {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_tracing();
-    let config = mlops_aws::config().await;
-    let machines = Arc::new(Machines {
-        pipeline: Executions::new(&config, mlops_aws::env("MLOPS_STATE_MACHINE_ARN")?),
-        score: Executions::new(&config, mlops_aws::env("MLOPS_SCORE_STATE_MACHINE_ARN")?),
-    });
+    let machines = Arc::new(
+        lambda::cold_start(async {
+            let config = mlops_aws::config().await?;
+            Ok(Machines {
+                pipeline: Executions::new(&config, mlops_aws::env("MLOPS_STATE_MACHINE_ARN")?),
+                score: Executions::new(&config, mlops_aws::env("MLOPS_SCORE_STATE_MACHINE_ARN")?),
+            })
+        })
+        .await,
+    );
     lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| handle(machines.clone(), event.payload))).await
 }
 
@@ -77,8 +81,8 @@ fn uploads(event: &S3Event) -> Vec<Upload> {
             }
             let dataset = dataset.to_string();
             let asked = match prefix {
-                "raw" => Asked::Run(RunRequest { dataset, keys: vec![key.clone()], trigger: Trigger::Upload }),
-                "batch" => Asked::Score(ScoreRequest { dataset, key: key.clone() }),
+                "raw" => Asked::Run(RunRequest { dataset, keys: vec![key.clone()], trigger: Trigger::Upload, id: None }),
+                "batch" => Asked::Score(ScoreRequest { dataset, key: key.clone(), id: None }),
                 _ => return None,
             };
             let etag = record.s3.object.e_tag.clone().unwrap_or_default();
@@ -115,8 +119,12 @@ mod tests {
     fn the_sample_event_asks_for_one_run_of_its_dataset() {
         let event: S3Event = serde_json::from_str(include_str!("../../../events/trigger.json")).unwrap();
         let uploads = uploads(&event);
-        let run =
-            RunRequest { dataset: "bikeshare".into(), keys: vec!["raw/bikeshare/Bikeshare 2011.csv".into()], trigger: Trigger::Upload };
+        let run = RunRequest {
+            dataset: "bikeshare".into(),
+            keys: vec!["raw/bikeshare/Bikeshare 2011.csv".into()],
+            trigger: Trigger::Upload,
+            id: None,
+        };
         assert_eq!(uploads.iter().map(|u| &u.asked).collect::<Vec<_>>(), [&Asked::Run(run)]);
     }
 
@@ -125,7 +133,7 @@ mod tests {
         let mut event: S3Event = serde_json::from_str(include_str!("../../../events/trigger.json")).unwrap();
         event.records[0].s3.object.key = Some("batch/bikeshare/2011/May+day.csv".into());
         let uploads = uploads(&event);
-        let score = ScoreRequest { dataset: "bikeshare".into(), key: "batch/bikeshare/2011/May day.csv".into() };
+        let score = ScoreRequest { dataset: "bikeshare".into(), key: "batch/bikeshare/2011/May day.csv".into(), id: None };
         assert_eq!(uploads.iter().map(|u| &u.asked).collect::<Vec<_>>(), [&Asked::Score(score)]);
         assert!(uploads[0].execution_name().starts_with("score-bikeshare-"), "{}", uploads[0].execution_name());
     }

@@ -342,29 +342,37 @@ fn compare_numeric(column: &str, reference: &[f64], current: Sorted, policy: &Dr
     }
 }
 
-/// Share of values a histogram leaves out of its range on each side, at most: the range runs
-/// from the 1st to the 99th percentile of both samples, so that a heavy tail or an outlier does
-/// not squeeze every other value into one bin.
+/// Share of values a chart leaves out of its range on each side, at most.
 const CLIPPED_SHARE: f64 = 0.01;
 
-/// Twenty equal-width bins over the range that holds all but the outer 1% of each sample on
-/// each side, the values beyond it counted as tails, when the full range is more than twice as
-/// wide; else over the full range.
+/// The range a chart of some samples draws.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChartRange {
+    pub low: f64,
+    pub high: f64,
+    /// Whether values lie beyond the range (they are counted as tails, not drawn).
+    pub clipped: bool,
+}
+
+/// The range a chart of `samples` draws: from the lowest 1st to the highest 99th percentile of
+/// the samples when their full range is more than twice as wide (the tails would take more than
+/// half the axis), so that a heavy tail or an outlier does not squeeze every other value into
+/// one bin; else the full range. `None` when every sample is empty.
+pub fn chart_range(samples: &[Sorted]) -> Option<ChartRange> {
+    let samples: Vec<Sorted> = samples.iter().copied().filter(|s| !s.values.is_empty()).collect();
+    let low = samples.iter().filter_map(|s| stats::weighted_quantile(*s, CLIPPED_SHARE)).reduce(f64::min)?;
+    let high = samples.iter().filter_map(|s| stats::weighted_quantile(*s, 1.0 - CLIPPED_SHARE)).reduce(f64::max)?;
+    let (min, max) = samples.iter().flat_map(|s| s.values).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let clipped = high > low && max - min > 2.0 * (high - low);
+    Some(if clipped { ChartRange { low, high, clipped } } else { ChartRange { low: min, high: max, clipped } })
+}
+
+/// Twenty equal-width bins over [`chart_range`], the values beyond it counted as tails.
 fn numeric_histogram(reference: &[f64], current: Sorted) -> Histogram {
     let reference = Sorted::plain(reference);
-    let (Some(low), Some(high)) = (
-        stats::weighted_quantile(reference, CLIPPED_SHARE).zip(stats::weighted_quantile(current, CLIPPED_SHARE)).map(|(a, b)| a.min(b)),
-        stats::weighted_quantile(reference, 1.0 - CLIPPED_SHARE)
-            .zip(stats::weighted_quantile(current, 1.0 - CLIPPED_SHARE))
-            .map(|(a, b)| a.max(b)),
-    ) else {
+    let Some(ChartRange { low, high, clipped }) = chart_range(&[reference, current]) else {
         return Histogram::default();
     };
-    let (min, max) =
-        reference.values.iter().chain(current.values).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    // Clipped only when the tails would take more than half the axis.
-    let clipped = high > low && max - min > 2.0 * (high - low);
-    let (low, high) = if clipped { (low, high) } else { (min, max) };
     let bins = 20;
     let width = if high > low { (high - low) / f64::from(bins) } else { 1.0 };
     // Edges below the first bin and past the last one (closed at `high`), so that the first and

@@ -37,7 +37,7 @@ fn trained() -> (tempfile::TempDir, FsStore, Spec, RunRequest) {
     let store = FsStore::new(dir.path());
     let spec = Spec::parse(SPEC, "toy").unwrap();
     store.put("raw/toy/a.csv", csv(1000, 0, 0.0).as_bytes()).unwrap();
-    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual };
+    let request = RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual, id: None };
     run(&store, &spec, &request, &quiet).unwrap();
     (dir, store, spec, request)
 }
@@ -163,7 +163,11 @@ struct Unavailable;
 
 impl Retrainer for Unavailable {
     fn retrain(&self, _dataset: &str, _reason: &str) -> Result<serde_json::Value, CoreError> {
-        Err(CoreError::Service { service: "states start-execution".into(), message: "unavailable".into(), retryable: true })
+        Err(CoreError::Service {
+            service: "states start-execution".into(),
+            message: "unavailable".into(),
+            kind: mlops_core::ErrorKind::Transient,
+        })
     }
 }
 

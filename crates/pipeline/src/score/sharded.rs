@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{Batch, Counts, Header, REJECT_COLUMNS, written};
 use crate::PipelineError;
 use crate::stages::shards::{ShardBytes, Sizing};
-use crate::stages::{MapItem, stamped_id};
+use crate::stages::{MapItem, check_first_plan, named_or_stamped};
 
 /// The parts of a shard, and of the outputs.
 const SCORES: &str = "scores.csv";
@@ -96,7 +96,7 @@ pub fn plan(store: &dyn Store, request: &ScoreRequest, sizing: Sizing) -> Result
     batch.output_columns(key, &header)?;
     let shards: Vec<usize> = (0..mlops_prep::cut_bytes(key, size, sizing.shard_bytes).len()).collect();
     let plan = Plan {
-        id: stamped_id(),
+        id: named_or_stamped(request.id.as_deref())?,
         key: key.to_string(),
         name: name.to_string(),
         size,
@@ -110,6 +110,7 @@ pub fn plan(store: &dyn Store, request: &ScoreRequest, sizing: Sizing) -> Result
         items: shards.chunks(sizing.shards_per_item.max(1)).map(<[usize]>::to_vec).collect(),
     };
     let items: Vec<MapItem> = (0..plan.items.len()).map(|item| MapItem { item }).collect();
+    check_first_plan(store, &keys.score_plan(&plan.id), request.id.as_deref())?;
     store.write_json(&keys.score_plan(&plan.id), &plan)?;
     store.write_json(&keys.score_items(&plan.id), &items)?;
     tracing::info!(plan = %plan.id, %key, version = %plan.version, shards = shards.len(), items = items.len(), "scoring planned");

@@ -16,7 +16,7 @@ pub(super) fn trained() -> (tempfile::TempDir, FsStore, Spec) {
         text.push_str(&format!("{x},{},{}\n", ["a", "b", "c"][i % 3], 2.0 * x + (i % 5) as f64));
     }
     store.put("raw/toy/a.csv", text.as_bytes()).unwrap();
-    run(&store, &spec, &RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual }, &quiet).unwrap();
+    run(&store, &spec, &RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual, id: None }, &quiet).unwrap();
     (dir, store, spec)
 }
 

@@ -31,7 +31,7 @@ fn store_with(files: &[(&str, &str)]) -> (tempfile::TempDir, FsStore) {
 }
 
 fn request() -> RunRequest {
-    RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual }
+    RunRequest { dataset: "toy".into(), keys: Vec::new(), trigger: Trigger::Manual, id: None }
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn batch_csv(rows: usize) -> String {
 
 /// Runs the plan, the map items (all but `skipped`) and the finish, as the state machine does.
 fn scored_in_shards(store: &FsStore, skipped: Option<usize>) -> (ScorePlanned, Result<ScoredFile, PipelineError>) {
-    let request = ScoreRequest { dataset: "toy".into(), key: KEY.into() };
+    let request = ScoreRequest { dataset: "toy".into(), key: KEY.into(), id: None };
     let planned = plan(store, &request, sizing()).unwrap();
     for item in (0..planned.items).filter(|item| Some(*item) != skipped) {
         score_item(store, &ScoreItem { dataset: "toy".into(), plan: planned.plan.clone(), item }).unwrap();
@@ -126,7 +126,8 @@ fn a_quoted_line_break_across_a_cut_has_the_file_scored_whole() {
 #[test]
 fn a_file_that_cannot_be_scored_fails_at_the_plan_naming_it() {
     let (_dir, store, _spec) = trained();
-    let plan_of = |key: &str| plan(&store, &ScoreRequest { dataset: "toy".into(), key: key.into() }, sizing()).unwrap_err().to_string();
+    let plan_of =
+        |key: &str| plan(&store, &ScoreRequest { dataset: "toy".into(), key: key.into(), id: None }, sizing()).unwrap_err().to_string();
     store.put("batch/toy/colour.csv", b"x,group,colour\n1,a,red\n").unwrap();
     let error = plan_of("batch/toy/colour.csv");
     assert!(error.contains("batch/toy/colour.csv: the column 'colour' is not in the model's schema"), "{error}");
